@@ -1,0 +1,45 @@
+//! linechat: a line-oriented chat daemon you can reach with `nc`, with every message stored in
+//! SQLite and history you can query.
+//!
+//! # Layout
+//! - [`config`]: flags -> validated [`config::Config`], defaults as named constants.
+//! - [`server`]: the accept loop, connection limit and graceful shutdown.
+//! - [`codec`]: inbound line framing (`LinesCodec` with a maximum length, errors as items).
+//! - [`protocol`]: pure parsing of client lines and formatting of every server line.
+//! - [`session`]: the per-connection state machine and its single cleanup path.
+//! - [`outbox`]: a session's bounded outbound queue and its batching socket writer.
+//! - [`rooms`]: the room actor: membership, presence, counts and fan-out.
+//! - [`store`]: SQLite: schema, the group-commit writer thread, the read pool.
+//! - [`auth`]: bcrypt off the async threads.
+//!
+//! One chat line: socket -> codec -> `Request::parse` -> session -> store writer (commit) ->
+//! room actor (encode once, `try_push` to every member) -> each member's writer task.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod codec;
+pub mod config;
+pub mod outbox;
+pub mod protocol;
+pub mod rooms;
+pub mod server;
+pub mod session;
+pub mod store;
+
+use std::sync::Arc;
+
+/// Identifies one connection for its whole life; also its trace id in logs.
+pub type SessionId = u64;
+/// A user's row id.
+pub type UserId = i64;
+
+/// A logged-in user: id and name as registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Row id in `users`.
+    pub id: UserId,
+    /// Name with the case it was registered with.
+    pub name: Arc<str>,
+}

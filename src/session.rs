@@ -1,0 +1,387 @@
+//! One connection: the session state machine (guest -> logged in -> in a room), the reader loop
+//! that turns lines into requests, and the single cleanup path every exit goes through.
+//!
+//! The session writes its own replies to its [`Outbox`]; room traffic (`MSG`, `JOIN`, `LEAVE`,
+//! and the `OK join` + welcome + replay item) is queued by the room actor into the same outbox.
+
+use crate::codec::{Line, LineCodec};
+use crate::outbox::{self, Outbox};
+use crate::protocol::{self, ErrCode, HistRow, ProtoError, Reply, Request};
+use crate::server::Shared;
+use crate::{SessionId, User};
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use log::{debug, info, warn};
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+
+/// How long a closing session waits for its last lines to be written.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Where a session is in its life.
+#[derive(Debug, Clone)]
+enum State {
+    /// Connected, not logged in.
+    Guest,
+    /// Logged in, in no room.
+    LoggedIn(User),
+    /// Logged in and seated in a room; chat lines go there.
+    InRoom(User, Arc<str>),
+}
+
+/// Whether the reader loop goes on after a request.
+enum Flow {
+    Continue,
+    Quit,
+}
+
+struct Session {
+    id: SessionId,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    outbox: Outbox,
+    state: State,
+}
+
+/// Log prefix: connection id (the trace id), peer and, once known, user.
+struct Tag<'a>(&'a Session);
+
+impl fmt::Display for Tag<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.0;
+        write!(f, "conn={} peer={}", s.id, s.peer)?;
+        match &s.state {
+            State::Guest => Ok(()),
+            State::LoggedIn(u) => write!(f, " user={}", u.name),
+            State::InRoom(u, r) => write!(f, " user={} room={}", u.name, r),
+        }
+    }
+}
+
+/// Serves one connection until the client quits or goes away, the server shuts down, or the
+/// connection is dropped for not reading.
+pub async fn run(
+    stream: TcpStream,
+    id: SessionId,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) {
+    let (read, write) = stream.into_split();
+    let (outbox, rx) = outbox::channel(shared.config.sendq_lines, shared.config.sendq_bytes);
+    let writer = tokio::spawn(outbox::write_loop(rx, write));
+    let mut lines = FramedRead::new(read, LineCodec::new(shared.config.max_line));
+    let mut s = Session {
+        id,
+        peer,
+        shared,
+        outbox,
+        state: State::Guest,
+    };
+    info!("{} connected", Tag(&s));
+    for text in protocol::greeting() {
+        s.reply(Reply::Info(&text)).await;
+    }
+    let reason = loop {
+        let item = tokio::select! {
+            _ = shutdown.cancelled() => {
+                s.reply(Reply::Info("server shutting down")).await;
+                break "server shutting down";
+            }
+            _ = s.outbox.killed() => break "dropped",
+            item = lines.next() => item,
+        };
+        match item {
+            None => break "client closed the connection",
+            Some(Err(e)) => {
+                debug!("{} read error: {e}", Tag(&s));
+                break "read error";
+            }
+            Some(Ok(Line::TooLong)) => {
+                let text = format!(
+                    "line longer than {} bytes discarded",
+                    s.shared.config.max_line
+                );
+                s.reply(Reply::Err(ErrCode::TooLong, &text)).await;
+            }
+            Some(Ok(Line::BadUtf8)) => {
+                s.reply(Reply::Err(
+                    ErrCode::Utf8,
+                    "line is not valid UTF-8, discarded",
+                ))
+                .await;
+            }
+            Some(Ok(Line::Text(line))) => {
+                if let Flow::Quit = s.handle(&line).await {
+                    break "quit";
+                }
+            }
+        }
+    };
+    // The one cleanup path: presence first, so the room hears LEAVE promptly.
+    if !matches!(s.state, State::Guest) {
+        s.shared.rooms.detach(s.id).await;
+    }
+    info!("{} disconnected: {reason}", Tag(&s));
+    let outbox = s.outbox.clone();
+    drop(s);
+    let flushed = tokio::time::timeout(FLUSH_TIMEOUT, writer).await;
+    if flushed.is_err() {
+        outbox.kill();
+    }
+}
+
+impl Session {
+    async fn reply(&self, r: Reply<'_>) {
+        self.outbox.push(r.to_bytes()).await;
+    }
+
+    async fn error(&self, e: &ProtoError) {
+        self.reply(Reply::Err(e.code, &e.text)).await;
+    }
+
+    fn user(&self) -> Option<&User> {
+        match &self.state {
+            State::Guest => None,
+            State::LoggedIn(u) | State::InRoom(u, _) => Some(u),
+        }
+    }
+
+    async fn handle(&mut self, line: &str) -> Flow {
+        let request = match Request::parse(line) {
+            Ok(Some(r)) => r,
+            Ok(None) => return Flow::Continue,
+            Err(e) => {
+                self.error(&e).await;
+                return Flow::Continue;
+            }
+        };
+        let user = match (self.user().cloned(), request.allowed_as_guest()) {
+            (Some(u), _) => Some(u),
+            (None, true) => None,
+            (None, false) => {
+                self.error(&ProtoError::new(
+                    ErrCode::Auth,
+                    "log in first: #login NAME PASSWORD or #register NAME PASSWORD",
+                ))
+                .await;
+                return Flow::Continue;
+            }
+        };
+        debug!("{} request {}", Tag(self), verb_of(&request));
+        match (request, user) {
+            (Request::Ping, _) => self.reply(Reply::Pong).await,
+            (Request::Help, _) => self.help().await,
+            (Request::Quit, _) => {
+                self.reply(Reply::Ok("quit", "")).await;
+                return Flow::Quit;
+            }
+            (Request::Register { .. } | Request::Login { .. }, Some(u)) => {
+                let text = format!("already logged in as {}", u.name);
+                self.error(&ProtoError::new(ErrCode::Usage, text)).await
+            }
+            (Request::Register { name, password }, None) => self.register(name, password).await,
+            (Request::Login { name, password }, None) => self.login(name, password).await,
+            (_, None) => return Flow::Continue, // guests only reach the verbs above
+            (Request::Join { room }, Some(u)) => self.join(u, room).await,
+            (Request::Leave, Some(u)) => self.leave(u).await,
+            (Request::Say(text), Some(u)) => self.say(u, text).await,
+            (Request::Users, Some(_)) => self.users().await,
+            (Request::Rooms, Some(_)) => self.rooms().await,
+            (Request::AllMessages(page), Some(u)) => {
+                let rows = self.shared.store.all_messages(u.id, page).await;
+                self.history("all_messages", rows).await
+            }
+            (Request::MyMessages(page), Some(u)) => {
+                let rows = self.shared.store.my_messages(u.id, page).await;
+                self.history("my_messages", rows).await
+            }
+        }
+        Flow::Continue
+    }
+
+    async fn help(&self) {
+        let mut buf = BytesMut::new();
+        for line in protocol::HELP {
+            Reply::Info(line).encode(&mut buf);
+        }
+        self.outbox.push(buf.freeze()).await;
+    }
+
+    async fn register(&mut self, name: &str, password: &str) {
+        let hash = match self.shared.auth.hash(password).await {
+            Ok(h) => h,
+            Err(e) => {
+                warn!("{} bcrypt failed: {e}", Tag(self));
+                return self
+                    .error(&ProtoError::new(
+                        ErrCode::Storage,
+                        "could not hash the password",
+                    ))
+                    .await;
+            }
+        };
+        match self.shared.store.create_user(name, hash).await {
+            Ok(user) => {
+                info!("{} registered {}", Tag(self), user.name);
+                self.logged_in("register", user).await;
+            }
+            Err(e) => {
+                info!("{} register {name} refused: {e}", Tag(self));
+                self.error(&e.to_proto()).await;
+            }
+        }
+    }
+
+    async fn login(&mut self, name: &str, password: &str) {
+        let found = match self.shared.store.find_user(name).await {
+            Ok(f) => f,
+            Err(e) => {
+                warn!("{} login lookup failed: {e}", Tag(self));
+                return self.error(&e.to_proto()).await;
+            }
+        };
+        let (user, hash) = match found {
+            Some((u, h)) => (Some(u), Some(h)),
+            None => (None, None),
+        };
+        // Unknown users are checked against a dummy hash: same reply, same time.
+        let ok = self.shared.auth.verify(password, hash).await;
+        match user {
+            Some(user) if ok => {
+                info!("{} login {} succeeded", Tag(self), user.name);
+                self.logged_in("login", user).await;
+            }
+            _ => {
+                info!("{} login {name} failed", Tag(self));
+                self.error(&ProtoError::new(ErrCode::Auth, "wrong name or password"))
+                    .await;
+            }
+        }
+    }
+
+    async fn logged_in(&mut self, verb: &str, user: User) {
+        self.shared.rooms.attach(self.id, self.outbox.clone()).await;
+        self.reply(Reply::Ok(verb, &user.name)).await;
+        self.state = State::LoggedIn(user);
+    }
+
+    async fn join(&mut self, user: User, room: String) {
+        let room: Arc<str> = room.into();
+        let history = self.shared.config.history_on_join;
+        match self.shared.store.join(self.id, &user, &room, history).await {
+            Ok(count) => {
+                self.state = State::InRoom(user, room);
+                info!("{} joined ({count} users)", Tag(self));
+            }
+            Err(e) => {
+                warn!("{} join {room} failed: {e}", Tag(self));
+                self.error(&e.to_proto()).await;
+            }
+        }
+    }
+
+    async fn leave(&mut self, user: User) {
+        if !matches!(self.state, State::InRoom(..)) {
+            return self.error(&not_in_room()).await;
+        }
+        match self.shared.store.leave(self.id).await {
+            Ok(Some(room)) => {
+                info!("{} left", Tag(self));
+                self.state = State::LoggedIn(user);
+                self.reply(Reply::Ok("leave", &room)).await;
+            }
+            Ok(None) => {
+                self.state = State::LoggedIn(user);
+                self.error(&not_in_room()).await;
+            }
+            Err(e) => self.error(&e.to_proto()).await,
+        }
+    }
+
+    async fn say(&mut self, user: User, text: &str) {
+        let State::InRoom(_, room) = &self.state else {
+            return self.error(&not_in_room()).await;
+        };
+        if let Err(e) = self
+            .shared
+            .store
+            .say(self.id, &user, room, text.to_string())
+            .await
+        {
+            self.error(&e.to_proto()).await;
+        }
+    }
+
+    async fn users(&self) {
+        match self.shared.rooms.users(self.id).await {
+            Some((room, names)) => {
+                let names: Vec<&str> = names.iter().map(|n| &**n).collect();
+                self.reply(Reply::Users {
+                    room: &room,
+                    names: &names,
+                })
+                .await
+            }
+            None => self.error(&not_in_room()).await,
+        }
+    }
+
+    async fn rooms(&self) {
+        let rooms = self.shared.rooms.list().await;
+        let mut buf = BytesMut::new();
+        Reply::Rooms(rooms.len()).encode(&mut buf);
+        for (room, count) in &rooms {
+            Reply::Room {
+                room,
+                count: *count,
+            }
+            .encode(&mut buf);
+        }
+        self.outbox.push(buf.freeze()).await;
+    }
+
+    /// A history page and its closing `OK` as one queue item.
+    async fn history(&self, verb: &str, rows: Result<Vec<HistRow>, crate::store::StoreError>) {
+        match rows {
+            Ok(rows) => {
+                let mut buf = BytesMut::new();
+                for h in &rows {
+                    Reply::Hist(h).encode(&mut buf);
+                }
+                Reply::Ok(verb, &rows.len().to_string()).encode(&mut buf);
+                self.outbox.push(buf.freeze()).await;
+            }
+            Err(e) => {
+                warn!("{} {verb} failed: {e}", Tag(self));
+                self.error(&e.to_proto()).await
+            }
+        }
+    }
+}
+
+fn not_in_room() -> ProtoError {
+    ProtoError::new(ErrCode::NoRoom, "you are not in a room: #join ROOM first")
+}
+
+fn verb_of(r: &Request<'_>) -> &'static str {
+    match r {
+        Request::Register { .. } => "register",
+        Request::Login { .. } => "login",
+        Request::Join { .. } => "join",
+        Request::Leave => "leave",
+        Request::Users => "users",
+        Request::Rooms => "rooms",
+        Request::AllMessages(_) => "all_messages",
+        Request::MyMessages(_) => "my_messages",
+        Request::Ping => "ping",
+        Request::Help => "help",
+        Request::Quit => "quit",
+        Request::Say(_) => "say",
+    }
+}

@@ -1,0 +1,679 @@
+//! SQLite storage: schema application, the writer thread (group commit), and an r2d2 pool for
+//! reads.
+//!
+//! Decisions:
+//! - One writer thread owns the only writing connection. It takes every queued operation (up to
+//!   [`BATCH_MAX`]) into one transaction: under load many messages share a commit, when idle each
+//!   message commits alone, with no lingering. Only after the commit does it hand results to the
+//!   room actor, so every line a client saw is on disk (as durable as `--sync` makes it).
+//! - Joins and leaves travel the same queue as messages. A join reads the room's recent messages
+//!   inside the transaction that records it, and reaches the actor in commit order: each message
+//!   reaches a joiner exactly once, as `HIST` (committed before the join) or `MSG` (after).
+//! - Reads (login lookups, history) use a pool of WAL readers on `spawn_blocking`, never the
+//!   writer, so history queries never delay chat.
+//! - `PRAGMA user_version` holds the schema version; `schema.sql` is applied idempotently in one
+//!   exclusive transaction. A file that is not a linechat database is refused, never altered.
+
+use crate::config::Sync;
+use crate::protocol::{ErrCode, HistRow, Page, ProtoError, Reply};
+use crate::rooms::{Committed, Joined, Rooms};
+use crate::{SessionId, User, UserId};
+use log::{debug, error, info, warn};
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// The schema, applied at every start.
+pub const SCHEMA: &str = include_str!("../schema.sql");
+/// Version recorded in `PRAGMA user_version` once [`SCHEMA`] is applied.
+pub const SCHEMA_VERSION: i64 = 1;
+/// Most operations committed in one transaction.
+pub const BATCH_MAX: usize = 1024;
+/// Capacity of the writer's queue.
+const QUEUE: usize = 8192;
+/// How long a statement waits for a lock held by another process.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
+/// Read connections in the pool.
+const READERS: u32 = 4;
+
+/// A storage failure.
+#[derive(Debug)]
+pub enum StoreError {
+    /// A user with this name exists.
+    Exists,
+    /// SQLite failed.
+    Sqlite(String),
+    /// The store is shutting down.
+    Closed,
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Exists => f.write_str("name already registered"),
+            StoreError::Sqlite(e) => write!(f, "sqlite: {e}"),
+            StoreError::Closed => f.write_str("store closed"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sqlite(e.to_string())
+    }
+}
+
+impl From<r2d2::Error> for StoreError {
+    fn from(e: r2d2::Error) -> Self {
+        StoreError::Sqlite(e.to_string())
+    }
+}
+
+impl StoreError {
+    /// The protocol error a client sees for this failure.
+    pub fn to_proto(&self) -> ProtoError {
+        match self {
+            StoreError::Exists => ProtoError::new(ErrCode::Exists, "that name is taken"),
+            StoreError::Sqlite(_) | StoreError::Closed => ProtoError::new(
+                ErrCode::Storage,
+                "the server could not store that; nothing was changed, try again",
+            ),
+        }
+    }
+}
+
+type Pool = r2d2::Pool<SqliteConnectionManager>;
+
+/// An opened database with its schema applied, not yet serving.
+pub struct Database {
+    writer: Connection,
+    pool: Pool,
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+impl Database {
+    /// Opens (creating if missing) the database at `path` and applies the schema. Refuses a file
+    /// that is not SQLite, or a SQLite database that is not linechat's.
+    pub fn open(path: &Path, sync: Sync) -> Result<Database, String> {
+        let fail =
+            |e: &dyn fmt::Display| format!("cannot use {} as the database: {e}", path.display());
+        let mut writer = Connection::open(path).map_err(|e| fail(&e))?;
+        configure(&writer).map_err(|e| fail(&e))?;
+        let mode: String = writer
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .map_err(|e| fail(&e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(fail(&format!("journal_mode is {mode}, WAL is required")));
+        }
+        writer
+            .pragma_update(None, "synchronous", sync.pragma())
+            .map_err(|e| fail(&e))?;
+        apply_schema(&mut writer).map_err(|e| fail(&e))?;
+        let manager = SqliteConnectionManager::file(path).with_init(|c| configure(c));
+        let pool = r2d2::Pool::builder()
+            .max_size(READERS)
+            .min_idle(Some(1))
+            .build(manager)
+            .map_err(|e| fail(&e))?;
+        Ok(Database { writer, pool })
+    }
+}
+
+fn apply_schema(conn: &mut Connection) -> Result<(), String> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Exclusive)
+        .map_err(|e| e.to_string())?;
+    let version: i64 = tx
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(|e| e.to_string())?;
+    if version == 0 {
+        let foreign: i64 = tx
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| e.to_string())?;
+        if foreign > 0 {
+            return Err("it is a SQLite database of another program (it has tables and no linechat schema version)".into());
+        }
+    } else if version != SCHEMA_VERSION {
+        return Err(format!(
+            "its schema version is {version}, this linechatd knows version {SCHEMA_VERSION}"
+        ));
+    }
+    tx.execute_batch(SCHEMA).map_err(|e| e.to_string())?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(|e| e.to_string())?;
+    tx.commit().map_err(|e| e.to_string())
+}
+
+/// One operation for the writer thread.
+enum Op {
+    CreateUser {
+        name: String,
+        hash: String,
+        reply: oneshot::Sender<Result<User, StoreError>>,
+    },
+    Say {
+        session: SessionId,
+        user: User,
+        room: Arc<str>,
+        text: String,
+    },
+    Join {
+        session: SessionId,
+        user: User,
+        room: Arc<str>,
+        history: u32,
+        reply: oneshot::Sender<usize>,
+    },
+    Leave {
+        session: SessionId,
+        reply: oneshot::Sender<Option<Arc<str>>>,
+    },
+    Stop {
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// What an operation did, held until its transaction commits.
+enum Outcome {
+    Created(
+        oneshot::Sender<Result<User, StoreError>>,
+        Result<User, StoreError>,
+    ),
+    Said(Committed),
+    SayFailed(SessionId),
+    Joined(Joined),
+    JoinFailed(SessionId),
+    Leave(SessionId, oneshot::Sender<Option<Arc<str>>>),
+    Stop(oneshot::Sender<()>),
+}
+
+/// Handle to the store: queue writes, run reads. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    ops: mpsc::Sender<Op>,
+    pool: Pool,
+}
+
+impl Store {
+    /// Starts the writer thread on `db`; committed results go to `rooms`.
+    pub fn start(db: Database, rooms: Rooms) -> std::io::Result<Store> {
+        let (ops, rx) = mpsc::channel(QUEUE);
+        let Database { writer, pool } = db;
+        std::thread::Builder::new()
+            .name("linechat-writer".into())
+            .spawn(move || Writer::new(writer, rooms).run(rx))?;
+        Ok(Store { ops, pool })
+    }
+
+    async fn queue(&self, op: Op) -> Result<(), StoreError> {
+        self.ops.send(op).await.map_err(|_| StoreError::Closed)
+    }
+
+    /// Creates an account; `Exists` if the name (in any case) is taken.
+    pub async fn create_user(&self, name: &str, hash: String) -> Result<User, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.queue(Op::CreateUser {
+            name: name.to_string(),
+            hash,
+            reply,
+        })
+        .await?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queues a chat line. Its delivery (the sender's copy included) or an `ERR storage` line
+    /// reaches the session through the room actor once the transaction ends.
+    pub async fn say(
+        &self,
+        session: SessionId,
+        user: &User,
+        room: &Arc<str>,
+        text: String,
+    ) -> Result<(), StoreError> {
+        self.queue(Op::Say {
+            session,
+            user: user.clone(),
+            room: room.clone(),
+            text,
+        })
+        .await
+    }
+
+    /// Records a join and has the actor seat the session; returns the room's user count. The
+    /// actor queues `OK join`, the welcome and the replay to the session itself.
+    pub async fn join(
+        &self,
+        session: SessionId,
+        user: &User,
+        room: &Arc<str>,
+        history: u32,
+    ) -> Result<usize, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.queue(Op::Join {
+            session,
+            user: user.clone(),
+            room: room.clone(),
+            history,
+            reply,
+        })
+        .await?;
+        // A dropped reply means the transaction failed (the writer told the session) or the
+        // session vanished.
+        rx.await
+            .map_err(|_| StoreError::Sqlite("join not recorded".into()))
+    }
+
+    /// Takes the session out of its room, in order with its queued messages. Returns the room.
+    pub async fn leave(&self, session: SessionId) -> Result<Option<Arc<str>>, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.queue(Op::Leave { session, reply }).await?;
+        rx.await.map_err(|_| StoreError::Closed)
+    }
+
+    /// Commits everything queued so far and stops the writer thread.
+    pub async fn stop(&self) {
+        let (done, rx) = oneshot::channel();
+        if self.queue(Op::Stop { done }).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.get()?;
+            f(&conn)
+        })
+        .await
+        .map_err(|e| StoreError::Sqlite(e.to_string()))?
+    }
+
+    /// Looks an account up by name (any case): the user and their password hash.
+    pub async fn find_user(&self, name: &str) -> Result<Option<(User, String)>, StoreError> {
+        let name = name.to_string();
+        self.read(move |c| {
+            let row = c
+                .prepare_cached("SELECT id, name, password_hash FROM users WHERE name = ?1")?
+                .query_row(params![name], |r| {
+                    Ok((
+                        User {
+                            id: r.get(0)?,
+                            name: Arc::from(r.get::<_, String>(1)?),
+                        },
+                        r.get::<_, String>(2)?,
+                    ))
+                })
+                .optional()?;
+            Ok(row)
+        })
+        .await
+    }
+
+    /// Every message `user` sent, in every room: one page, oldest first.
+    pub async fn all_messages(&self, user: UserId, page: Page) -> Result<Vec<HistRow>, StoreError> {
+        self.read(move |c| {
+            let mut rows = query_hist(
+                c,
+                &format!(
+                    "{HIST_SELECT} WHERE m.user_id = ?1 AND m.id < ?2 ORDER BY m.id DESC LIMIT ?3"
+                ),
+                params![user, page.before.unwrap_or(i64::MAX), page.limit],
+            )?;
+            rows.reverse();
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// The messages of every room `user` has ever joined: one page, oldest first. Each room is a
+    /// range scan of its index, at most `limit` rows; the newest `limit` of their union is kept.
+    pub async fn my_messages(&self, user: UserId, page: Page) -> Result<Vec<HistRow>, StoreError> {
+        self.read(move |c| {
+            let rooms: Vec<i64> = c
+                .prepare_cached("SELECT room_id FROM memberships WHERE user_id = ?1")?
+                .query_map(params![user], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            let mut all = Vec::new();
+            for room in rooms {
+                all.extend(room_tail(c, room, page.before, page.limit)?);
+            }
+            all.sort_unstable_by_key(|h| std::cmp::Reverse(h.id));
+            all.truncate(page.limit as usize);
+            all.reverse();
+            Ok(all)
+        })
+        .await
+    }
+}
+
+const HIST_SELECT: &str = "SELECT m.id, m.created_at, r.name, u.name, m.body \
+     FROM messages m JOIN rooms r ON r.id = m.room_id JOIN users u ON u.id = m.user_id";
+
+fn query_hist(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<Vec<HistRow>> {
+    c.prepare_cached(sql)?
+        .query_map(params, |r| {
+            Ok(HistRow {
+                id: r.get(0)?,
+                time: r.get(1)?,
+                room: r.get(2)?,
+                name: r.get(3)?,
+                text: r.get(4)?,
+            })
+        })?
+        .collect()
+}
+
+/// The newest `limit` messages of `room` below `before`, newest first.
+fn room_tail(
+    c: &Connection,
+    room: i64,
+    before: Option<i64>,
+    limit: u32,
+) -> rusqlite::Result<Vec<HistRow>> {
+    query_hist(
+        c,
+        &format!("{HIST_SELECT} WHERE m.room_id = ?1 AND m.id < ?2 ORDER BY m.id DESC LIMIT ?3"),
+        params![room, before.unwrap_or(i64::MAX), limit],
+    )
+}
+
+struct Writer {
+    conn: Connection,
+    rooms: Rooms,
+    /// Room name -> id, for rooms known to be committed.
+    room_ids: HashMap<Arc<str>, i64>,
+}
+
+impl Writer {
+    fn new(conn: Connection, rooms: Rooms) -> Writer {
+        Writer {
+            conn,
+            rooms,
+            room_ids: HashMap::new(),
+        }
+    }
+
+    fn run(mut self, mut rx: mpsc::Receiver<Op>) {
+        let mut batch = Vec::with_capacity(64);
+        while let Some(op) = rx.blocking_recv() {
+            batch.push(op);
+            while batch.len() < BATCH_MAX {
+                match rx.try_recv() {
+                    Ok(op) => batch.push(op),
+                    Err(_) => break,
+                }
+            }
+            let stop = batch.iter().any(|op| matches!(op, Op::Stop { .. }));
+            let outcomes = self.commit(batch.drain(..));
+            self.dispatch(outcomes);
+            if stop {
+                info!("store: writer stopped, everything queued is committed");
+                return;
+            }
+        }
+    }
+
+    /// Runs the batch in one transaction; on any transaction-level failure every write in it is
+    /// reported failed and nothing of it is delivered.
+    fn commit(&mut self, batch: impl Iterator<Item = Op>) -> Vec<Outcome> {
+        let ops: Vec<Op> = batch.collect();
+        let n = ops.len();
+        let mut outcomes = Vec::with_capacity(n);
+        let mut new_rooms: Vec<Arc<str>> = Vec::new();
+        let result = (|| -> rusqlite::Result<()> {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for op in ops {
+                outcomes.push(match op {
+                    Op::CreateUser { name, hash, reply } => {
+                        let r = tx
+                            .prepare_cached(
+                                "INSERT INTO users (name, password_hash) VALUES (?1, ?2)",
+                            )?
+                            .execute(params![name, hash]);
+                        let r = match r {
+                            Ok(_) => Ok(User {
+                                id: tx.last_insert_rowid(),
+                                name: Arc::from(name),
+                            }),
+                            Err(rusqlite::Error::SqliteFailure(e, _))
+                                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                            {
+                                Err(StoreError::Exists)
+                            }
+                            Err(e) => return Err(e),
+                        };
+                        Outcome::Created(reply, r)
+                    }
+                    Op::Say {
+                        session,
+                        user,
+                        room,
+                        text,
+                    } => {
+                        let room_id = room_id(&tx, &self.room_ids, &mut new_rooms, &room)?;
+                        tx.prepare_cached(
+                            "INSERT INTO messages (room_id, user_id, body) VALUES (?1, ?2, ?3)",
+                        )?
+                        .execute(params![room_id, user.id, text])?;
+                        Outcome::Said(Committed {
+                            id: tx.last_insert_rowid(),
+                            room,
+                            name: user.name,
+                            text,
+                            sender: session,
+                        })
+                    }
+                    Op::Join {
+                        session,
+                        user,
+                        room,
+                        history,
+                        reply,
+                    } => {
+                        let room_id = room_id(&tx, &self.room_ids, &mut new_rooms, &room)?;
+                        tx.prepare_cached(
+                            "INSERT INTO memberships (user_id, room_id) VALUES (?1, ?2) \
+                             ON CONFLICT DO NOTHING",
+                        )?
+                        .execute(params![user.id, room_id])?;
+                        let mut history = if history == 0 {
+                            Vec::new()
+                        } else {
+                            room_tail(&tx, room_id, None, history)?
+                        };
+                        history.reverse();
+                        Outcome::Joined(Joined {
+                            session,
+                            user,
+                            room,
+                            history,
+                            reply,
+                        })
+                    }
+                    Op::Leave { session, reply } => Outcome::Leave(session, reply),
+                    Op::Stop { done } => Outcome::Stop(done),
+                });
+            }
+            tx.commit()
+        })();
+        match result {
+            Ok(()) => {
+                for r in new_rooms {
+                    if let Some(id) = self.lookup_room(&r) {
+                        self.room_ids.insert(r, id);
+                    }
+                }
+                debug!("store: committed {n} operations");
+                outcomes
+            }
+            Err(e) => {
+                error!("store: transaction of {n} operations failed: {e}");
+                outcomes.into_iter().map(fail).collect()
+            }
+        }
+    }
+
+    fn lookup_room(&self, name: &str) -> Option<i64> {
+        self.conn
+            .prepare_cached("SELECT id FROM rooms WHERE name = ?1")
+            .and_then(|mut s| s.query_row(params![name], |r| r.get(0)))
+            .ok()
+    }
+
+    fn dispatch(&self, outcomes: Vec<Outcome>) {
+        let storage_err = || {
+            let e = StoreError::Sqlite(String::new()).to_proto();
+            Reply::Err(e.code, &e.text).to_bytes()
+        };
+        for o in outcomes {
+            match o {
+                Outcome::Created(reply, r) => {
+                    let _ = reply.send(r);
+                }
+                Outcome::Said(c) => self.rooms.blocking_deliver(c),
+                Outcome::SayFailed(session) => self.rooms.blocking_send_to(session, storage_err()),
+                Outcome::Joined(j) => self.rooms.blocking_joined(j),
+                Outcome::JoinFailed(session) => {
+                    warn!("conn={session} join not recorded: storage failure");
+                }
+                Outcome::Leave(session, reply) => self.rooms.blocking_left(session, reply),
+                Outcome::Stop(done) => {
+                    let _ = done.send(());
+                }
+            }
+        }
+    }
+}
+
+/// The outcome of an operation whose transaction did not commit.
+fn fail(o: Outcome) -> Outcome {
+    match o {
+        Outcome::Created(reply, _) => {
+            Outcome::Created(reply, Err(StoreError::Sqlite("rolled back".into())))
+        }
+        Outcome::Said(c) => Outcome::SayFailed(c.sender),
+        Outcome::Joined(j) => Outcome::JoinFailed(j.session),
+        other => other,
+    }
+}
+
+/// The room's id, creating the room if needed. Rooms created in this transaction are noted so
+/// the cache learns them only once it commits.
+fn room_id(
+    tx: &Connection,
+    cache: &HashMap<Arc<str>, i64>,
+    new_rooms: &mut Vec<Arc<str>>,
+    room: &Arc<str>,
+) -> rusqlite::Result<i64> {
+    if let Some(id) = cache.get(room) {
+        return Ok(*id);
+    }
+    tx.prepare_cached("INSERT INTO rooms (name) VALUES (?1) ON CONFLICT DO NOTHING")?
+        .execute(params![&**room])?;
+    let id = tx
+        .prepare_cached("SELECT id FROM rooms WHERE name = ?1")?
+        .query_row(params![&**room], |r| r.get(0))?;
+    new_rooms.push(room.clone());
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_applies_twice_and_records_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        drop(Database::open(&path, Sync::Normal).unwrap());
+        let db = Database::open(&path, Sync::Normal).unwrap();
+        let v: i64 = db
+            .writer
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        let mode: String = db
+            .writer
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn refuses_foreign_and_corrupt_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let junk = dir.path().join("junk.db");
+        std::fs::write(&junk, vec![b'x'; 4096]).unwrap();
+        let e = Database::open(&junk, Sync::Normal).err().unwrap();
+        assert!(e.contains("cannot use"), "{e}");
+        assert_eq!(std::fs::read(&junk).unwrap(), vec![b'x'; 4096]);
+
+        let other = dir.path().join("other.db");
+        Connection::open(&other)
+            .unwrap()
+            .execute_batch("CREATE TABLE invoices (id INTEGER PRIMARY KEY);")
+            .unwrap();
+        let e = Database::open(&other, Sync::Normal).err().unwrap();
+        assert!(e.contains("another program"), "{e}");
+    }
+
+    #[test]
+    fn history_queries_use_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("t.db"), Sync::Normal).unwrap();
+        let plan = |sql: &str| -> String {
+            let mut s = db
+                .writer
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap();
+            let rows: Vec<String> = s
+                .query_map([1, 2, 3], |r| r.get::<_, String>(3))
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+            rows.join("; ")
+        };
+        let by_room = plan(&format!(
+            "{HIST_SELECT} WHERE m.room_id = ?1 AND m.id < ?2 ORDER BY m.id DESC LIMIT ?3"
+        ));
+        assert!(
+            by_room.contains("USING INDEX messages_room_id"),
+            "{by_room}"
+        );
+        assert!(!by_room.contains("TEMP B-TREE"), "{by_room}");
+        let by_user = plan(&format!(
+            "{HIST_SELECT} WHERE m.user_id = ?1 AND m.id < ?2 ORDER BY m.id DESC LIMIT ?3"
+        ));
+        assert!(
+            by_user.contains("USING INDEX messages_user_id"),
+            "{by_user}"
+        );
+        assert!(!by_user.contains("TEMP B-TREE"), "{by_user}");
+    }
+}

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs every test. Installs the few programs the tests use when they are missing (Debian).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+need=()
+command -v kill >/dev/null 2>&1 || need+=(procps)
+if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -qq && apt-get install -y -qq "${need[@]}"
+fi
+
+cargo test --all-targets "$@"

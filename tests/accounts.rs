@@ -1,0 +1,143 @@
+//! Accounts and the verbs a guest may use: register, login, ping, help, quit, and the errors.
+mod common;
+use common::{PASS, TestServer};
+
+#[test]
+fn register_login_and_wrong_passwords() {
+    let srv = TestServer::start();
+    let mut a = srv.client();
+    a.send("#register alice s3cret-pass");
+    a.expect("OK register alice");
+    a.send("#register alice2 s3cret-pass");
+    a.expect("ERR usage already logged in as alice");
+
+    let mut b = srv.client();
+    b.send("#register ALICE another-pass");
+    b.expect("ERR exists that name is taken");
+    b.send("#login alice wrong-password");
+    b.expect("ERR auth wrong name or password");
+    b.send("#login nobody s3cret-pass");
+    b.expect("ERR auth wrong name or password");
+    // Names are case-insensitive; the reply carries the registered spelling.
+    b.send("#login Alice s3cret-pass");
+    b.expect("OK login alice");
+    b.send("#login alice s3cret-pass");
+    b.expect("ERR usage already logged in as alice");
+}
+
+#[test]
+fn bad_names_and_passwords() {
+    let srv = TestServer::start();
+    let mut c = srv.client();
+    c.send("#register al!ce s3cret-pass");
+    c.expect("ERR badname names are 1 to 32 of A-Z a-z 0-9 _ -");
+    c.send(&format!("#register {} s3cret-pass", "a".repeat(33)));
+    c.expect("ERR badname names are 1 to 32 of A-Z a-z 0-9 _ -");
+    c.send("#register alice short");
+    c.expect("ERR badpass passwords are 8 to 72 bytes");
+    c.send(&format!("#register alice {}", "p".repeat(73)));
+    c.expect("ERR badpass passwords are 8 to 72 bytes");
+    c.send("#register alice");
+    c.expect("ERR usage usage: #register NAME PASSWORD");
+    c.send("#login alice");
+    c.expect("ERR usage usage: #login NAME PASSWORD");
+    // 72 bytes is accepted, and all 72 count: a different 72nd byte does not log in.
+    let long = "p".repeat(72);
+    c.send(&format!("#register {} {long}", "a".repeat(32)));
+    c.expect(&format!("OK register {}", "a".repeat(32)));
+    let mut d = srv.client();
+    d.send(&format!("#login {} {}q", "a".repeat(32), "p".repeat(71)));
+    d.expect("ERR auth wrong name or password");
+}
+
+#[test]
+fn guests_may_only_ping_help_quit_register_login() {
+    let srv = TestServer::start();
+    let mut c = srv.client();
+    for verb in [
+        "#join general",
+        "#leave",
+        "#users",
+        "#rooms",
+        "#all_messages",
+        "#my_messages",
+        "hello",
+    ] {
+        c.send(verb);
+        c.expect("ERR auth log in first: #login NAME PASSWORD or #register NAME PASSWORD");
+    }
+    c.send("#ping");
+    c.expect("PONG");
+    c.send("#help");
+    let mut help = Vec::new();
+    for _ in 0..12 {
+        help.push(c.expect_prefix("INFO "));
+    }
+    for verb in [
+        "#register",
+        "#login",
+        "#join",
+        "#leave",
+        "#users",
+        "#rooms",
+        "#all_messages",
+        "#my_messages",
+        "#ping",
+        "#help",
+        "#quit",
+    ] {
+        assert!(
+            help.iter().any(|l| l.starts_with(&format!("INFO {verb} "))),
+            "{verb} missing from #help"
+        );
+    }
+    c.expect_quiet();
+    c.send("#quit");
+    c.expect("OK quit");
+    assert!(c.until_closed().is_empty());
+}
+
+#[test]
+fn unknown_verbs_and_usage_errors() {
+    let srv = TestServer::start();
+    let mut c = srv.user("alice");
+    c.send("#frobnicate");
+    c.expect("ERR unknown no such command, #help lists them");
+    c.send("#leave now");
+    c.expect("ERR usage usage: #leave");
+    c.send("#ping pong");
+    c.expect("ERR usage usage: #ping");
+    c.send("#join");
+    c.expect("ERR usage usage: #join ROOM");
+    c.send("#join bad/room");
+    c.expect("ERR badname names are 1 to 32 of A-Z a-z 0-9 _ -");
+    c.send("#all_messages 0");
+    c.expect("ERR usage LIMIT must be 1 to 1000; usage: #all_messages [LIMIT] [BEFORE_ID]");
+    c.send("#my_messages 10 x");
+    c.expect(
+        "ERR usage BEFORE_ID must be a positive message id; usage: #my_messages [LIMIT] [BEFORE_ID]",
+    );
+    // Verbs are case-insensitive; blank lines are ignored.
+    c.send("");
+    c.send("   ");
+    c.send("#PING");
+    c.expect("PONG");
+}
+
+#[test]
+fn crlf_and_lf_both_work() {
+    let srv = TestServer::start();
+    let mut c = srv.client();
+    c.send_raw(format!("#register alice {PASS}\r\n#ping\n#ping\r\n").as_bytes());
+    c.expect("OK register alice");
+    c.expect("PONG");
+    c.expect("PONG");
+}
+
+#[test]
+fn one_user_many_sessions() {
+    let srv = TestServer::start();
+    let _a = srv.user("alice");
+    let _b = srv.login("alice");
+    let _c = srv.login("alice");
+}

@@ -1,0 +1,332 @@
+//! Test harness: the real `linechatd` binary on port 0 with a temp database, and a line client
+//! with a timeout on every read. No sleeps: tests synchronise on replies (a `#ping` is a barrier,
+//! since a session's replies are in order).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Every read waits at most this long.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+/// The password every test user has.
+pub const PASS: &str = "s3cret-pass";
+
+/// A running daemon.
+pub struct TestServer {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    pub db: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+    log: mpsc::Receiver<String>,
+}
+
+impl TestServer {
+    /// A daemon on a fresh temp database.
+    pub fn start() -> TestServer {
+        Self::start_with(&[])
+    }
+
+    /// A daemon on a fresh temp database with extra flags.
+    pub fn start_with(args: &[&str]) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("linechat.db");
+        let mut s = Self::start_on(&db, args);
+        s._dir = Some(dir);
+        s
+    }
+
+    /// A daemon on the given database file (for restarts).
+    pub fn start_on(db: &Path, args: &[&str]) -> TestServer {
+        let (child, log) = spawn(db, args);
+        let mut s = TestServer {
+            child: Some(child),
+            addr: "127.0.0.1:1".parse().unwrap(),
+            db: db.to_path_buf(),
+            _dir: None,
+            log,
+        };
+        s.addr = s.wait_listening();
+        s
+    }
+
+    fn wait_listening(&mut self) -> SocketAddr {
+        let line = self
+            .wait_log("listening on ")
+            .unwrap_or_else(|| panic!("daemon did not start: {:?}", self.child_status()));
+        let addr = line.rsplit("listening on ").next().unwrap().trim();
+        addr.parse().unwrap()
+    }
+
+    fn child_status(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// Waits for a log line containing `needle`; returns it.
+    pub fn wait_log(&self, needle: &str) -> Option<String> {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match self.log.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return Some(line),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// A new connection whose greeting has been read.
+    pub fn client(&self) -> TestClient {
+        TestClient::connect(self.addr)
+    }
+
+    /// A new connection, registered as `name` (password [`PASS`]).
+    pub fn user(&self, name: &str) -> TestClient {
+        let mut c = self.client();
+        c.send(&format!("#register {name} {PASS}"));
+        c.expect(&format!("OK register {name}"));
+        c
+    }
+
+    /// A new connection, logged in as existing user `name`.
+    pub fn login(&self, name: &str) -> TestClient {
+        let mut c = self.client();
+        c.send(&format!("#login {name} {PASS}"));
+        c.expect(&format!("OK login {name}"));
+        c
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Sends `signal` (e.g. "TERM", "KILL") and waits for the exit; returns status and how long
+    /// it took.
+    pub fn signal(&mut self, signal: &str) -> (ExitStatus, Duration) {
+        let started = Instant::now();
+        let ok = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{signal} failed");
+        let mut child = self.child.take().unwrap();
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return (st, started.elapsed());
+            }
+            assert!(started.elapsed() < TIMEOUT, "daemon did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn spawn(db: &Path, args: &[&str]) -> (Child, mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_linechatd"))
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--db")
+        .arg(db)
+        .args(["--bcrypt-cost", "4"])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn linechatd");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if std::env::var_os("LINECHAT_TEST_LOG").is_some() {
+                eprintln!("{line}");
+            }
+            if tx.send(line).is_err() {
+                // Nobody listens any more; keep draining so the daemon never blocks on stderr.
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// Runs the daemon binary to completion (for start-up failures); returns status and stderr.
+pub fn run_daemon(args: &[&str]) -> (ExitStatus, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_linechatd"))
+        .args(args)
+        .output()
+        .expect("run linechatd");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A line-protocol client, like a user with nc.
+pub struct TestClient {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl TestClient {
+    /// Connects and reads the greeting.
+    pub fn connect(addr: SocketAddr) -> TestClient {
+        let mut c = Self::connect_raw(addr);
+        let first = c.line();
+        assert!(first.starts_with("INFO linechat "), "{first}");
+        let second = c.line();
+        assert!(
+            second.starts_with("INFO #register NAME PASSWORD"),
+            "{second}"
+        );
+        c
+    }
+
+    /// Connects without reading anything.
+    pub fn connect_raw(addr: SocketAddr) -> TestClient {
+        let s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        TestClient {
+            reader: BufReader::new(s.try_clone().unwrap()),
+            writer: s,
+        }
+    }
+
+    /// Sends `line` and a LF.
+    pub fn send(&mut self, line: &str) {
+        self.send_raw(format!("{line}\n").as_bytes());
+    }
+
+    /// Sends bytes as they are.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).expect("send");
+    }
+
+    /// Reads one line; it must end with CRLF, which is removed.
+    pub fn line(&mut self) -> String {
+        let mut buf = Vec::new();
+        match self.reader.read_until(b'\n', &mut buf) {
+            Ok(0) => panic!("connection closed while waiting for a line"),
+            Ok(_) => {}
+            Err(e) => panic!("no line within {TIMEOUT:?}: {e}"),
+        }
+        let s = String::from_utf8(buf).expect("server sent invalid UTF-8");
+        s.strip_suffix("\r\n")
+            .unwrap_or_else(|| panic!("line not ended with CRLF: {s:?}"))
+            .to_string()
+    }
+
+    /// Reads one line and checks it is exactly `want`.
+    pub fn expect(&mut self, want: &str) {
+        let got = self.line();
+        assert_eq!(got, want);
+    }
+
+    /// Reads one line and checks it starts with `prefix`; returns it.
+    pub fn expect_prefix(&mut self, prefix: &str) -> String {
+        let got = self.line();
+        assert!(
+            got.starts_with(prefix),
+            "expected {prefix:?}..., got {got:?}"
+        );
+        got
+    }
+
+    /// Sends `#ping` and returns every line that arrives before the `PONG`.
+    pub fn until_pong(&mut self) -> Vec<String> {
+        self.send("#ping");
+        let mut lines = Vec::new();
+        loop {
+            let l = self.line();
+            if l == "PONG" {
+                return lines;
+            }
+            lines.push(l);
+        }
+    }
+
+    /// Checks nothing is pending: the next line after a `#ping` is the `PONG`.
+    pub fn expect_quiet(&mut self) {
+        let extra = self.until_pong();
+        assert!(extra.is_empty(), "unexpected lines: {extra:?}");
+    }
+
+    /// `#join ROOM`: checks `OK join ROOM N` and the welcome, returns N and the replayed `HIST`
+    /// lines (everything up to a ping barrier; the room must be quiet meanwhile).
+    pub fn join(&mut self, room: &str) -> (usize, Vec<String>) {
+        self.send(&format!("#join {room}"));
+        let ok = self.expect_prefix(&format!("OK join {room} "));
+        let n = ok.rsplit(' ').next().unwrap().parse().unwrap();
+        self.expect_prefix(&format!("INFO welcome to {room}; here now ({n}):"));
+        let hist = self.until_pong();
+        (n, hist)
+    }
+
+    /// Says `text` and waits for its own `MSG` echo (the acknowledgement).
+    pub fn say(&mut self, room: &str, name: &str, text: &str) {
+        self.send(text);
+        self.expect(&format!("MSG {room} {name} {text}"));
+    }
+
+    /// Reads until the server closes the connection; returns the lines read before that.
+    pub fn until_closed(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut buf = String::new();
+        loop {
+            buf.clear();
+            match self.reader.read_line(&mut buf) {
+                Ok(0) => return lines,
+                Ok(_) => lines.push(buf.trim_end_matches("\r\n").to_string()),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return lines,
+                Err(e) => panic!("connection not closed within {TIMEOUT:?}: {e}"),
+            }
+        }
+    }
+
+    /// True once the server has closed the connection (reads EOF or reset).
+    pub fn is_closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.reader.read(&mut b), Ok(0))
+            || matches!(self.reader.read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset)
+    }
+
+    /// Closes the socket abruptly.
+    pub fn close(self) {
+        let _ = self.writer.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// Parses `HIST ID TIME ROOM NAME TEXT` into (id, room, name, text), checking TIME's shape.
+pub fn parse_hist(line: &str) -> (i64, String, String, String) {
+    let rest = line
+        .strip_prefix("HIST ")
+        .unwrap_or_else(|| panic!("not HIST: {line}"));
+    let mut parts = rest.splitn(5, ' ');
+    let id = parts.next().unwrap().parse().unwrap();
+    let time = parts.next().unwrap();
+    assert!(
+        time.len() == 24 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
+        "TIME not RFC 3339 UTC: {time}"
+    );
+    let room = parts.next().unwrap().to_string();
+    let name = parts.next().unwrap().to_string();
+    let text = parts.next().unwrap_or("").to_string();
+    (id, room, name, text)
+}

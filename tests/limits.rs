@@ -1,0 +1,60 @@
+//! Line limits and malformed input: a clear ERR, and the connection lives on.
+mod common;
+use common::TestServer;
+
+#[test]
+fn long_line_then_ping_in_the_same_write() {
+    let srv = TestServer::start_with(&["--max-line", "100"]);
+    let mut c = srv.user("alice");
+    let mut bytes = vec![b'x'; 5000];
+    bytes.extend_from_slice(b"\n#ping\n");
+    c.send_raw(&bytes);
+    c.expect("ERR toolong line longer than 100 bytes discarded");
+    c.expect("PONG");
+    // Exactly the limit passes, one more does not; a CR does not count.
+    c.join("g");
+    let exact = "y".repeat(100);
+    c.send_raw(format!("{exact}\r\n").as_bytes());
+    c.expect(&format!("MSG g alice {exact}"));
+    c.send(&"z".repeat(101));
+    c.expect("ERR toolong line longer than 100 bytes discarded");
+    c.expect_quiet();
+}
+
+#[test]
+fn invalid_utf8_is_discarded() {
+    let srv = TestServer::start();
+    let mut c = srv.user("alice");
+    c.join("g");
+    c.send_raw(b"caf\xe9\n");
+    c.expect("ERR utf8 line is not valid UTF-8, discarded");
+    c.say("g", "alice", "café");
+}
+
+#[test]
+fn over_the_connection_limit_gets_busy() {
+    let srv = TestServer::start_with(&["--max-connections", "2"]);
+    let mut a = srv.user("alice");
+    let mut b = srv.client();
+    let mut c = common::TestClient::connect_raw(srv.addr);
+    c.expect("ERR busy server is full, try again later");
+    assert!(c.until_closed().is_empty());
+    // The established connections are untouched.
+    a.send("#ping");
+    a.expect("PONG");
+    b.send("#ping");
+    b.expect("PONG");
+    drop(b);
+    // A slot frees up once a connection ends.
+    let deadline = std::time::Instant::now() + common::TIMEOUT;
+    loop {
+        let mut d = common::TestClient::connect_raw(srv.addr);
+        let first = d.line();
+        if first.starts_with("INFO linechat") {
+            break;
+        }
+        assert_eq!(first, "ERR busy server is full, try again later");
+        assert!(std::time::Instant::now() < deadline, "slot never freed");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
