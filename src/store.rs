@@ -428,7 +428,7 @@ impl Writer {
                 }
             }
             let stop = batch.iter().any(|op| matches!(op, Op::Stop { .. }));
-            let outcomes = self.commit(batch.drain(..));
+            let outcomes = self.commit(std::mem::take(&mut batch));
             self.dispatch(outcomes);
             if stop {
                 info!("store: writer stopped, everything queued is committed");
@@ -437,93 +437,42 @@ impl Writer {
         }
     }
 
-    /// Runs the batch in one transaction; on any transaction-level failure every write in it is
-    /// reported failed and nothing of it is delivered.
-    fn commit(&mut self, batch: impl Iterator<Item = Op>) -> Vec<Outcome> {
-        let ops: Vec<Op> = batch.collect();
+    /// Runs the batch in one transaction. If any statement or the commit fails, the whole
+    /// batch is rolled back and every write in it is reported failed; nothing of it is delivered.
+    fn commit(&mut self, ops: Vec<Op>) -> Vec<Outcome> {
         let n = ops.len();
         let mut outcomes = Vec::with_capacity(n);
         let mut new_rooms: Vec<Arc<str>> = Vec::new();
-        let result = (|| -> rusqlite::Result<()> {
-            let tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            for op in ops {
-                outcomes.push(match op {
-                    Op::CreateUser { name, hash, reply } => {
-                        let r = tx
-                            .prepare_cached(
-                                "INSERT INTO users (name, password_hash) VALUES (?1, ?2)",
-                            )?
-                            .execute(params![name, hash]);
-                        let r = match r {
-                            Ok(_) => Ok(User {
-                                id: tx.last_insert_rowid(),
-                                name: Arc::from(name),
-                            }),
-                            Err(rusqlite::Error::SqliteFailure(e, _))
-                                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-                            {
-                                Err(StoreError::Exists)
-                            }
-                            Err(e) => return Err(e),
-                        };
-                        Outcome::Created(reply, r)
+        let mut failure: Option<rusqlite::Error> = None;
+        match self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+        {
+            Ok(tx) => {
+                for op in ops {
+                    if failure.is_some() {
+                        outcomes.push(not_done(op));
+                        continue;
                     }
-                    Op::Say {
-                        session,
-                        user,
-                        room,
-                        text,
-                    } => {
-                        let room_id = room_id(&tx, &self.room_ids, &mut new_rooms, &room)?;
-                        tx.prepare_cached(
-                            "INSERT INTO messages (room_id, user_id, body) VALUES (?1, ?2, ?3)",
-                        )?
-                        .execute(params![room_id, user.id, text])?;
-                        Outcome::Said(Committed {
-                            id: tx.last_insert_rowid(),
-                            room,
-                            name: user.name,
-                            text,
-                            sender: session,
-                        })
+                    match execute(&tx, &self.room_ids, &mut new_rooms, &op) {
+                        Ok(done) => outcomes.push(finish(op, done)),
+                        Err(e) => {
+                            failure = Some(e);
+                            outcomes.push(not_done(op));
+                        }
                     }
-                    Op::Join {
-                        session,
-                        user,
-                        room,
-                        history,
-                        reply,
-                    } => {
-                        let room_id = room_id(&tx, &self.room_ids, &mut new_rooms, &room)?;
-                        tx.prepare_cached(
-                            "INSERT INTO memberships (user_id, room_id) VALUES (?1, ?2) \
-                             ON CONFLICT DO NOTHING",
-                        )?
-                        .execute(params![user.id, room_id])?;
-                        let mut history = if history == 0 {
-                            Vec::new()
-                        } else {
-                            room_tail(&tx, room_id, None, history)?
-                        };
-                        history.reverse();
-                        Outcome::Joined(Joined {
-                            session,
-                            user,
-                            room,
-                            history,
-                            reply,
-                        })
-                    }
-                    Op::Leave { session, reply } => Outcome::Leave(session, reply),
-                    Op::Stop { done } => Outcome::Stop(done),
-                });
+                }
+                if failure.is_none() {
+                    failure = tx.commit().err();
+                }
             }
-            tx.commit()
-        })();
-        match result {
-            Ok(()) => {
+            Err(e) => {
+                failure = Some(e);
+                outcomes.extend(ops.into_iter().map(not_done));
+            }
+        }
+        match failure {
+            None => {
                 for r in new_rooms {
                     if let Some(id) = self.lookup_room(&r) {
                         self.room_ids.insert(r, id);
@@ -532,9 +481,9 @@ impl Writer {
                 debug!("store: committed {n} operations");
                 outcomes
             }
-            Err(e) => {
-                error!("store: transaction of {n} operations failed: {e}");
-                outcomes.into_iter().map(fail).collect()
+            Some(e) => {
+                error!("store: transaction of {n} operations rolled back: {e}");
+                outcomes.into_iter().map(rolled_back).collect()
             }
         }
     }
@@ -571,8 +520,128 @@ impl Writer {
     }
 }
 
+/// What executing an operation inside the transaction produced.
+enum Done {
+    Created(Result<UserId, StoreError>),
+    Said(i64),
+    Joined(Vec<HistRow>),
+    Nothing,
+}
+
+/// Executes `op`'s statements; an `Err` aborts the whole transaction. A taken name is not an
+/// error of the transaction: SQLite undoes just that statement.
+fn execute(
+    tx: &Connection,
+    cache: &HashMap<Arc<str>, i64>,
+    new_rooms: &mut Vec<Arc<str>>,
+    op: &Op,
+) -> rusqlite::Result<Done> {
+    Ok(match op {
+        Op::CreateUser { name, hash, .. } => {
+            let r = tx
+                .prepare_cached("INSERT INTO users (name, password_hash) VALUES (?1, ?2)")?
+                .execute(params![name, hash]);
+            match r {
+                Ok(_) => Done::Created(Ok(tx.last_insert_rowid())),
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    Done::Created(Err(StoreError::Exists))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Op::Say {
+            user, room, text, ..
+        } => {
+            let room_id = room_id(tx, cache, new_rooms, room)?;
+            tx.prepare_cached("INSERT INTO messages (room_id, user_id, body) VALUES (?1, ?2, ?3)")?
+                .execute(params![room_id, user.id, text])?;
+            Done::Said(tx.last_insert_rowid())
+        }
+        Op::Join {
+            user,
+            room,
+            history,
+            ..
+        } => {
+            let room_id = room_id(tx, cache, new_rooms, room)?;
+            tx.prepare_cached(
+                "INSERT INTO memberships (user_id, room_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![user.id, room_id])?;
+            let mut rows = if *history == 0 {
+                Vec::new()
+            } else {
+                room_tail(tx, room_id, None, *history)?
+            };
+            rows.reverse();
+            Done::Joined(rows)
+        }
+        Op::Leave { .. } | Op::Stop { .. } => Done::Nothing,
+    })
+}
+
+/// Pairs an executed operation with what it produced.
+fn finish(op: Op, done: Done) -> Outcome {
+    match (op, done) {
+        (Op::CreateUser { name, reply, .. }, Done::Created(r)) => Outcome::Created(
+            reply,
+            r.map(|id| User {
+                id,
+                name: Arc::from(name),
+            }),
+        ),
+        (
+            Op::Say {
+                session,
+                user,
+                room,
+                text,
+            },
+            Done::Said(id),
+        ) => Outcome::Said(Committed {
+            id,
+            room,
+            name: user.name,
+            text,
+            sender: session,
+        }),
+        (
+            Op::Join {
+                session,
+                user,
+                room,
+                reply,
+                ..
+            },
+            Done::Joined(history),
+        ) => Outcome::Joined(Joined {
+            session,
+            user,
+            room,
+            history,
+            reply,
+        }),
+        (op, _) => not_done(op),
+    }
+}
+
+/// The outcome of an operation that was not executed (its transaction had already failed).
+fn not_done(op: Op) -> Outcome {
+    match op {
+        Op::CreateUser { reply, .. } => {
+            Outcome::Created(reply, Err(StoreError::Sqlite("rolled back".into())))
+        }
+        Op::Say { session, .. } => Outcome::SayFailed(session),
+        Op::Join { session, .. } => Outcome::JoinFailed(session),
+        Op::Leave { session, reply } => Outcome::Leave(session, reply),
+        Op::Stop { done } => Outcome::Stop(done),
+    }
+}
+
 /// The outcome of an operation whose transaction did not commit.
-fn fail(o: Outcome) -> Outcome {
+fn rolled_back(o: Outcome) -> Outcome {
     match o {
         Outcome::Created(reply, _) => {
             Outcome::Created(reply, Err(StoreError::Sqlite("rolled back".into())))
