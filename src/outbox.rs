@@ -88,6 +88,11 @@ impl Outbox {
         self.kill.cancel();
     }
 
+    /// A handle that kills the connection, without keeping the queue open.
+    pub fn killer(&self) -> CancellationToken {
+        self.kill.clone()
+    }
+
     /// Resolves when the connection has been killed.
     pub fn killed(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
         self.kill.cancelled()

@@ -221,6 +221,11 @@ enum Command {
         session: SessionId,
         line: Bytes,
     },
+    Farewell {
+        session: SessionId,
+        line: Bytes,
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// Handle to the room actor. Cloning is cheap; the actor stops when the last handle drops.
@@ -283,6 +288,16 @@ impl Rooms {
         let _ = self.tx.blocking_send(Command::Left { session, reply });
     }
 
+    /// From the store's writer thread (server shutdown): send `line` as the session's last line
+    /// and forget the session, without announcing `LEAVE`.
+    pub fn blocking_farewell(&self, session: SessionId, line: Bytes, reply: oneshot::Sender<()>) {
+        let _ = self.tx.blocking_send(Command::Farewell {
+            session,
+            line,
+            reply,
+        });
+    }
+
     /// From the store's writer thread: send one line to one session (e.g. `ERR storage`).
     pub fn blocking_send_to(&self, session: SessionId, line: Bytes) {
         let _ = self.tx.blocking_send(Command::Send { session, line });
@@ -337,6 +352,16 @@ impl Actor {
                 let _ = reply.send(room);
             }
             Command::Send { session, line } => self.send(session, line),
+            Command::Farewell {
+                session,
+                line,
+                reply,
+            } => {
+                self.send(session, line);
+                self.outboxes.remove(&session);
+                self.table.leave(session);
+                let _ = reply.send(());
+            }
         }
     }
 

@@ -23,6 +23,9 @@ use tokio_util::sync::CancellationToken;
 /// How long a closing session waits for its last lines to be written.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Why a session ended, when the server is shutting down.
+const SHUTDOWN: &str = "server shutting down";
+
 /// Where a session is in its life.
 #[derive(Debug, Clone)]
 enum State {
@@ -90,8 +93,8 @@ pub async fn run(
     let reason = loop {
         let item = tokio::select! {
             _ = shutdown.cancelled() => {
-                s.reply(Reply::Info("server shutting down")).await;
-                break "server shutting down";
+                s.farewell().await;
+                break SHUTDOWN;
             }
             _ = s.outbox.killed() => break "dropped",
             item = lines.next() => item,
@@ -124,15 +127,23 @@ pub async fn run(
         }
     };
     // The one cleanup path: presence first, so the room hears LEAVE promptly.
-    if !matches!(s.state, State::Guest) {
+    if !matches!(s.state, State::Guest) && reason != SHUTDOWN {
         s.shared.rooms.detach(s.id).await;
     }
     info!("{} disconnected: {reason}", Tag(&s));
-    let outbox = s.outbox.clone();
-    drop(s);
-    let flushed = tokio::time::timeout(FLUSH_TIMEOUT, writer).await;
-    if flushed.is_err() {
-        outbox.kill();
+    let killer = s.outbox.killer();
+    drop(s); // the last Outbox: the writer flushes what is queued and sends FIN
+    let closing = async {
+        let _ = writer.await;
+        // Read and discard until the client closes too: closing a socket with unread input
+        // makes the kernel send RST, and the client could lose the lines just written.
+        // A connection dropped for not reading is closed at once instead.
+        if !killer.is_cancelled() {
+            while let Some(Ok(_)) = lines.next().await {}
+        }
+    };
+    if tokio::time::timeout(FLUSH_TIMEOUT, closing).await.is_err() {
+        killer.cancel();
     }
 }
 
@@ -143,6 +154,18 @@ impl Session {
 
     async fn error(&self, e: &ProtoError) {
         self.reply(Reply::Err(e.code, &e.text)).await;
+    }
+
+    /// Server shutdown: the session's own queued messages are committed and acknowledged
+    /// first, then `INFO server shutting down` is its last line.
+    async fn farewell(&self) {
+        let line = Reply::Info(SHUTDOWN).to_bytes();
+        if matches!(self.state, State::Guest) {
+            self.outbox.push(line).await;
+        } else if let Err(e) = self.shared.store.farewell(self.id, line.clone()).await {
+            debug!("{} farewell not ordered: {e}", Tag(self));
+            self.outbox.push(line).await;
+        }
     }
 
     fn user(&self) -> Option<&User> {

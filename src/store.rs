@@ -184,6 +184,11 @@ enum Op {
         session: SessionId,
         reply: oneshot::Sender<Option<Arc<str>>>,
     },
+    Farewell {
+        session: SessionId,
+        line: bytes::Bytes,
+        reply: oneshot::Sender<()>,
+    },
     Stop {
         done: oneshot::Sender<()>,
     },
@@ -200,6 +205,7 @@ enum Outcome {
     Joined(Joined),
     JoinFailed(SessionId),
     Leave(SessionId, oneshot::Sender<Option<Arc<str>>>),
+    Farewell(SessionId, bytes::Bytes, oneshot::Sender<()>),
     Stop(oneshot::Sender<()>),
 }
 
@@ -283,6 +289,20 @@ impl Store {
     pub async fn leave(&self, session: SessionId) -> Result<Option<Arc<str>>, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.queue(Op::Leave { session, reply }).await?;
+        rx.await.map_err(|_| StoreError::Closed)
+    }
+
+    /// Server shutdown, in order with the session's queued messages: once those are committed
+    /// and delivered (their senders acknowledged), the actor sends `line` as the session's last
+    /// line and forgets the session without announcing `LEAVE`.
+    pub async fn farewell(&self, session: SessionId, line: bytes::Bytes) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.queue(Op::Farewell {
+            session,
+            line,
+            reply,
+        })
+        .await?;
         rx.await.map_err(|_| StoreError::Closed)
     }
 
@@ -512,6 +532,9 @@ impl Writer {
                     warn!("conn={session} join not recorded: storage failure");
                 }
                 Outcome::Leave(session, reply) => self.rooms.blocking_left(session, reply),
+                Outcome::Farewell(session, line, reply) => {
+                    self.rooms.blocking_farewell(session, line, reply)
+                }
                 Outcome::Stop(done) => {
                     let _ = done.send(());
                 }
@@ -578,7 +601,7 @@ fn execute(
             rows.reverse();
             Done::Joined(rows)
         }
-        Op::Leave { .. } | Op::Stop { .. } => Done::Nothing,
+        Op::Leave { .. } | Op::Farewell { .. } | Op::Stop { .. } => Done::Nothing,
     })
 }
 
@@ -636,6 +659,11 @@ fn not_done(op: Op) -> Outcome {
         Op::Say { session, .. } => Outcome::SayFailed(session),
         Op::Join { session, .. } => Outcome::JoinFailed(session),
         Op::Leave { session, reply } => Outcome::Leave(session, reply),
+        Op::Farewell {
+            session,
+            line,
+            reply,
+        } => Outcome::Farewell(session, line, reply),
         Op::Stop { done } => Outcome::Stop(done),
     }
 }
