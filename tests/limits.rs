@@ -58,3 +58,40 @@ fn over_the_connection_limit_gets_busy() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// A client that never reads is dropped once its queue is full; the room keeps flowing for
+/// everyone else and hears it leave.
+#[test]
+fn a_client_that_never_reads_is_dropped_and_the_room_flows_on() {
+    const N: usize = 3000;
+    const WINDOW: usize = 8;
+    let srv = TestServer::start_with(&["--sendq-lines", "64", "--sendq-bytes", "65536"]);
+    let mut slow = srv.user("slow");
+    slow.join("g");
+    let mut fast = srv.user("fast");
+    fast.join("g");
+    slow.send("#ping"); // and never read again
+    let text = "x".repeat(4000);
+    let mut left = false;
+    for chunk in 0..N / WINDOW {
+        for _ in 0..WINDOW {
+            fast.send(&text);
+        }
+        let mut echoes = 0;
+        while echoes < WINDOW {
+            let l = fast.line();
+            if l == "LEAVE g slow 1" {
+                assert!(!left);
+                left = true;
+                eprintln!("slow reader dropped after {} messages", chunk * WINDOW);
+            } else {
+                assert_eq!(l, format!("MSG g fast {text}"));
+                echoes += 1;
+            }
+        }
+    }
+    assert!(left, "the slow reader was never dropped");
+    fast.send("#users");
+    fast.expect("USERS g 1 fast");
+    assert!(slow.is_closed() || slow.until_closed().len() < N);
+}

@@ -50,7 +50,10 @@ async fn serve(config: Config) -> Result<(), String> {
         config.sendq_lines,
         config.sendq_bytes
     );
-    let db = Database::open(&config.db, config.sync)?;
+    let (path, sync) = (config.db.clone(), config.sync);
+    let db = tokio::task::spawn_blocking(move || Database::open(&path, sync))
+        .await
+        .map_err(|e| e.to_string())??;
     let cost = config.bcrypt_cost;
     let auth = tokio::task::spawn_blocking(move || Auth::new(cost))
         .await
