@@ -1,7 +1,8 @@
 //! Password hashing and checking with bcrypt, off the async threads.
 //!
-//! Every bcrypt call runs on `spawn_blocking` behind a semaphore sized to the machine, so a
-//! login storm queues up instead of occupying every blocking thread. Unknown users are checked
+//! Every bcrypt call runs on `spawn_blocking` behind a semaphore of one permit less than the
+//! machine has cores (at least one), so a login storm queues up and always leaves a core to the
+//! chat traffic of users already logged in. Unknown users are checked
 //! against a dummy hash of the same cost, so "no such user" and "wrong password" take the same
 //! time.
 //!
@@ -30,7 +31,7 @@ impl Auth {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Auth {
             cost,
-            permits: Arc::new(Semaphore::new(cores)),
+            permits: Arc::new(Semaphore::new(cores.saturating_sub(1).max(1))),
             dummy_hash: dummy_hash.into(),
         })
     }

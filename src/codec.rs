@@ -1,6 +1,10 @@
 //! Inbound framing: tokio-util's `LinesCodec` with a maximum length, wrapped so that a too-long
 //! or non-UTF-8 line becomes an item the session answers with `ERR` instead of an error that ends
 //! the stream.
+//!
+//! Before framing, bytes pass a small telnet filter: IAC sequences (option negotiation, and the
+//! commands telnet sends for Ctrl-C and friends) and NUL bytes are removed. Byte 0xFF never
+//! occurs in UTF-8, so this cannot alter a UTF-8 client's text.
 
 use bytes::BytesMut;
 use std::io;
@@ -17,12 +21,56 @@ pub enum Line {
     BadUtf8,
 }
 
+/// Telnet interpret-as-command byte.
+const IAC: u8 = 0xFF;
+/// Subnegotiation begin / end.
+const SB: u8 = 0xFA;
+const SE: u8 = 0xF0;
+/// WILL, WONT, DO, DONT: followed by one option byte.
+const WILL: u8 = 0xFB;
+const DONT: u8 = 0xFE;
+
+/// Where the telnet filter is inside an IAC sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Telnet {
+    #[default]
+    Data,
+    Iac,
+    Option,
+    Sub,
+    SubIac,
+}
+
+impl Telnet {
+    /// Feeds one byte; returns whether it is data to keep.
+    fn keep(&mut self, b: u8) -> bool {
+        let (next, keep) = match (*self, b) {
+            (Telnet::Data, IAC) => (Telnet::Iac, false),
+            (Telnet::Data, 0) => (Telnet::Data, false),
+            (Telnet::Data, _) => (Telnet::Data, true),
+            (Telnet::Iac, WILL..=DONT) => (Telnet::Option, false),
+            (Telnet::Iac, SB) => (Telnet::Sub, false),
+            (Telnet::Iac, _) => (Telnet::Data, false), // IAC IAC, IAC IP, IAC NOP, ...
+            (Telnet::Option, _) => (Telnet::Data, false),
+            (Telnet::Sub, IAC) => (Telnet::SubIac, false),
+            (Telnet::Sub, _) => (Telnet::Sub, false),
+            (Telnet::SubIac, SE) => (Telnet::Data, false),
+            (Telnet::SubIac, _) => (Telnet::Sub, false),
+        };
+        *self = next;
+        keep
+    }
+}
+
 /// Decoder for client lines. Never buffers more than the limit (plus one byte for a CR) of a
 /// single line.
 #[derive(Debug)]
 pub struct LineCodec {
     inner: LinesCodec,
     max_line: usize,
+    telnet: Telnet,
+    /// Filtered bytes not yet framed into a line.
+    filtered: BytesMut,
 }
 
 impl LineCodec {
@@ -32,7 +80,29 @@ impl LineCodec {
             // One extra byte so a CR before the LF does not count against the limit.
             inner: LinesCodec::new_with_max_length(max_line.saturating_add(1)),
             max_line,
+            telnet: Telnet::default(),
+            filtered: BytesMut::new(),
         }
+    }
+
+    /// Moves `buf` through the telnet filter into `self.filtered`.
+    fn filter(&mut self, buf: &mut BytesMut) {
+        if self.telnet == Telnet::Data && !buf.iter().any(|&b| b == IAC || b == 0) {
+            // The common case: nothing to strip.
+            if self.filtered.is_empty() {
+                std::mem::swap(&mut self.filtered, buf);
+            } else {
+                self.filtered.extend_from_slice(buf);
+                buf.clear();
+            }
+            return;
+        }
+        for &b in buf.iter() {
+            if self.telnet.keep(b) {
+                self.filtered.extend_from_slice(&[b]);
+            }
+        }
+        buf.clear();
     }
 
     fn map(&self, r: Result<Option<String>, LinesCodecError>) -> Result<Option<Line>, io::Error> {
@@ -56,12 +126,14 @@ impl Decoder for LineCodec {
     type Error = io::Error;
 
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Line>, io::Error> {
-        let r = self.inner.decode(buf);
+        self.filter(buf);
+        let r = self.inner.decode(&mut self.filtered);
         self.map(r)
     }
 
     fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Line>, io::Error> {
-        let r = self.inner.decode_eof(buf);
+        self.filter(buf);
+        let r = self.inner.decode_eof(&mut self.filtered);
         self.map(r)
     }
 }
@@ -109,9 +181,31 @@ mod tests {
     }
 
     #[test]
+    fn telnet_sequences_and_nul_are_stripped() {
+        // IAC DO ECHO, IAC WILL SGA, a subnegotiation, IAC IP (Ctrl-C), NUL, IAC IAC.
+        let input =
+            b"\xff\xfd\x01he\xff\xfb\x03llo\xff\xfa\x18\x01\xff\xf0 wo\x00rld\xff\xf4\xff\xff\n";
+        assert_eq!(
+            decode_all(100, input),
+            vec![Line::Text("hello world".into())]
+        );
+    }
+
+    #[test]
+    fn telnet_sequence_split_across_reads() {
+        let mut c = LineCodec::new(100);
+        let mut buf = BytesMut::from(&b"ab\xff"[..]);
+        assert_eq!(c.decode(&mut buf).unwrap(), None);
+        buf.extend_from_slice(b"\xfd");
+        assert_eq!(c.decode(&mut buf).unwrap(), None);
+        buf.extend_from_slice(b"\x01cd\n");
+        assert_eq!(c.decode(&mut buf).unwrap(), Some(Line::Text("abcd".into())));
+    }
+
+    #[test]
     fn bad_utf8_then_next_line_works() {
         assert_eq!(
-            decode_all(10, b"a\xff\xfeb\n#ping\n"),
+            decode_all(10, b"caf\xe9\n#ping\n"),
             vec![Line::BadUtf8, Line::Text("#ping".into())]
         );
     }

@@ -3,6 +3,7 @@
 use argh::FromArgs;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Default listen address: loopback only, so a first run exposes nothing.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
@@ -25,6 +26,16 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 pub const DEFAULT_SENDQ_LINES: usize = 1024;
 /// Default bound on a session's outbound queue, in bytes.
 pub const DEFAULT_SENDQ_BYTES: usize = 1 << 20;
+/// Default message burst a user may send before the rate limit applies.
+pub const DEFAULT_RATE_BURST: u32 = 10;
+/// Default sustained messages per second per user.
+pub const DEFAULT_RATE_PER_SEC: u32 = 5;
+/// Default cap on simultaneous connections from one IP address.
+pub const DEFAULT_MAX_PER_IP: usize = 64;
+/// Default seconds a connection has to log in.
+pub const DEFAULT_LOGIN_TIMEOUT: u64 = 30;
+/// Default seconds a logged-in session may stay silent.
+pub const DEFAULT_IDLE_TIMEOUT: u64 = 600;
 
 /// SQLite durability mode (`PRAGMA synchronous`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +105,26 @@ pub struct Args {
     /// (default 1048576)
     #[argh(option, default = "DEFAULT_SENDQ_BYTES")]
     pub sendq_bytes: usize,
+
+    /// messages a user may send in a burst before the rate limit applies (default 10)
+    #[argh(option, default = "DEFAULT_RATE_BURST")]
+    pub rate_burst: u32,
+
+    /// sustained messages per second per user; 0 disables the rate limit (default 5)
+    #[argh(option, default = "DEFAULT_RATE_PER_SEC")]
+    pub rate_per_sec: u32,
+
+    /// most simultaneous connections from one IP address; 0 means no limit (default 64)
+    #[argh(option, default = "DEFAULT_MAX_PER_IP")]
+    pub max_per_ip: usize,
+
+    /// seconds a connection has to log in before it is closed (default 30)
+    #[argh(option, default = "DEFAULT_LOGIN_TIMEOUT")]
+    pub login_timeout: u64,
+
+    /// seconds a logged-in session may send nothing before it is closed (default 600)
+    #[argh(option, default = "DEFAULT_IDLE_TIMEOUT")]
+    pub idle_timeout: u64,
 }
 
 /// The daemon's validated settings.
@@ -117,6 +148,16 @@ pub struct Config {
     pub sendq_lines: usize,
     /// Outbound queue bound, bytes.
     pub sendq_bytes: usize,
+    /// Message burst per user.
+    pub rate_burst: u32,
+    /// Sustained messages per second per user; 0 = unlimited.
+    pub rate_per_sec: u32,
+    /// Connections per IP address; 0 = unlimited.
+    pub max_per_ip: usize,
+    /// Time to log in.
+    pub login_timeout: Duration,
+    /// Time a logged-in session may stay silent.
+    pub idle_timeout: Duration,
 }
 
 impl Config {
@@ -138,6 +179,9 @@ impl Config {
             ("--max-connections", a.max_connections),
             ("--sendq-lines", a.sendq_lines),
             ("--sendq-bytes", a.sendq_bytes),
+            ("--rate-burst", a.rate_burst as usize),
+            ("--login-timeout", a.login_timeout as usize),
+            ("--idle-timeout", a.idle_timeout as usize),
         ] {
             if v == 0 {
                 return Err(format!("{flag} must be at least 1"));
@@ -153,22 +197,12 @@ impl Config {
             max_connections: a.max_connections,
             sendq_lines: a.sendq_lines,
             sendq_bytes: a.sendq_bytes,
+            rate_burst: a.rate_burst,
+            rate_per_sec: a.rate_per_sec,
+            max_per_ip: a.max_per_ip,
+            login_timeout: Duration::from_secs(a.login_timeout),
+            idle_timeout: Duration::from_secs(a.idle_timeout),
         })
-    }
-
-    /// A config with every default, listening on `listen` and storing in `db`.
-    pub fn with_defaults(listen: SocketAddr, db: PathBuf) -> Config {
-        Config {
-            listen,
-            db,
-            bcrypt_cost: DEFAULT_BCRYPT_COST,
-            history_on_join: DEFAULT_HISTORY_ON_JOIN,
-            sync: Sync::Normal,
-            max_line: DEFAULT_MAX_LINE,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-            sendq_lines: DEFAULT_SENDQ_LINES,
-            sendq_bytes: DEFAULT_SENDQ_BYTES,
-        }
     }
 }
 

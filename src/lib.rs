@@ -11,6 +11,7 @@
 //! - [`rooms`]: the room actor: membership, presence, counts and fan-out.
 //! - [`store`]: SQLite: schema, the group-commit writer thread, the read pool.
 //! - [`auth`]: bcrypt off the async threads.
+//! - [`ratelimit`]: token buckets for the message rate limit and failed-login throttles.
 //!
 //! One chat line: socket -> codec -> `Request::parse` -> session -> store writer (commit) ->
 //! room actor (encode once, `try_push` to every member) -> each member's writer task.
@@ -23,6 +24,7 @@ pub mod codec;
 pub mod config;
 pub mod outbox;
 pub mod protocol;
+pub mod ratelimit;
 pub mod rooms;
 pub mod server;
 pub mod session;

@@ -5,6 +5,7 @@
 //! [`Reply::encode`] and nowhere else.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use std::borrow::Cow;
 use std::fmt;
 
 /// Longest user or room name, in bytes (`[A-Za-z0-9_-]{1,32}`).
@@ -43,8 +44,16 @@ pub enum ErrCode {
     TooLong,
     /// The line was not valid UTF-8 and was discarded.
     Utf8,
-    /// The server is at its connection limit.
+    /// The server is at its connection limit, or this address at its own.
     Busy,
+    /// Over the rate limit: the request was refused; `retry-after=MS` says when to retry.
+    RateLimit,
+    /// Kept flooding after many rate-limit refusals: the connection is closed.
+    Flood,
+    /// Did not log in in time, or stayed idle too long: the connection is closed.
+    Timeout,
+    /// The client spoke HTTP: the connection is closed.
+    Http,
 }
 
 impl ErrCode {
@@ -62,11 +71,15 @@ impl ErrCode {
             ErrCode::TooLong => "toolong",
             ErrCode::Utf8 => "utf8",
             ErrCode::Busy => "busy",
+            ErrCode::RateLimit => "ratelimit",
+            ErrCode::Flood => "flood",
+            ErrCode::Timeout => "timeout",
+            ErrCode::Http => "http",
         }
     }
 
     /// Every code, in the order protocol.md lists them.
-    pub const ALL: [ErrCode; 11] = [
+    pub const ALL: [ErrCode; 15] = [
         ErrCode::Auth,
         ErrCode::Exists,
         ErrCode::BadName,
@@ -78,6 +91,10 @@ impl ErrCode {
         ErrCode::TooLong,
         ErrCode::Utf8,
         ErrCode::Busy,
+        ErrCode::RateLimit,
+        ErrCode::Flood,
+        ErrCode::Timeout,
+        ErrCode::Http,
     ];
 }
 
@@ -221,6 +238,42 @@ impl<'a> Request<'a> {
         Ok(Some(request))
     }
 
+    /// The request as a line a client would send (without line ending). Parsing it gives back
+    /// an equal request.
+    pub fn to_line(&self) -> String {
+        let page = |verb: &str, p: &Page| match p.before {
+            Some(b) => format!("#{verb} {} {b}", p.limit),
+            None => format!("#{verb} {}", p.limit),
+        };
+        match self {
+            Request::Register { name, password } => format!("#register {name} {password}"),
+            Request::Login { name, password } => format!("#login {name} {password}"),
+            Request::Join { room } => format!("#join {room}"),
+            Request::Leave => "#leave".into(),
+            Request::Users => "#users".into(),
+            Request::Rooms => "#rooms".into(),
+            Request::AllMessages(p) => page("all_messages", p),
+            Request::MyMessages(p) => page("my_messages", p),
+            Request::Ping => "#ping".into(),
+            Request::Help => "#help".into(),
+            Request::Quit => "#quit".into(),
+            Request::Say(text) if text.starts_with('#') => format!("#{text}"),
+            Request::Say(text) => text.to_string(),
+        }
+    }
+
+    /// Whether this request takes a token from the user's message rate limit: chat lines and
+    /// the verbs that make the server read or write the database.
+    pub fn is_rate_limited(&self) -> bool {
+        matches!(
+            self,
+            Request::Say(_)
+                | Request::Join { .. }
+                | Request::AllMessages(_)
+                | Request::MyMessages(_)
+        )
+    }
+
     /// Whether this request is allowed before logging in.
     pub fn allowed_as_guest(&self) -> bool {
         matches!(
@@ -283,6 +336,36 @@ fn parse_page(args: &[&str], form: &str) -> Result<Page, ProtoError> {
 
 fn is_digits(s: &str) -> bool {
     s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Cleans an inbound line before parsing: drops a leading byte-order mark and every control
+/// character except TAB (C0, DEL and C1), so no client can put terminal escape sequences on
+/// other users' screens. Borrowed when there is nothing to remove.
+pub fn sanitize(line: &str) -> Cow<'_, str> {
+    let line = line.strip_prefix('\u{feff}').unwrap_or(line);
+    if line.chars().any(is_stripped) {
+        Cow::Owned(line.chars().filter(|c| !is_stripped(*c)).collect())
+    } else {
+        Cow::Borrowed(line)
+    }
+}
+
+fn is_stripped(c: char) -> bool {
+    c.is_control() && c != '\t'
+}
+
+/// Whether a first line looks like an HTTP request (`GET / HTTP/1.1` and the like).
+pub fn looks_like_http(line: &str) -> bool {
+    const METHODS: [&str; 9] = [
+        "GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "CONNECT", "PATCH", "TRACE",
+    ];
+    let mut words = line.split(' ');
+    let (Some(method), Some(_target), Some(version), None) =
+        (words.next(), words.next(), words.next(), words.next())
+    else {
+        return false;
+    };
+    METHODS.contains(&method) && version.starts_with("HTTP/")
 }
 
 /// Checks a user or room name against `[A-Za-z0-9_-]{1,32}`.
@@ -553,6 +636,27 @@ mod tests {
         assert_eq!(code("#all_messages +5"), ErrCode::Usage);
         assert_eq!(code("#my_messages 10 -1"), ErrCode::Usage);
         assert_eq!(code("#my_messages 10 1 2"), ErrCode::Usage);
+    }
+
+    #[test]
+    fn sanitize_strips_controls_and_bom() {
+        assert!(matches!(
+            sanitize("plain\ttext"),
+            Cow::Borrowed("plain\ttext")
+        ));
+        assert_eq!(sanitize("\u{feff}#ping"), "#ping");
+        assert_eq!(
+            sanitize("red \x1b[31malert\x07\x7f\u{9b}2J"),
+            "red [31malert2J"
+        );
+    }
+
+    #[test]
+    fn http_request_lines() {
+        assert!(looks_like_http("GET / HTTP/1.1"));
+        assert!(looks_like_http("POST /api HTTP/1.0"));
+        assert!(!looks_like_http("GET me a coffee"));
+        assert!(!looks_like_http("#login alice pass HTTP/1.1"));
     }
 
     #[test]

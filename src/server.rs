@@ -1,16 +1,22 @@
 //! The accept loop: connection limit, one session task per socket, and graceful shutdown
 //! (stop accepting, tell every session, let them flush, commit what is queued).
 
+use crate::UserId;
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::protocol::{ErrCode, Reply};
+use crate::ratelimit::Limiter;
 use crate::rooms::Rooms;
 use crate::session;
 use crate::store::{Database, Store};
 use log::{info, warn};
+use socket2::{SockRef, TcpKeepalive};
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -20,6 +26,15 @@ use tokio_util::task::TaskTracker;
 const SESSION_GRACE: Duration = Duration::from_secs(3);
 /// How long the writer gets to commit what is queued after the sessions are gone.
 const STORE_GRACE: Duration = Duration::from_millis(1500);
+
+/// Failed logins a name or an address may have in a burst before logins are throttled.
+pub const LOGIN_FAILURE_BURST: f64 = 10.0;
+/// Failed logins forgiven per second, per name and per address, once throttled.
+pub const LOGIN_FAILURE_REFILL_PER_SEC: f64 = 0.2;
+/// TCP keepalive: idle time before probing, and time between probes. A peer that vanished
+/// (half-open connection) is noticed within about a minute and a half.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 
 /// What every session shares.
 pub struct Shared {
@@ -31,6 +46,56 @@ pub struct Shared {
     pub store: Store,
     /// bcrypt, off the async threads.
     pub auth: Auth,
+    /// Per-user message rate limit.
+    pub message_rate: Limiter<UserId>,
+    /// Failed logins per client address.
+    pub login_by_ip: Limiter<IpAddr>,
+    /// Failed logins per account name (lower case).
+    pub login_by_account: Limiter<String>,
+}
+
+/// Live connections per client address, for `--max-per-ip`.
+struct PerIp {
+    max: usize,
+    counts: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One counted connection; uncounted when dropped.
+struct IpSlot {
+    per_ip: Arc<PerIp>,
+    ip: IpAddr,
+}
+
+impl PerIp {
+    fn take(per_ip: &Arc<PerIp>, ip: IpAddr) -> Option<IpSlot> {
+        if per_ip.max > 0 {
+            let mut counts = per_ip.counts.lock().unwrap_or_else(|e| e.into_inner());
+            let n = counts.entry(ip).or_insert(0);
+            if *n >= per_ip.max {
+                return None;
+            }
+            *n += 1;
+        }
+        Some(IpSlot {
+            per_ip: per_ip.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        if self.per_ip.max == 0 {
+            return;
+        }
+        let mut counts = self.per_ip.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// Serves `listener` until `shutdown` is cancelled, then winds down: sessions are told
@@ -46,7 +111,14 @@ pub async fn run(
     let rooms = Rooms::spawn();
     let store = Store::start(db, rooms.clone())?;
     let limit = Arc::new(Semaphore::new(config.max_connections));
+    let per_ip = Arc::new(PerIp {
+        max: config.max_per_ip,
+        counts: Mutex::new(HashMap::new()),
+    });
     let shared = Arc::new(Shared {
+        message_rate: Limiter::new(config.rate_burst.into(), config.rate_per_sec.into()),
+        login_by_ip: Limiter::new(LOGIN_FAILURE_BURST, LOGIN_FAILURE_REFILL_PER_SEC),
+        login_by_account: Limiter::new(LOGIN_FAILURE_BURST, LOGIN_FAILURE_REFILL_PER_SEC),
         config,
         rooms,
         store: store.clone(),
@@ -70,22 +142,38 @@ pub async fn run(
         next_id += 1;
         let id = next_id;
         let _ = stream.set_nodelay(true);
-        match limit.clone().try_acquire_owned() {
-            Ok(permit) => {
+        let keepalive = TcpKeepalive::new()
+            .with_time(KEEPALIVE_IDLE)
+            .with_interval(KEEPALIVE_INTERVAL);
+        let _ = SockRef::from(&stream).set_tcp_keepalive(&keepalive);
+        let admitted = match limit.clone().try_acquire_owned() {
+            Err(_) => Err("the server is full"),
+            Ok(permit) => match PerIp::take(&per_ip, peer.ip()) {
+                None => Err("too many connections from your address"),
+                Some(slot) => Ok((permit, slot)),
+            },
+        };
+        match admitted {
+            Ok((permit, slot)) => {
                 let shared = shared.clone();
                 let shutdown = shutdown.clone();
                 tracker.spawn(async move {
                     session::run(stream, id, peer, shared, shutdown).await;
-                    drop(permit);
+                    drop((permit, slot));
                 });
             }
-            Err(_) => {
-                info!("conn={id} peer={peer} refused: connection limit reached");
+            Err(why) => {
+                info!("conn={id} peer={peer} refused: {why}");
                 tracker.spawn(async move {
-                    let line = Reply::Err(ErrCode::Busy, "server is full, try again later");
+                    let text = format!("{why}, try again later");
+                    let line = Reply::Err(ErrCode::Busy, &text).to_bytes();
                     let _ = tokio::time::timeout(SESSION_GRACE, async {
-                        let _ = stream.write_all(&line.to_bytes()).await;
+                        let _ = stream.write_all(&line).await;
                         let _ = stream.shutdown().await;
+                        // Wait for the client to close, so unread input does not turn our
+                        // close into a reset that could swallow the line.
+                        let mut sink = [0u8; 512];
+                        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
                     })
                     .await;
                 });

@@ -7,6 +7,7 @@
 use crate::codec::{Line, LineCodec};
 use crate::outbox::{self, Outbox};
 use crate::protocol::{self, ErrCode, HistRow, ProtoError, Reply, Request};
+use crate::ratelimit;
 use crate::server::Shared;
 use crate::{SessionId, User};
 use bytes::BytesMut;
@@ -22,6 +23,14 @@ use tokio_util::sync::CancellationToken;
 
 /// How long a closing session waits for its last lines to be written.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+/// Failed logins on one connection before it is closed.
+pub const MAX_LOGIN_FAILURES: u32 = 5;
+/// Rate-limit refusals in a row before a flooding connection is closed.
+pub const FLOOD_STRIKES: u32 = 20;
+
+/// The reply to a client that opened with an HTTP request line.
+const HTTP_REPLY: &str =
+    "this is linechat, a line-based chat server, not a web server: connect with nc or telnet";
 
 /// Why a session ended, when the server is shutting down.
 const SHUTDOWN: &str = "server shutting down";
@@ -40,7 +49,8 @@ enum State {
 /// Whether the reader loop goes on after a request.
 enum Flow {
     Continue,
-    Quit,
+    /// Close the connection; the reason is logged.
+    Close(&'static str),
 }
 
 struct Session {
@@ -49,6 +59,10 @@ struct Session {
     shared: Arc<Shared>,
     outbox: Outbox,
     state: State,
+    /// Failed logins on this connection.
+    login_failures: u32,
+    /// Rate-limit refusals since the last accepted message.
+    strikes: u32,
 }
 
 /// Log prefix: connection id (the trace id), peer and, once known, user.
@@ -85,11 +99,18 @@ pub async fn run(
         shared,
         outbox,
         state: State::Guest,
+        login_failures: 0,
+        strikes: 0,
     };
     info!("{} connected", Tag(&s));
     for text in protocol::greeting() {
         s.reply(Reply::Info(&text)).await;
     }
+    let login_timeout = s.shared.config.login_timeout;
+    let idle_timeout = s.shared.config.idle_timeout;
+    let deadline = tokio::time::sleep(login_timeout);
+    tokio::pin!(deadline);
+    let mut first_line = true;
     let reason = loop {
         let item = tokio::select! {
             _ = shutdown.cancelled() => {
@@ -97,9 +118,17 @@ pub async fn run(
                 break SHUTDOWN;
             }
             _ = s.outbox.killed() => break "dropped",
+            _ = &mut deadline => {
+                let text = match s.state {
+                    State::Guest => format!("no login within {} s, closing", login_timeout.as_secs()),
+                    _ => format!("idle for {} s, closing", idle_timeout.as_secs()),
+                };
+                s.reply(Reply::Err(ErrCode::Timeout, &text)).await;
+                break "timeout";
+            }
             item = lines.next() => item,
         };
-        match item {
+        let flow = match item {
             None => break "client closed the connection",
             Some(Err(e)) => {
                 debug!("{} read error: {e}", Tag(&s));
@@ -111,6 +140,7 @@ pub async fn run(
                     s.shared.config.max_line
                 );
                 s.reply(Reply::Err(ErrCode::TooLong, &text)).await;
+                Flow::Continue
             }
             Some(Ok(Line::BadUtf8)) => {
                 s.reply(Reply::Err(
@@ -118,12 +148,24 @@ pub async fn run(
                     "line is not valid UTF-8, discarded",
                 ))
                 .await;
+                Flow::Continue
             }
             Some(Ok(Line::Text(line))) => {
-                if let Flow::Quit = s.handle(&line).await {
-                    break "quit";
+                if std::mem::take(&mut first_line) && protocol::looks_like_http(&line) {
+                    s.reply(Reply::Err(ErrCode::Http, HTTP_REPLY)).await;
+                    break "spoke HTTP";
                 }
+                s.handle(&protocol::sanitize(&line)).await
             }
+        };
+        if let Flow::Close(reason) = flow {
+            break reason;
+        }
+        // Anything a logged-in client sends keeps it alive; a guest's clock never resets.
+        if !matches!(s.state, State::Guest) {
+            deadline
+                .as_mut()
+                .reset(tokio::time::Instant::now() + idle_timeout);
         }
     };
     // The one cleanup path: presence first, so the room hears LEAVE promptly.
@@ -202,15 +244,25 @@ impl Session {
             (Request::Help, _) => self.help().await,
             (Request::Quit, _) => {
                 self.reply(Reply::Ok("quit", "")).await;
-                return Flow::Quit;
+                return Flow::Close("quit");
             }
             (Request::Register { .. } | Request::Login { .. }, Some(u)) => {
                 let text = format!("already logged in as {}", u.name);
                 self.error(&ProtoError::new(ErrCode::Usage, text)).await
             }
             (Request::Register { name, password }, None) => self.register(name, password).await,
-            (Request::Login { name, password }, None) => self.login(name, password).await,
+            (Request::Login { name, password }, None) => return self.login(name, password).await,
             (_, None) => return Flow::Continue, // guests only reach the verbs above
+            (r, Some(u)) if r.is_rate_limited() && !self.admit(&u).await => {
+                return if self.strikes >= FLOOD_STRIKES {
+                    let text =
+                        format!("{FLOOD_STRIKES} messages over the rate limit in a row, closing");
+                    self.error(&ProtoError::new(ErrCode::Flood, text)).await;
+                    Flow::Close("flooding")
+                } else {
+                    Flow::Continue
+                };
+            }
             (Request::Join { room }, Some(u)) => self.join(u, room).await,
             (Request::Leave, Some(u)) => self.leave(u).await,
             (Request::Say(text), Some(u)) => self.say(u, text).await,
@@ -261,12 +313,57 @@ impl Session {
         }
     }
 
-    async fn login(&mut self, name: &str, password: &str) {
+    /// Takes a rate-limit token for `user`; on refusal answers `ERR ratelimit` and counts a
+    /// strike.
+    async fn admit(&mut self, user: &User) -> bool {
+        match self.shared.message_rate.take(&user.id) {
+            Ok(()) => {
+                self.strikes = 0;
+                true
+            }
+            Err(wait) => {
+                self.strikes += 1;
+                if self.strikes == 1 {
+                    info!("{} rate limited", Tag(self));
+                }
+                if self.strikes < FLOOD_STRIKES {
+                    let c = &self.shared.config;
+                    let text = format!(
+                        "retry-after={} over the limit of {} messages per second (burst {}); not sent",
+                        ratelimit::retry_after_ms(wait),
+                        c.rate_per_sec,
+                        c.rate_burst
+                    );
+                    self.error(&ProtoError::new(ErrCode::RateLimit, text)).await;
+                }
+                false
+            }
+        }
+    }
+
+    async fn login(&mut self, name: &str, password: &str) -> Flow {
+        let account = name.to_ascii_lowercase();
+        let ip = self.peer.ip();
+        let throttled = self
+            .shared
+            .login_by_ip
+            .wait(&ip)
+            .max(self.shared.login_by_account.wait(&account));
+        if !throttled.is_zero() {
+            info!("{} login {name} throttled", Tag(self));
+            let text = format!(
+                "retry-after={} too many failed logins for this name or address",
+                ratelimit::retry_after_ms(throttled)
+            );
+            self.error(&ProtoError::new(ErrCode::RateLimit, text)).await;
+            return self.login_failed().await;
+        }
         let found = match self.shared.store.find_user(name).await {
             Ok(f) => f,
             Err(e) => {
                 warn!("{} login lookup failed: {e}", Tag(self));
-                return self.error(&e.to_proto()).await;
+                self.error(&e.to_proto()).await;
+                return Flow::Continue;
             }
         };
         let (user, hash) = match found {
@@ -279,12 +376,28 @@ impl Session {
             Some(user) if ok => {
                 info!("{} login {} succeeded", Tag(self), user.name);
                 self.logged_in("login", user).await;
+                Flow::Continue
             }
             _ => {
                 info!("{} login {name} failed", Tag(self));
+                self.shared.login_by_ip.charge(&ip);
+                self.shared.login_by_account.charge(&account);
                 self.error(&ProtoError::new(ErrCode::Auth, "wrong name or password"))
                     .await;
+                self.login_failed().await
             }
+        }
+    }
+
+    /// Counts a failed login on this connection; closes it after [`MAX_LOGIN_FAILURES`].
+    async fn login_failed(&mut self) -> Flow {
+        self.login_failures += 1;
+        if self.login_failures >= MAX_LOGIN_FAILURES {
+            let text = format!("{MAX_LOGIN_FAILURES} failed logins, closing");
+            self.error(&ProtoError::new(ErrCode::Auth, text)).await;
+            Flow::Close("too many failed logins")
+        } else {
+            Flow::Continue
         }
     }
 

@@ -37,7 +37,7 @@ fn over_the_connection_limit_gets_busy() {
     let mut a = srv.user("alice");
     let mut b = srv.client();
     let mut c = common::TestClient::connect_raw(srv.addr);
-    c.expect("ERR busy server is full, try again later");
+    c.expect("ERR busy the server is full, try again later");
     assert!(c.until_closed().is_empty());
     // The established connections are untouched.
     a.send("#ping");
@@ -53,7 +53,7 @@ fn over_the_connection_limit_gets_busy() {
         if first.starts_with("INFO linechat") {
             break;
         }
-        assert_eq!(first, "ERR busy server is full, try again later");
+        assert_eq!(first, "ERR busy the server is full, try again later");
         assert!(std::time::Instant::now() < deadline, "slot never freed");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }

@@ -138,12 +138,25 @@ impl Drop for TestServer {
 }
 
 fn spawn(db: &Path, args: &[&str]) -> (Child, mpsc::Receiver<String>) {
+    // Most tests send faster than a person types: the rate limit is off unless a test sets it.
+    let rate: &[&str] = if args.contains(&"--rate-per-sec") {
+        &[]
+    } else {
+        &["--rate-per-sec", "0"]
+    };
+    // Cheap hashes keep tests fast, unless a test asks for a real cost.
+    let cost: &[&str] = if args.contains(&"--bcrypt-cost") {
+        &[]
+    } else {
+        &["--bcrypt-cost", "4"]
+    };
     let mut child = Command::new(env!("CARGO_BIN_EXE_linechatd"))
         .arg("--listen")
         .arg("127.0.0.1:0")
         .arg("--db")
         .arg(db)
-        .args(["--bcrypt-cost", "4"])
+        .args(cost)
+        .args(rate)
         .args(args)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
@@ -201,7 +214,11 @@ impl TestClient {
 
     /// Connects without reading anything.
     pub fn connect_raw(addr: SocketAddr) -> TestClient {
-        let s = TcpStream::connect(addr).expect("connect");
+        Self::from_stream(TcpStream::connect(addr).expect("connect"))
+    }
+
+    /// Wraps a connected socket; reads nothing.
+    pub fn from_stream(s: TcpStream) -> TestClient {
         s.set_read_timeout(Some(TIMEOUT)).unwrap();
         TestClient {
             reader: BufReader::new(s.try_clone().unwrap()),
@@ -305,6 +322,13 @@ impl TestClient {
         let mut b = [0u8; 1];
         matches!(self.reader.read(&mut b), Ok(0))
             || matches!(self.reader.read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset)
+    }
+
+    /// Resets the connection (SO_LINGER 0, then close): the server sees RST, not FIN.
+    pub fn reset(self) {
+        socket2::SockRef::from(&self.writer)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
     }
 
     /// Closes the socket abruptly.

@@ -1,0 +1,303 @@
+//! Hostile and broken clients: telnet bytes, escape sequences, HTTP, floods, password guessing,
+//! slowloris, idlers, too many connections from one address, resets. Each rule has a flag and
+//! an error code; each test would fail without its rule.
+mod common;
+use common::{PASS, TestClient, TestServer};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+#[test]
+fn telnet_bytes_nul_bom_and_escapes_never_reach_the_room() {
+    let srv = TestServer::start();
+    let mut a = srv.user("alice");
+    a.join("g");
+    let mut b = srv.user("bob");
+    b.join("g");
+    a.expect("JOIN g bob 2");
+    // IAC DO ECHO, a NUL, an ESC colour sequence, a bell, IAC IP (what telnet sends for Ctrl-C).
+    b.send_raw(b"\xff\xfd\x01hel\x00lo \x1b[31mred\x07\xff\xf4\r\n");
+    a.expect("MSG g bob hello [31mred");
+    b.expect("MSG g bob hello [31mred");
+    // A byte-order mark at the start of a line is dropped, so a command still works.
+    b.send_raw("\u{feff}#ping\n".as_bytes());
+    b.expect("PONG");
+    // A line that is nothing but control bytes is blank: ignored.
+    b.send_raw(b"\x1b\x07\n");
+    b.expect_quiet();
+    a.expect_quiet();
+}
+
+#[test]
+fn http_gets_one_err_line_then_close() {
+    let srv = TestServer::start();
+    let mut c = srv.client();
+    c.send_raw(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    c.expect("ERR http this is linechat, a line-based chat server, not a web server: connect with nc or telnet");
+    assert!(c.until_closed().is_empty());
+    // Only as a first line: later it is just chat.
+    let mut a = srv.user("alice");
+    a.join("g");
+    a.say("g", "alice", "GET / HTTP/1.1");
+}
+
+fn retry_after(line: &str) -> u64 {
+    let rest = line
+        .strip_prefix("ERR ratelimit retry-after=")
+        .unwrap_or_else(|| panic!("not a ratelimit line: {line}"));
+    rest.split(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn rate_limit_refuses_without_storing_or_delivering() {
+    let srv = TestServer::start_with(&["--rate-burst", "3", "--rate-per-sec", "2"]);
+    let mut a = srv.user("alice");
+    a.join("g"); // a join costs a token too
+    let mut b = srv.user("bob");
+    b.join("g");
+    a.expect("JOIN g bob 2");
+    for i in 0..4 {
+        a.send(&format!("m{i}"));
+    }
+    let mut msgs = Vec::new();
+    let mut errs = Vec::new();
+    while msgs.len() + errs.len() < 4 {
+        let l = a.line();
+        if l.starts_with("MSG ") {
+            msgs.push(l);
+        } else {
+            errs.push(l);
+        }
+    }
+    assert_eq!(msgs, ["MSG g alice m0", "MSG g alice m1"]);
+    assert_eq!(errs.len(), 2);
+    let ms = retry_after(&errs[0]);
+    assert!((1..=500).contains(&ms), "retry-after={ms}");
+    assert!(errs[0].ends_with("over the limit of 2 messages per second (burst 3); not sent"));
+    // bob got exactly the two that passed.
+    b.expect("MSG g alice m0");
+    b.expect("MSG g alice m1");
+    b.expect_quiet();
+    // After waiting retry-after, a message passes again; only the passed ones are stored.
+    std::thread::sleep(Duration::from_millis(retry_after(&errs[1]) + 50));
+    a.say("g", "alice", "later");
+    a.send("#ping"); // pings are never limited
+    a.expect("PONG");
+    std::thread::sleep(Duration::from_millis(600));
+    a.send("#all_messages");
+    let mut texts = Vec::new();
+    loop {
+        let l = a.line();
+        if l.starts_with("OK all_messages") {
+            break;
+        }
+        texts.push(common::parse_hist(&l).3);
+    }
+    assert_eq!(texts, ["m0", "m1", "later"]);
+}
+
+#[test]
+fn rate_limit_is_per_user_across_sessions_and_zero_disables() {
+    let srv = TestServer::start_with(&["--rate-burst", "2", "--rate-per-sec", "1"]);
+    let mut a1 = srv.user("alice");
+    let mut a2 = srv.login("alice");
+    a1.send("#all_messages");
+    a1.expect("OK all_messages 0");
+    a2.send("#all_messages");
+    a2.expect("OK all_messages 0");
+    a2.send("#my_messages");
+    assert!(a2.line().starts_with("ERR ratelimit retry-after="));
+
+    let srv = TestServer::start_with(&["--rate-per-sec", "0"]);
+    let mut a = srv.user("alice");
+    a.join("g");
+    for i in 0..100 {
+        a.send(&format!("m{i}"));
+    }
+    for i in 0..100 {
+        a.expect(&format!("MSG g alice m{i}"));
+    }
+}
+
+#[test]
+fn a_flooder_is_disconnected_with_a_final_err() {
+    let srv = TestServer::start_with(&["--rate-burst", "1", "--rate-per-sec", "1"]);
+    let mut a = srv.user("alice");
+    for i in 0..40 {
+        a.send(&format!("#all_messages 1 {}", i + 1));
+    }
+    let lines = a.until_closed();
+    let refusals = lines
+        .iter()
+        .filter(|l| l.starts_with("ERR ratelimit "))
+        .count();
+    assert_eq!(refusals, 19, "{lines:?}");
+    assert_eq!(
+        lines.last().unwrap(),
+        "ERR flood 20 messages over the rate limit in a row, closing"
+    );
+}
+
+#[test]
+fn five_failed_logins_close_the_connection_and_reconnecting_does_not_reset() {
+    let srv = TestServer::start();
+    drop(srv.user("alice"));
+    let mut c = srv.client();
+    for _ in 0..5 {
+        c.send("#login alice wrong-password");
+        c.expect("ERR auth wrong name or password");
+    }
+    c.expect("ERR auth 5 failed logins, closing");
+    assert!(c.until_closed().is_empty());
+    // Five more from a new connection (10 for this account and address)...
+    let mut c = srv.client();
+    for _ in 0..5 {
+        c.send("#login alice wrong-password");
+        c.expect("ERR auth wrong name or password");
+    }
+    c.expect("ERR auth 5 failed logins, closing");
+    // ...and now even the right password is throttled, for this account and this address.
+    let mut c = srv.client();
+    c.send(&format!("#login alice {PASS}"));
+    let l = c.line();
+    let ms = retry_after(&l);
+    assert!((1000..=5000).contains(&ms), "{l}");
+    assert!(l.ends_with("too many failed logins for this name or address"));
+    c.send("#login bob whatever-pass");
+    assert!(c.line().starts_with("ERR ratelimit retry-after="));
+}
+
+#[test]
+fn unknown_user_and_wrong_password_take_the_same_time() {
+    // At a real cost, so the bcrypt time dominates.
+    let srv = TestServer::start_with(&["--bcrypt-cost", "10"]);
+    drop(srv.user("alice"));
+    let time = |name: &str| {
+        let mut c = srv.client();
+        let t = Instant::now();
+        c.send(&format!("#login {name} wrong-password"));
+        c.expect("ERR auth wrong name or password");
+        t.elapsed()
+    };
+    let mut known: Vec<Duration> = (0..3).map(|_| time("alice")).collect();
+    let mut unknown: Vec<Duration> = (0..3).map(|_| time("nobody")).collect();
+    known.sort();
+    unknown.sort();
+    let (k, u) = (known[1].as_secs_f64(), unknown[1].as_secs_f64());
+    assert!(u > k * 0.5 && u < k * 2.0, "known {k:.3}s, unknown {u:.3}s");
+}
+
+#[test]
+fn login_timeout_closes_slowloris() {
+    let srv = TestServer::start_with(&["--login-timeout", "1"]);
+    let mut c = srv.client();
+    c.send("#ping"); // activity does not extend a guest's time
+    c.expect("PONG");
+    let t = Instant::now();
+    c.expect("ERR timeout no login within 1 s, closing");
+    assert!(c.until_closed().is_empty());
+    assert!(t.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn idle_timeout_unless_something_is_sent() {
+    let srv = TestServer::start_with(&["--idle-timeout", "1"]);
+    let mut busy = srv.user("busy");
+    let mut idle = srv.user("idle");
+    // busy pings every 300 ms for 2 s and stays; idle is closed after 1 s.
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_millis(2000) {
+        busy.send("#ping");
+        busy.expect("PONG");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    idle.expect("ERR timeout idle for 1 s, closing");
+    assert!(idle.until_closed().is_empty());
+    busy.send("#ping");
+    busy.expect("PONG");
+}
+
+fn connect_from(src: &str, to: SocketAddr) -> TcpStream {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let src: SocketAddr = format!("{src}:0").parse().unwrap();
+    sock.bind(&src.into()).unwrap();
+    sock.connect(&to.into()).unwrap();
+    sock.into()
+}
+
+#[test]
+fn per_address_connection_limit() {
+    let srv = TestServer::start_with(&["--max-per-ip", "2"]);
+    let mut a = srv.client();
+    let _b = srv.client();
+    let mut c = TestClient::connect_raw(srv.addr);
+    c.expect("ERR busy too many connections from your address, try again later");
+    assert!(c.until_closed().is_empty());
+    // Another address is not affected, nor are the established connections.
+    let other = TestClient::from_stream(connect_from("127.0.0.2", srv.addr));
+    drop(other);
+    let mut d = TestClient::from_stream(connect_from("127.0.0.3", srv.addr));
+    d.expect_prefix("INFO linechat ");
+    a.send("#ping");
+    a.expect("PONG");
+
+    let srv = TestServer::start_with(&["--max-per-ip", "0"]);
+    let clients: Vec<TestClient> = (0..70).map(|_| srv.client()).collect();
+    assert_eq!(clients.len(), 70);
+}
+
+#[test]
+fn a_reset_connection_frees_its_presence() {
+    let srv = TestServer::start();
+    let mut bob = srv.user("bob");
+    bob.join("g");
+    let mut alice = srv.user("alice");
+    alice.join("g");
+    bob.expect("JOIN g alice 2");
+    alice.reset();
+    bob.expect("LEAVE g alice 1");
+    bob.send("#users");
+    bob.expect("USERS g 1 bob");
+}
+
+/// 50 logins at a real bcrypt cost at once while two users chat: chat keeps flowing.
+#[test]
+fn a_login_storm_does_not_stall_chat() {
+    let srv = TestServer::start_with(&["--bcrypt-cost", "10"]);
+    for i in 0..50 {
+        // Registered at cost 10 too; do it up front, one at a time.
+        drop(srv.user(&format!("storm{i}")));
+    }
+    let mut a = srv.user("alice");
+    a.join("g");
+    let addr = srv.addr;
+    let storm: Vec<_> = (0..50)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut c = TestClient::connect(addr);
+                c.send(&format!("#login storm{i} {PASS}"));
+                c.expect(&format!("OK login storm{i}"));
+            })
+        })
+        .collect();
+    let mut worst = Duration::ZERO;
+    let t = Instant::now();
+    let mut n = 0;
+    while !storm.iter().all(|h| h.is_finished()) && t.elapsed() < Duration::from_secs(30) {
+        let sent = Instant::now();
+        a.say("g", "alice", &format!("tick {n}"));
+        worst = worst.max(sent.elapsed());
+        n += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for h in storm {
+        h.join().unwrap();
+    }
+    assert!(
+        n >= 10,
+        "the storm was over too soon to measure ({n} messages)"
+    );
+    assert!(
+        worst < Duration::from_millis(250),
+        "a chat message took {worst:?} during the login storm"
+    );
+}
