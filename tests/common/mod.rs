@@ -250,6 +250,25 @@ impl TestClient {
             .to_string()
     }
 
+    /// Reads one line; `None` once the connection is closed or broken (no CRLF check).
+    pub fn try_line(&mut self) -> Option<String> {
+        let mut buf = Vec::new();
+        match self.reader.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => None,
+            Ok(_) if !buf.ends_with(b"\n") => None,
+            Ok(_) => Some(
+                String::from_utf8_lossy(&buf)
+                    .trim_end_matches("\r\n")
+                    .to_string(),
+            ),
+        }
+    }
+
+    /// Sends bytes, ignoring errors (for clients the server may have dropped).
+    pub fn send_lossy(&mut self, bytes: &[u8]) -> bool {
+        self.writer.write_all(bytes).is_ok()
+    }
+
     /// Reads one line and checks it is exactly `want`.
     pub fn expect(&mut self, want: &str) {
         let got = self.line();
@@ -322,6 +341,11 @@ impl TestClient {
         let mut b = [0u8; 1];
         matches!(self.reader.read(&mut b), Ok(0))
             || matches!(self.reader.read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset)
+    }
+
+    /// Another handle on the same socket.
+    pub fn stream_clone(&self) -> TcpStream {
+        self.writer.try_clone().unwrap()
     }
 
     /// Resets the connection (SO_LINGER 0, then close): the server sees RST, not FIN.
