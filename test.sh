@@ -5,6 +5,7 @@ cd "$(dirname "$0")"
 
 need=()
 command -v kill >/dev/null 2>&1 || need+=(procps)
+command -v prlimit >/dev/null 2>&1 || need+=(util-linux)
 if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq && apt-get install -y -qq "${need[@]}"
 fi

@@ -53,6 +53,43 @@ impl TestServer {
         s
     }
 
+    /// A daemon on a fresh temp database whose process may write files of at most `kib` KiB
+    /// (soft limit, SIGXFSZ ignored): a full disk, as far as SQLite can tell.
+    pub fn start_with_file_limit(kib: u64, args: &[&str]) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("linechat.db");
+        let script = format!("trap '' XFSZ; ulimit -S -f {kib}; exec \"$0\" \"$@\"");
+        let (child, log) = spawn_cmd(
+            Command::new("bash")
+                .arg("-c")
+                .arg(script)
+                .arg(env!("CARGO_BIN_EXE_linechatd")),
+            &db,
+            args,
+        );
+        let mut s = TestServer {
+            child: Some(child),
+            addr: "127.0.0.1:1".parse().unwrap(),
+            db,
+            _dir: Some(dir),
+            log,
+        };
+        s.addr = s.wait_listening();
+        s
+    }
+
+    /// Lifts the file size limit set by [`TestServer::start_with_file_limit`].
+    pub fn lift_file_limit(&self) {
+        let ok = Command::new("prlimit")
+            .arg("--pid")
+            .arg(self.pid().to_string())
+            .arg("--fsize=unlimited:")
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "prlimit failed");
+    }
+
     fn wait_listening(&mut self) -> SocketAddr {
         let line = self
             .wait_log("listening on ")
@@ -138,6 +175,10 @@ impl Drop for TestServer {
 }
 
 fn spawn(db: &Path, args: &[&str]) -> (Child, mpsc::Receiver<String>) {
+    spawn_cmd(&mut Command::new(env!("CARGO_BIN_EXE_linechatd")), db, args)
+}
+
+fn spawn_cmd(cmd: &mut Command, db: &Path, args: &[&str]) -> (Child, mpsc::Receiver<String>) {
     // Most tests send faster than a person types: the rate limit is off unless a test sets it.
     let rate: &[&str] = if args.contains(&"--rate-per-sec") {
         &[]
@@ -150,7 +191,7 @@ fn spawn(db: &Path, args: &[&str]) -> (Child, mpsc::Receiver<String>) {
     } else {
         &["--bcrypt-cost", "4"]
     };
-    let mut child = Command::new(env!("CARGO_BIN_EXE_linechatd"))
+    let mut child = cmd
         .arg("--listen")
         .arg("127.0.0.1:0")
         .arg("--db")
