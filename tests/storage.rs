@@ -84,3 +84,53 @@ fn full_disk_gives_err_storage_then_recovers() {
     a.say("g", "alice", "room again");
     b.expect("MSG g alice room again");
 }
+
+/// Sets or clears the immutable attribute (root, ext4): not even root may write the file.
+fn immutable(path: &std::path::Path, on: bool) {
+    let flag = if on { "+i" } else { "-i" };
+    let ok = std::process::Command::new("chattr")
+        .arg(flag)
+        .arg(path)
+        .status()
+        .expect("chattr (e2fsprogs) is needed for this test")
+        .success();
+    assert!(
+        ok,
+        "chattr {flag} {} failed: needs root on ext4",
+        path.display()
+    );
+}
+
+#[test]
+fn read_only_database_gives_err_storage_then_recovers() {
+    let srv = TestServer::start();
+    let mut a = srv.user("alice");
+    a.join("g");
+    a.say("g", "alice", "writable");
+    let files = [
+        srv.db.clone(),
+        srv.db.with_file_name(format!(
+            "{}-wal",
+            srv.db.file_name().unwrap().to_string_lossy()
+        )),
+    ];
+    for f in &files {
+        immutable(f, true);
+    }
+    a.send("read only now");
+    let l = a.line();
+    for f in &files {
+        immutable(f, false);
+    }
+    assert_eq!(
+        l,
+        "ERR storage the server could not store that; nothing was changed, try again"
+    );
+    a.send("#ping");
+    a.expect("PONG");
+    a.say("g", "alice", "writable again");
+    a.send("#all_messages");
+    assert_eq!(common::parse_hist(&a.line()).3, "writable");
+    assert_eq!(common::parse_hist(&a.line()).3, "writable again");
+    a.expect("OK all_messages 2");
+}
