@@ -1,5 +1,6 @@
 //! Command-line flags (argh) turned into a validated [`Config`]; every default is a named const.
 
+use crate::logging::LogFormat;
 use argh::FromArgs;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -67,64 +68,113 @@ fn parse_sync(s: &str) -> Result<Sync, String> {
 
 /// linechatd: a line-oriented chat daemon. Reach it with nc, telnet or the linechat client.
 #[derive(FromArgs, Debug)]
+#[argh(
+    note = "Every option can also come from the environment variable shown with it; an option on the command line wins. `linechatd health --help` describes the health check."
+)]
 pub struct Args {
-    /// address to listen on (default 127.0.0.1:7878; port 0 picks a free port)
+    /// address to listen on (default 127.0.0.1:7878; port 0 picks a free port) [env LINECHAT_LISTEN]
     #[argh(option, default = "DEFAULT_LISTEN")]
     pub listen: SocketAddr,
 
-    /// SQLite database file, created if missing (default ./linechat.db)
+    /// SQLite database file, created if missing (default ./linechat.db) [env LINECHAT_DB]
     #[argh(option, default = "PathBuf::from(DEFAULT_DB)")]
     pub db: PathBuf,
 
-    /// bcrypt cost for new passwords, 4 to 31 (default 12)
+    /// bcrypt cost for new passwords, 4 to 31 (default 12) [env LINECHAT_BCRYPT_COST]
     #[argh(option, default = "DEFAULT_BCRYPT_COST")]
     pub bcrypt_cost: u32,
 
-    /// recent messages replayed on #join, 0 turns it off (default 10, at most 1000)
+    /// recent messages replayed on #join, 0 turns it off (default 10, at most 1000) [env LINECHAT_HISTORY_ON_JOIN]
     #[argh(option, default = "DEFAULT_HISTORY_ON_JOIN")]
     pub history_on_join: u32,
 
-    /// durability: normal (WAL, synchronous=NORMAL) or full (fsync every commit) (default normal)
+    /// durability: normal (WAL, synchronous=NORMAL) or full (fsync every commit) (default normal) [env LINECHAT_SYNC]
     #[argh(option, default = "Sync::Normal", from_str_fn(parse_sync))]
     pub sync: Sync,
 
-    /// longest accepted line in bytes, line ending excluded (default 4096)
+    /// longest accepted line in bytes, line ending excluded (default 4096) [env LINECHAT_MAX_LINE]
     #[argh(option, default = "DEFAULT_MAX_LINE")]
     pub max_line: usize,
 
-    /// most simultaneous connections; more get ERR busy (default 10000)
+    /// most simultaneous connections; more get ERR busy (default 10000) [env LINECHAT_MAX_CONNECTIONS]
     #[argh(option, default = "DEFAULT_MAX_CONNECTIONS")]
     pub max_connections: usize,
 
     /// lines a session's outbound queue holds before a client that does not read is dropped
-    /// (default 1024)
+    /// (default 1024) [env LINECHAT_SENDQ_LINES]
     #[argh(option, default = "DEFAULT_SENDQ_LINES")]
     pub sendq_lines: usize,
 
     /// bytes a session's outbound queue holds before a client that does not read is dropped
-    /// (default 1048576)
+    /// (default 1048576) [env LINECHAT_SENDQ_BYTES]
     #[argh(option, default = "DEFAULT_SENDQ_BYTES")]
     pub sendq_bytes: usize,
 
-    /// messages a user may send in a burst before the rate limit applies (default 10)
+    /// messages a user may send in a burst before the rate limit applies (default 10) [env LINECHAT_RATE_BURST]
     #[argh(option, default = "DEFAULT_RATE_BURST")]
     pub rate_burst: u32,
 
-    /// sustained messages per second per user; 0 disables the rate limit (default 5)
+    /// sustained messages per second per user; 0 disables the rate limit (default 5) [env LINECHAT_RATE_PER_SEC]
     #[argh(option, default = "DEFAULT_RATE_PER_SEC")]
     pub rate_per_sec: u32,
 
-    /// most simultaneous connections from one IP address; 0 means no limit (default 64)
+    /// most simultaneous connections from one IP address; 0 means no limit (default 64) [env LINECHAT_MAX_PER_IP]
     #[argh(option, default = "DEFAULT_MAX_PER_IP")]
     pub max_per_ip: usize,
 
-    /// seconds a connection has to log in before it is closed (default 30)
+    /// seconds a connection has to log in before it is closed (default 30) [env LINECHAT_LOGIN_TIMEOUT]
     #[argh(option, default = "DEFAULT_LOGIN_TIMEOUT")]
     pub login_timeout: u64,
 
-    /// seconds a logged-in session may send nothing before it is closed (default 600)
+    /// seconds a logged-in session may send nothing before it is closed (default 600) [env LINECHAT_IDLE_TIMEOUT]
     #[argh(option, default = "DEFAULT_IDLE_TIMEOUT")]
     pub idle_timeout: u64,
+
+    /// log lines as text or json (one object per line) on stderr; RUST_LOG sets the level
+    /// (default text) [env LINECHAT_LOG_FORMAT]
+    #[argh(option, default = "LogFormat::Text")]
+    pub log_format: LogFormat,
+}
+
+/// Every option, as spelled on the command line. Each can also come from `LINECHAT_<NAME>`.
+pub const OPTIONS: &[&str] = &[
+    "listen",
+    "db",
+    "bcrypt-cost",
+    "history-on-join",
+    "sync",
+    "max-line",
+    "max-connections",
+    "sendq-lines",
+    "sendq-bytes",
+    "rate-burst",
+    "rate-per-sec",
+    "max-per-ip",
+    "login-timeout",
+    "idle-timeout",
+    "log-format",
+];
+
+/// The environment variable for an option: `max-line` -> `LINECHAT_MAX_LINE`.
+pub fn env_name(option: &str) -> String {
+    format!("LINECHAT_{}", option.replace('-', "_").to_ascii_uppercase())
+}
+
+/// Command-line arguments with options from the environment appended for every option the
+/// command line does not give (so flags win).
+pub fn with_env(args: &[String], env: impl Fn(&str) -> Option<String>) -> Vec<String> {
+    let mut out = args.to_vec();
+    for opt in OPTIONS {
+        let flag = format!("--{opt}");
+        let given = args
+            .iter()
+            .any(|a| *a == flag || a.starts_with(&format!("{flag}=")));
+        if let (false, Some(v)) = (given, env(&env_name(opt))) {
+            out.push(flag);
+            out.push(v);
+        }
+    }
+    out
 }
 
 /// The daemon's validated settings.
@@ -158,6 +208,8 @@ pub struct Config {
     pub login_timeout: Duration,
     /// Time a logged-in session may stay silent.
     pub idle_timeout: Duration,
+    /// Log line format.
+    pub log_format: LogFormat,
 }
 
 impl Config {
@@ -202,6 +254,7 @@ impl Config {
             max_per_ip: a.max_per_ip,
             login_timeout: Duration::from_secs(a.login_timeout),
             idle_timeout: Duration::from_secs(a.idle_timeout),
+            log_format: a.log_format,
         })
     }
 }
@@ -222,6 +275,44 @@ mod tests {
         assert_eq!(c.db, PathBuf::from("linechat.db"));
         assert_eq!(c.history_on_join, 10);
         assert_eq!(c.sync, Sync::Normal);
+    }
+
+    #[test]
+    fn environment_fills_in_and_flags_win() {
+        let env = |k: &str| match k {
+            "LINECHAT_LISTEN" => Some("0.0.0.0:7878".to_string()),
+            "LINECHAT_DB" => Some("/data/linechat.db".to_string()),
+            "LINECHAT_MAX_LINE" => Some("100".to_string()),
+            _ => None,
+        };
+        let args: Vec<String> = ["--db", "mine.db"].iter().map(|s| s.to_string()).collect();
+        let merged = with_env(&args, env);
+        let refs: Vec<&str> = merged.iter().map(|s| s.as_str()).collect();
+        let c = parse(&refs).unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:7878");
+        assert_eq!(c.db, PathBuf::from("mine.db"));
+        assert_eq!(c.max_line, 100);
+        assert_eq!(env_name("rate-per-sec"), "LINECHAT_RATE_PER_SEC");
+    }
+
+    #[test]
+    fn every_option_is_in_the_list() {
+        let help = match Args::from_args(&["linechatd"], &["--help"]) {
+            Err(e) => e.output,
+            Ok(_) => unreachable!(),
+        };
+        for opt in OPTIONS {
+            assert!(
+                help.contains(&format!("--{opt}")),
+                "{opt} missing from --help"
+            );
+            assert!(
+                help.contains(&env_name(opt)),
+                "{} missing from --help",
+                env_name(opt)
+            );
+        }
+        assert_eq!(help.matches("  --").count() - 1, OPTIONS.len(), "{help}");
     }
 
     #[test]

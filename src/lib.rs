@@ -11,6 +11,8 @@
 //! - [`rooms`]: the room actor: membership, presence, counts and fan-out.
 //! - [`store`]: SQLite: schema, the group-commit writer thread, the read pool.
 //! - [`auth`]: bcrypt off the async threads.
+//! - [`health`]: the `linechatd health` check (a client of `#health`).
+//! - [`logging`]: text or JSON log lines with connection fields as keys.
 //! - [`ratelimit`]: token buckets for the message rate limit and failed-login throttles.
 //!
 //! One chat line: socket -> codec -> `Request::parse` -> session -> store writer (commit) ->
@@ -22,6 +24,8 @@
 pub mod auth;
 pub mod codec;
 pub mod config;
+pub mod health;
+pub mod logging;
 pub mod outbox;
 pub mod protocol;
 pub mod ratelimit;

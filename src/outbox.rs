@@ -83,6 +83,16 @@ impl Outbox {
         }
     }
 
+    /// Items queued and not yet taken by the writer.
+    pub fn len(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Closes the connection without flushing what is queued.
     pub fn kill(&self) {
         self.kill.cancel();

@@ -174,6 +174,10 @@ pub enum Request<'a> {
     MyMessages(Page),
     /// `#ping`
     Ping,
+    /// `#health`
+    Health,
+    /// `#stats`
+    Stats,
     /// `#help`
     Help,
     /// `#quit`
@@ -226,6 +230,8 @@ impl<'a> Request<'a> {
                 Request::MyMessages(parse_page(&args, "#my_messages [LIMIT] [BEFORE_ID]")?)
             }
             "ping" => no_args(&args, "#ping", Request::Ping)?,
+            "health" => no_args(&args, "#health", Request::Health)?,
+            "stats" => no_args(&args, "#stats", Request::Stats)?,
             "help" => no_args(&args, "#help", Request::Help)?,
             "quit" => no_args(&args, "#quit", Request::Quit)?,
             _ => {
@@ -255,6 +261,8 @@ impl<'a> Request<'a> {
             Request::AllMessages(p) => page("all_messages", p),
             Request::MyMessages(p) => page("my_messages", p),
             Request::Ping => "#ping".into(),
+            Request::Health => "#health".into(),
+            Request::Stats => "#stats".into(),
             Request::Help => "#help".into(),
             Request::Quit => "#quit".into(),
             Request::Say(text) if text.starts_with('#') => format!("#{text}"),
@@ -281,6 +289,7 @@ impl<'a> Request<'a> {
             Request::Register { .. }
                 | Request::Login { .. }
                 | Request::Ping
+                | Request::Health
                 | Request::Help
                 | Request::Quit
         )
@@ -413,7 +422,7 @@ pub struct HistRow {
 }
 
 /// Every line the server sends. [`Reply::encode`] is the one place their grammar lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Reply<'a> {
     /// `INFO TEXT`
     Info(&'a str),
@@ -468,6 +477,33 @@ pub enum Reply<'a> {
     },
     /// `HIST ID TIME ROOM NAME TEXT`
     Hist(&'a HistRow),
+    /// `STATS key=value ...`
+    Stats(&'a Stats),
+}
+
+/// The server's vital signs, as `#stats` reports them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stats {
+    /// Seconds since the daemon started.
+    pub uptime: u64,
+    /// Open connections (guests included).
+    pub connections: usize,
+    /// Logged-in sessions.
+    pub sessions: usize,
+    /// Distinct users logged in.
+    pub users: usize,
+    /// Rooms with users in them.
+    pub rooms: usize,
+    /// Messages stored, ever.
+    pub messages: i64,
+    /// Lines delivered per second, averaged over the last minute.
+    pub delivered_per_sec: f64,
+    /// Longest outbound queue of any session, in lines.
+    pub sendq_max: usize,
+    /// Operations waiting for the store's writer.
+    pub writer_queue: usize,
+    /// Commands waiting for the room actor.
+    pub actor_queue: usize,
 }
 
 impl Reply<'_> {
@@ -494,6 +530,21 @@ impl Reply<'_> {
             }
             Reply::Rooms(n) => write!(buf, "ROOMS {n}"),
             Reply::Room { room, count } => write!(buf, "ROOM {room} {count}"),
+            Reply::Stats(st) => write!(
+                buf,
+                "STATS uptime={} connections={} sessions={} users={} rooms={} messages={} \
+                 delivered_per_sec={:.1} sendq_max={} writer_queue={} actor_queue={}",
+                st.uptime,
+                st.connections,
+                st.sessions,
+                st.users,
+                st.rooms,
+                st.messages,
+                st.delivered_per_sec,
+                st.sendq_max,
+                st.writer_queue,
+                st.actor_queue
+            ),
             Reply::Hist(h) => write!(
                 buf,
                 "HIST {} {} {} {} {}",
@@ -531,6 +582,8 @@ pub const HELP: &[&str] = &[
     "#all_messages [LIMIT] [BEFORE_ID]   messages you sent, in every room",
     "#my_messages [LIMIT] [BEFORE_ID]    messages of every room you have joined",
     "#ping                     PONG",
+    "#health                   OK health if the server and its database answer",
+    "#stats                    server statistics (logged in)",
     "#help                     this list",
     "#quit                     close the connection",
 ];
@@ -708,6 +761,23 @@ mod tests {
             "USERS g 2 alice bob\r\n"
         );
         assert_eq!(line(Reply::Rooms(3)), "ROOMS 3\r\n");
+        let st = Stats {
+            uptime: 5,
+            connections: 3,
+            sessions: 2,
+            users: 2,
+            rooms: 1,
+            messages: 40,
+            delivered_per_sec: 1.25,
+            sendq_max: 0,
+            writer_queue: 0,
+            actor_queue: 1,
+        };
+        assert_eq!(
+            line(Reply::Stats(&st)),
+            "STATS uptime=5 connections=3 sessions=2 users=2 rooms=1 messages=40 \
+             delivered_per_sec=1.2 sendq_max=0 writer_queue=0 actor_queue=1\r\n"
+        );
         assert_eq!(
             line(Reply::Room {
                 room: "g",

@@ -199,6 +199,7 @@ pub type RoomUsers = (Arc<str>, Vec<Arc<str>>);
 enum Command {
     Attach {
         session: SessionId,
+        user: UserId,
         outbox: Outbox,
     },
     Detach {
@@ -226,6 +227,66 @@ enum Command {
         line: Bytes,
         reply: oneshot::Sender<()>,
     },
+    Stats {
+        reply: oneshot::Sender<RoomStats>,
+    },
+}
+
+/// What the actor knows for `#stats`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RoomStats {
+    /// Logged-in sessions.
+    pub sessions: usize,
+    /// Distinct users logged in.
+    pub users: usize,
+    /// Rooms with users in them.
+    pub rooms: usize,
+    /// Lines delivered to sessions per second, averaged over the last minute.
+    pub delivered_per_sec: f64,
+    /// The longest outbound queue, in lines.
+    pub sendq_max: usize,
+    /// Commands waiting in the actor's inbox.
+    pub inbox: usize,
+}
+
+/// Seconds in the delivery-rate window.
+const METER_SECS: usize = 60;
+
+/// Counts events per second over the last minute, in a ring of one-second buckets.
+#[derive(Debug)]
+pub struct Meter {
+    counts: [u64; METER_SECS],
+    stamps: [u64; METER_SECS],
+}
+
+impl Default for Meter {
+    fn default() -> Self {
+        Meter {
+            counts: [0; METER_SECS],
+            stamps: [0; METER_SECS],
+        }
+    }
+}
+
+impl Meter {
+    /// Adds `n` events in second `now`.
+    pub fn add(&mut self, now: u64, n: u64) {
+        let i = (now % METER_SECS as u64) as usize;
+        if self.stamps[i] != now {
+            self.stamps[i] = now;
+            self.counts[i] = 0;
+        }
+        self.counts[i] += n;
+    }
+
+    /// Events per second over the minute ending at second `now`.
+    pub fn rate(&self, now: u64) -> f64 {
+        let total: u64 = (0..METER_SECS)
+            .filter(|&i| now.saturating_sub(self.stamps[i]) < METER_SECS as u64)
+            .map(|i| self.counts[i])
+            .sum();
+        total as f64 / METER_SECS as f64
+    }
 }
 
 /// Handle to the room actor. Cloning is cheap; the actor stops when the last handle drops.
@@ -241,15 +302,34 @@ impl Rooms {
         let actor = Actor {
             table: RoomTable::default(),
             outboxes: HashMap::new(),
+            session_users: HashMap::new(),
+            online: HashMap::new(),
             dropped: Vec::new(),
+            delivered: Meter::default(),
+            started: std::time::Instant::now(),
+            inbox: tx.downgrade(),
         };
         tokio::spawn(actor.run(rx));
         Rooms { tx }
     }
 
     /// Registers a logged-in session's outbox, so it can be seated and sent to.
-    pub async fn attach(&self, session: SessionId, outbox: Outbox) {
-        let _ = self.tx.send(Command::Attach { session, outbox }).await;
+    pub async fn attach(&self, session: SessionId, user: UserId, outbox: Outbox) {
+        let _ = self
+            .tx
+            .send(Command::Attach {
+                session,
+                user,
+                outbox,
+            })
+            .await;
+    }
+
+    /// Counts for `#stats`.
+    pub async fn stats(&self) -> Option<RoomStats> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Command::Stats { reply }).await.ok()?;
+        rx.await.ok()
     }
 
     /// Removes a session everywhere (disconnect): its room hears `LEAVE` if it was the user's last.
@@ -307,8 +387,17 @@ impl Rooms {
 struct Actor {
     table: RoomTable,
     outboxes: HashMap<SessionId, Outbox>,
+    /// Which user each logged-in session is.
+    session_users: HashMap<SessionId, UserId>,
+    /// Logged-in sessions per user.
+    online: HashMap<UserId, usize>,
     /// Sessions whose queue overflowed during the current command; dropped after it.
     dropped: Vec<SessionId>,
+    /// Lines handed to sessions, for `#stats`.
+    delivered: Meter,
+    started: std::time::Instant,
+    /// For measuring the inbox's depth; weak, so the actor still stops with its last handle.
+    inbox: mpsc::WeakSender<Command>,
 }
 
 impl Actor {
@@ -316,8 +405,8 @@ impl Actor {
         while let Some(cmd) = rx.recv().await {
             self.handle(cmd);
             while let Some(session) = self.dropped.pop() {
-                if let Some(outbox) = self.outboxes.remove(&session) {
-                    info!("conn={session} dropped: outbound queue full (client not reading)");
+                if let Some(outbox) = self.forget(session) {
+                    info!(conn = session; "dropped: outbound queue full (client not reading)");
                     outbox.kill();
                     self.leave(session);
                 }
@@ -328,12 +417,21 @@ impl Actor {
 
     fn handle(&mut self, cmd: Command) {
         match cmd {
-            Command::Attach { session, outbox } => {
+            Command::Attach {
+                session,
+                user,
+                outbox,
+            } => {
                 self.outboxes.insert(session, outbox);
+                self.session_users.insert(session, user);
+                *self.online.entry(user).or_insert(0) += 1;
             }
             Command::Detach { session } => {
-                self.outboxes.remove(&session);
+                self.forget(session);
                 self.leave(session);
+            }
+            Command::Stats { reply } => {
+                let _ = reply.send(self.stats());
             }
             Command::Users { session, reply } => {
                 let r = self
@@ -358,33 +456,72 @@ impl Actor {
                 reply,
             } => {
                 self.send(session, line);
-                self.outboxes.remove(&session);
+                self.forget(session);
                 self.table.leave(session);
                 let _ = reply.send(());
             }
         }
     }
 
-    fn send(&mut self, session: SessionId, line: Bytes) {
-        if let Some(o) = self.outboxes.get(&session)
-            && !o.try_push(line)
+    /// Removes a session's outbox and its count as an online user.
+    fn forget(&mut self, session: SessionId) -> Option<Outbox> {
+        if let Some(user) = self.session_users.remove(&session)
+            && let Some(n) = self.online.get_mut(&user)
         {
-            self.dropped.push(session);
+            *n -= 1;
+            if *n == 0 {
+                self.online.remove(&user);
+            }
+        }
+        self.outboxes.remove(&session)
+    }
+
+    fn now_sec(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    fn stats(&self) -> RoomStats {
+        RoomStats {
+            sessions: self.outboxes.len(),
+            users: self.online.len(),
+            rooms: self.table.rooms.len(),
+            delivered_per_sec: self.delivered.rate(self.now_sec()),
+            sendq_max: self.outboxes.values().map(Outbox::len).max().unwrap_or(0),
+            inbox: self
+                .inbox
+                .upgrade()
+                .map_or(0, |tx| tx.max_capacity() - tx.capacity()),
+        }
+    }
+
+    fn send(&mut self, session: SessionId, line: Bytes) {
+        if let Some(o) = self.outboxes.get(&session) {
+            if o.try_push(line) {
+                let now = self.now_sec();
+                self.delivered.add(now, 1);
+            } else {
+                self.dropped.push(session);
+            }
         }
     }
 
     /// Sends `line` to every session in `room` but `except`.
     fn broadcast(&mut self, room: &str, line: &Bytes, except: Option<SessionId>) {
+        let mut n = 0;
         for s in self.table.sessions_in(room) {
             if Some(s) == except {
                 continue;
             }
-            if let Some(o) = self.outboxes.get(&s)
-                && !o.try_push(line.clone())
-            {
-                self.dropped.push(s);
+            if let Some(o) = self.outboxes.get(&s) {
+                if o.try_push(line.clone()) {
+                    n += 1;
+                } else {
+                    self.dropped.push(s);
+                }
             }
         }
+        let now = self.now_sec();
+        self.delivered.add(now, n);
     }
 
     fn leave(&mut self, session: SessionId) -> Option<Arc<str>> {
@@ -510,6 +647,19 @@ mod tests {
             }
         );
         assert_eq!(t.sessions_in("b").collect::<Vec<_>>(), vec![1]);
+    }
+
+    #[test]
+    fn meter_averages_the_last_minute() {
+        let mut m = Meter::default();
+        m.add(0, 60);
+        m.add(30, 60);
+        assert_eq!(m.rate(30), 2.0);
+        assert_eq!(m.rate(59), 2.0);
+        assert_eq!(m.rate(60), 1.0); // second 0 has left the window
+        assert_eq!(m.rate(200), 0.0);
+        m.add(200, 6);
+        assert_eq!(m.rate(200), 0.1);
     }
 
     #[test]

@@ -52,6 +52,17 @@ pub struct Shared {
     pub login_by_ip: Limiter<IpAddr>,
     /// Failed logins per account name (lower case).
     pub login_by_account: Limiter<String>,
+    /// When the daemon started serving.
+    pub started: std::time::Instant,
+    /// Connection slots; those taken are the open connections.
+    slots: Arc<Semaphore>,
+}
+
+impl Shared {
+    /// Open connections, guests included.
+    pub fn connections(&self) -> usize {
+        self.config.max_connections - self.slots.available_permits()
+    }
 }
 
 /// Live connections per client address, for `--max-per-ip`.
@@ -119,6 +130,8 @@ pub async fn run(
         message_rate: Limiter::new(config.rate_burst.into(), config.rate_per_sec.into()),
         login_by_ip: Limiter::new(LOGIN_FAILURE_BURST, LOGIN_FAILURE_REFILL_PER_SEC),
         login_by_account: Limiter::new(LOGIN_FAILURE_BURST, LOGIN_FAILURE_REFILL_PER_SEC),
+        started: std::time::Instant::now(),
+        slots: limit.clone(),
         config,
         rooms,
         store: store.clone(),
@@ -163,7 +176,7 @@ pub async fn run(
                 });
             }
             Err(why) => {
-                info!("conn={id} peer={peer} refused: {why}");
+                info!(conn = id, peer:% = peer; "refused: {why}");
                 tracker.spawn(async move {
                     let text = format!("{why}, try again later");
                     let line = Reply::Err(ErrCode::Busy, &text).to_bytes();

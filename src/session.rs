@@ -12,8 +12,6 @@ use crate::server::Shared;
 use crate::{SessionId, User};
 use bytes::BytesMut;
 use futures_util::StreamExt;
-use log::{debug, info, warn};
-use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 /// How long a closing session waits for its last lines to be written.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long `#health` waits for the store.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 /// Failed logins on one connection before it is closed.
 pub const MAX_LOGIN_FAILURES: u32 = 5;
 /// Rate-limit refusals in a row before a flooding connection is closed.
@@ -65,19 +65,15 @@ struct Session {
     strikes: u32,
 }
 
-/// Log prefix: connection id (the trace id), peer and, once known, user.
-struct Tag<'a>(&'a Session);
-
-impl fmt::Display for Tag<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self.0;
-        write!(f, "conn={} peer={}", s.id, s.peer)?;
-        match &s.state {
-            State::Guest => Ok(()),
-            State::LoggedIn(u) => write!(f, " user={}", u.name),
-            State::InRoom(u, r) => write!(f, " user={} room={}", u.name, r),
-        }
-    }
+/// Logs with the connection's fields as key-values: `conn` (the trace id), `peer`, and once
+/// known `user` and `room`.
+macro_rules! event {
+    ($lvl:ident, $s:expr, $($arg:tt)+) => {
+        log::$lvl!(
+            conn = $s.id, peer:% = $s.peer, user = $s.user_name(), room = $s.room_name();
+            $($arg)+
+        )
+    };
 }
 
 /// Serves one connection until the client quits or goes away, the server shuts down, or the
@@ -102,7 +98,7 @@ pub async fn run(
         login_failures: 0,
         strikes: 0,
     };
-    info!("{} connected", Tag(&s));
+    event!(info, s, "connected");
     for text in protocol::greeting() {
         s.reply(Reply::Info(&text)).await;
     }
@@ -131,7 +127,7 @@ pub async fn run(
         let flow = match item {
             None => break "client closed the connection",
             Some(Err(e)) => {
-                debug!("{} read error: {e}", Tag(&s));
+                event!(debug, s, "read error: {e}");
                 break "read error";
             }
             Some(Ok(Line::TooLong)) => {
@@ -172,7 +168,7 @@ pub async fn run(
     if !matches!(s.state, State::Guest) && reason != SHUTDOWN {
         s.shared.rooms.detach(s.id).await;
     }
-    info!("{} disconnected: {reason}", Tag(&s));
+    event!(info, s, "disconnected: {reason}");
     let killer = s.outbox.killer();
     drop(s); // the last Outbox: the writer flushes what is queued and sends FIN
     let closing = async {
@@ -205,8 +201,19 @@ impl Session {
         if matches!(self.state, State::Guest) {
             self.outbox.push(line).await;
         } else if let Err(e) = self.shared.store.farewell(self.id, line.clone()).await {
-            debug!("{} farewell not ordered: {e}", Tag(self));
+            event!(debug, self, "farewell not ordered: {e}");
             self.outbox.push(line).await;
+        }
+    }
+
+    fn user_name(&self) -> &str {
+        self.user().map_or("", |u| &u.name)
+    }
+
+    fn room_name(&self) -> &str {
+        match &self.state {
+            State::InRoom(_, r) => r,
+            _ => "",
         }
     }
 
@@ -238,9 +245,10 @@ impl Session {
                 return Flow::Continue;
             }
         };
-        debug!("{} request {}", Tag(self), verb_of(&request));
+        event!(debug, self, "request {}", verb_of(&request));
         match (request, user) {
             (Request::Ping, _) => self.reply(Reply::Pong).await,
+            (Request::Health, _) => self.health().await,
             (Request::Help, _) => self.help().await,
             (Request::Quit, _) => {
                 self.reply(Reply::Ok("quit", "")).await;
@@ -268,6 +276,7 @@ impl Session {
             (Request::Say(text), Some(u)) => self.say(u, text).await,
             (Request::Users, Some(_)) => self.users().await,
             (Request::Rooms, Some(_)) => self.rooms().await,
+            (Request::Stats, Some(_)) => self.stats().await,
             (Request::AllMessages(page), Some(u)) => {
                 let rows = self.shared.store.all_messages(u.id, page).await;
                 self.history("all_messages", rows).await
@@ -292,7 +301,7 @@ impl Session {
         let hash = match self.shared.auth.hash(password).await {
             Ok(h) => h,
             Err(e) => {
-                warn!("{} bcrypt failed: {e}", Tag(self));
+                event!(warn, self, "bcrypt failed: {e}");
                 return self
                     .error(&ProtoError::new(
                         ErrCode::Storage,
@@ -303,11 +312,11 @@ impl Session {
         };
         match self.shared.store.create_user(name, hash).await {
             Ok(user) => {
-                info!("{} registered {}", Tag(self), user.name);
+                event!(info, self, "registered {}", user.name);
                 self.logged_in("register", user).await;
             }
             Err(e) => {
-                info!("{} register {name} refused: {e}", Tag(self));
+                event!(info, self, "register {name} refused: {e}");
                 self.error(&e.to_proto()).await;
             }
         }
@@ -324,7 +333,7 @@ impl Session {
             Err(wait) => {
                 self.strikes += 1;
                 if self.strikes == 1 {
-                    info!("{} rate limited", Tag(self));
+                    event!(info, self, "rate limited");
                 }
                 if self.strikes < FLOOD_STRIKES {
                     let c = &self.shared.config;
@@ -350,7 +359,7 @@ impl Session {
             .wait(&ip)
             .max(self.shared.login_by_account.wait(&account));
         if !throttled.is_zero() {
-            info!("{} login {name} throttled", Tag(self));
+            event!(info, self, "login {name} throttled");
             let text = format!(
                 "retry-after={} too many failed logins for this name or address",
                 ratelimit::retry_after_ms(throttled)
@@ -361,7 +370,7 @@ impl Session {
         let found = match self.shared.store.find_user(name).await {
             Ok(f) => f,
             Err(e) => {
-                warn!("{} login lookup failed: {e}", Tag(self));
+                event!(warn, self, "login lookup failed: {e}");
                 self.error(&e.to_proto()).await;
                 return Flow::Continue;
             }
@@ -374,12 +383,12 @@ impl Session {
         let ok = self.shared.auth.verify(password, hash).await;
         match user {
             Some(user) if ok => {
-                info!("{} login {} succeeded", Tag(self), user.name);
+                event!(info, self, "login {} succeeded", user.name);
                 self.logged_in("login", user).await;
                 Flow::Continue
             }
             _ => {
-                info!("{} login {name} failed", Tag(self));
+                event!(info, self, "login {name} failed");
                 self.shared.login_by_ip.charge(&ip);
                 self.shared.login_by_account.charge(&account);
                 self.error(&ProtoError::new(ErrCode::Auth, "wrong name or password"))
@@ -402,7 +411,10 @@ impl Session {
     }
 
     async fn logged_in(&mut self, verb: &str, user: User) {
-        self.shared.rooms.attach(self.id, self.outbox.clone()).await;
+        self.shared
+            .rooms
+            .attach(self.id, user.id, self.outbox.clone())
+            .await;
         self.reply(Reply::Ok(verb, &user.name)).await;
         self.state = State::LoggedIn(user);
     }
@@ -413,10 +425,10 @@ impl Session {
         match self.shared.store.join(self.id, &user, &room, history).await {
             Ok(count) => {
                 self.state = State::InRoom(user, room);
-                info!("{} joined ({count} users)", Tag(self));
+                event!(info, self, "joined ({count} users)");
             }
             Err(e) => {
-                warn!("{} join {room} failed: {e}", Tag(self));
+                event!(warn, self, "join {room} failed: {e}");
                 self.error(&e.to_proto()).await;
             }
         }
@@ -428,7 +440,7 @@ impl Session {
         }
         match self.shared.store.leave(self.id).await {
             Ok(Some(room)) => {
-                info!("{} left", Tag(self));
+                event!(info, self, "left");
                 self.state = State::LoggedIn(user);
                 self.reply(Reply::Ok("leave", &room)).await;
             }
@@ -468,6 +480,42 @@ impl Session {
         }
     }
 
+    async fn health(&self) {
+        match tokio::time::timeout(HEALTH_TIMEOUT, self.shared.store.health()).await {
+            Ok(true) => self.reply(Reply::Ok("health", "")).await,
+            Ok(false) => {
+                let text = "the database is failing";
+                self.reply(Reply::Err(ErrCode::Storage, text)).await
+            }
+            Err(_) => {
+                let text = "the database did not answer in time";
+                self.reply(Reply::Err(ErrCode::Storage, text)).await
+            }
+        }
+    }
+
+    async fn stats(&self) {
+        let shared = &self.shared;
+        let rooms = shared.rooms.stats().await.unwrap_or_default();
+        let messages = match shared.store.message_count().await {
+            Ok(n) => n,
+            Err(e) => return self.error(&e.to_proto()).await,
+        };
+        let stats = protocol::Stats {
+            uptime: shared.started.elapsed().as_secs(),
+            connections: shared.connections(),
+            sessions: rooms.sessions,
+            users: rooms.users,
+            rooms: rooms.rooms,
+            messages,
+            delivered_per_sec: rooms.delivered_per_sec,
+            sendq_max: rooms.sendq_max,
+            writer_queue: shared.store.writer_queue(),
+            actor_queue: rooms.inbox,
+        };
+        self.reply(Reply::Stats(&stats)).await;
+    }
+
     async fn rooms(&self) {
         let rooms = self.shared.rooms.list().await;
         let mut buf = BytesMut::new();
@@ -494,7 +542,7 @@ impl Session {
                 self.outbox.push(buf.freeze()).await;
             }
             Err(e) => {
-                warn!("{} {verb} failed: {e}", Tag(self));
+                event!(warn, self, "{verb} failed: {e}");
                 self.error(&e.to_proto()).await
             }
         }
@@ -516,6 +564,8 @@ fn verb_of(r: &Request<'_>) -> &'static str {
         Request::AllMessages(_) => "all_messages",
         Request::MyMessages(_) => "my_messages",
         Request::Ping => "ping",
+        Request::Health => "health",
+        Request::Stats => "stats",
         Request::Help => "help",
         Request::Quit => "quit",
         Request::Say(_) => "say",

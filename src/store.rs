@@ -189,6 +189,9 @@ enum Op {
         line: bytes::Bytes,
         reply: oneshot::Sender<()>,
     },
+    Health {
+        reply: oneshot::Sender<bool>,
+    },
     Stop {
         done: oneshot::Sender<()>,
     },
@@ -206,6 +209,7 @@ enum Outcome {
     JoinFailed(SessionId),
     Leave(SessionId, oneshot::Sender<Option<Arc<str>>>),
     Farewell(SessionId, bytes::Bytes, oneshot::Sender<()>),
+    Health(oneshot::Sender<bool>, bool),
     Stop(oneshot::Sender<()>),
 }
 
@@ -304,6 +308,33 @@ impl Store {
         })
         .await?;
         rx.await.map_err(|_| StoreError::Closed)
+    }
+
+    /// A round trip through the writer: true if it ran a query in a transaction that
+    /// committed, i.e. the writer thread is alive, not stuck, and the database answers.
+    pub async fn health(&self) -> bool {
+        let (reply, rx) = oneshot::channel();
+        if self.queue(Op::Health { reply }).await.is_err() {
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
+
+    /// Operations waiting for the writer.
+    pub fn writer_queue(&self) -> usize {
+        self.ops.max_capacity() - self.ops.capacity()
+    }
+
+    /// Messages stored, ever (ids are never reused or deleted).
+    pub async fn message_count(&self) -> Result<i64, StoreError> {
+        self.read(|c| {
+            Ok(
+                c.query_row("SELECT coalesce(max(id), 0) FROM messages", [], |r| {
+                    r.get(0)
+                })?,
+            )
+        })
+        .await
     }
 
     /// Commits everything queued so far and stops the writer thread.
@@ -529,11 +560,14 @@ impl Writer {
                 Outcome::SayFailed(session) => self.rooms.blocking_send_to(session, storage_err()),
                 Outcome::Joined(j) => self.rooms.blocking_joined(j),
                 Outcome::JoinFailed(session) => {
-                    warn!("conn={session} join not recorded: storage failure");
+                    warn!(conn = session; "join not recorded: storage failure");
                 }
                 Outcome::Leave(session, reply) => self.rooms.blocking_left(session, reply),
                 Outcome::Farewell(session, line, reply) => {
                     self.rooms.blocking_farewell(session, line, reply)
+                }
+                Outcome::Health(reply, ok) => {
+                    let _ = reply.send(ok);
                 }
                 Outcome::Stop(done) => {
                     let _ = done.send(());
@@ -601,6 +635,12 @@ fn execute(
             rows.reverse();
             Done::Joined(rows)
         }
+        Op::Health { .. } => {
+            tx.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+                r.get::<_, i64>(0)
+            })?;
+            Done::Nothing
+        }
         Op::Leave { .. } | Op::Farewell { .. } | Op::Stop { .. } => Done::Nothing,
     })
 }
@@ -646,6 +686,7 @@ fn finish(op: Op, done: Done) -> Outcome {
             history,
             reply,
         }),
+        (Op::Health { reply }, Done::Nothing) => Outcome::Health(reply, true),
         (op, _) => not_done(op),
     }
 }
@@ -664,6 +705,7 @@ fn not_done(op: Op) -> Outcome {
             line,
             reply,
         } => Outcome::Farewell(session, line, reply),
+        Op::Health { reply } => Outcome::Health(reply, false),
         Op::Stop { done } => Outcome::Stop(done),
     }
 }
@@ -676,6 +718,7 @@ fn rolled_back(o: Outcome) -> Outcome {
         }
         Outcome::Said(c) => Outcome::SayFailed(c.sender),
         Outcome::Joined(j) => Outcome::JoinFailed(j.session),
+        Outcome::Health(reply, _) => Outcome::Health(reply, false),
         other => other,
     }
 }

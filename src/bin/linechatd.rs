@@ -1,17 +1,29 @@
-//! linechatd: parse flags, open the database, bind, log the address, serve until SIGINT/SIGTERM.
+//! linechatd: parse flags (and LINECHAT_* variables), open the database, bind, log the address,
+//! serve until SIGINT/SIGTERM. `linechatd health` checks a running daemon instead.
 
+use argh::FromArgs;
 use linechat::auth::Auth;
-use linechat::config::{Args, Config};
-use linechat::server;
+use linechat::config::{Args, Config, with_env};
+use linechat::health::{self, HealthArgs};
 use linechat::store::Database;
+use linechat::{logging, server};
 use log::{error, info};
 use std::process::ExitCode;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
-    let args: Args = argh::from_env();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("health") {
+        return health_main(&argv[1..]);
+    }
+    let argv = with_env(&argv, |k| std::env::var(k).ok());
+    let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let args = match Args::from_args(&["linechatd"], &refs) {
+        Ok(a) => a,
+        Err(early) => return early_exit(early),
+    };
     let config = match Config::from_args(args) {
         Ok(c) => c,
         Err(e) => {
@@ -19,6 +31,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    logging::init(config.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -36,19 +49,58 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--help` (to stdout, success) or a usage error (to stderr, status 2).
+fn early_exit(early: argh::EarlyExit) -> ExitCode {
+    if early.status.is_ok() {
+        println!("{}", early.output);
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("{}", early.output);
+        ExitCode::from(2)
+    }
+}
+
+fn health_main(argv: &[String]) -> ExitCode {
+    let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let args = match HealthArgs::from_args(&["linechatd", "health"], &refs) {
+        Ok(a) => a,
+        Err(early) => return early_exit(early),
+    };
+    let addr = args
+        .addr
+        .unwrap_or_else(|| health::default_addr(std::env::var("LINECHAT_LISTEN").ok().as_deref()));
+    match health::check(&addr, Duration::from_secs(args.timeout)) {
+        Ok(()) => {
+            println!("healthy: {addr}");
+            ExitCode::SUCCESS
+        }
+        Err(why) => {
+            println!("unhealthy: {why}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 async fn serve(config: Config) -> Result<(), String> {
     info!(
-        "starting linechatd {}: db={} sync={:?} bcrypt-cost={} history-on-join={} max-line={} \
-         max-connections={} sendq-lines={} sendq-bytes={}",
+        "starting linechatd {}: listen={} db={} sync={:?} bcrypt-cost={} history-on-join={} \
+         max-line={} max-connections={} max-per-ip={} sendq-lines={} sendq-bytes={} \
+         rate-burst={} rate-per-sec={} login-timeout={}s idle-timeout={}s",
         env!("CARGO_PKG_VERSION"),
+        config.listen,
         config.db.display(),
         config.sync,
         config.bcrypt_cost,
         config.history_on_join,
         config.max_line,
         config.max_connections,
+        config.max_per_ip,
         config.sendq_lines,
-        config.sendq_bytes
+        config.sendq_bytes,
+        config.rate_burst,
+        config.rate_per_sec,
+        config.login_timeout.as_secs(),
+        config.idle_timeout.as_secs(),
     );
     let (path, sync) = (config.db.clone(), config.sync);
     let db = tokio::task::spawn_blocking(move || Database::open(&path, sync))
@@ -85,6 +137,6 @@ async fn on_signal(shutdown: CancellationToken) {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
     };
-    info!("{name} received");
+    info!("{name} received, shutting down");
     shutdown.cancel();
 }

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 /// Every read waits at most this long.
@@ -22,6 +22,7 @@ pub struct TestServer {
     pub db: PathBuf,
     _dir: Option<tempfile::TempDir>,
     log: mpsc::Receiver<String>,
+    all_log: Arc<Mutex<Vec<String>>>,
 }
 
 impl TestServer {
@@ -41,13 +42,14 @@ impl TestServer {
 
     /// A daemon on the given database file (for restarts).
     pub fn start_on(db: &Path, args: &[&str]) -> TestServer {
-        let (child, log) = spawn(db, args);
+        let (child, log, all_log) = spawn(db, args);
         let mut s = TestServer {
             child: Some(child),
             addr: "127.0.0.1:1".parse().unwrap(),
             db: db.to_path_buf(),
             _dir: None,
             log,
+            all_log,
         };
         s.addr = s.wait_listening();
         s
@@ -59,7 +61,7 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("linechat.db");
         let script = format!("trap '' XFSZ; ulimit -S -f {kib}; exec \"$0\" \"$@\"");
-        let (child, log) = spawn_cmd(
+        let (child, log, all_log) = spawn_cmd(
             Command::new("bash")
                 .arg("-c")
                 .arg(script)
@@ -73,6 +75,7 @@ impl TestServer {
             db,
             _dir: Some(dir),
             log,
+            all_log,
         };
         s.addr = s.wait_listening();
         s
@@ -94,7 +97,11 @@ impl TestServer {
         let line = self
             .wait_log("listening on ")
             .unwrap_or_else(|| panic!("daemon did not start: {:?}", self.child_status()));
-        let addr = line.rsplit("listening on ").next().unwrap().trim();
+        let rest = line.rsplit("listening on ").next().unwrap();
+        let addr: String = rest
+            .chars()
+            .take_while(|c| !c.is_whitespace() && *c != '"')
+            .collect();
         addr.parse().unwrap()
     }
 
@@ -115,6 +122,14 @@ impl TestServer {
                 Err(_) => return None,
             }
         }
+    }
+
+    /// Every log line the daemon wrote. Call after it exited: waits for its stderr to close.
+    pub fn all_log(&self) -> Vec<String> {
+        while let Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) = self.log.recv_timeout(TIMEOUT) {
+            assert!(self.child.is_none(), "all_log() before the daemon exited");
+        }
+        self.all_log.lock().unwrap().clone()
     }
 
     /// A new connection whose greeting has been read.
@@ -174,11 +189,13 @@ impl Drop for TestServer {
     }
 }
 
-fn spawn(db: &Path, args: &[&str]) -> (Child, mpsc::Receiver<String>) {
+type Launched = (Child, mpsc::Receiver<String>, Arc<Mutex<Vec<String>>>);
+
+fn spawn(db: &Path, args: &[&str]) -> Launched {
     spawn_cmd(&mut Command::new(env!("CARGO_BIN_EXE_linechatd")), db, args)
 }
 
-fn spawn_cmd(cmd: &mut Command, db: &Path, args: &[&str]) -> (Child, mpsc::Receiver<String>) {
+fn spawn_cmd(cmd: &mut Command, db: &Path, args: &[&str]) -> Launched {
     // Most tests send faster than a person types: the rate limit is off unless a test sets it.
     let rate: &[&str] = if args.contains(&"--rate-per-sec") {
         &[]
@@ -191,15 +208,22 @@ fn spawn_cmd(cmd: &mut Command, db: &Path, args: &[&str]) -> (Child, mpsc::Recei
     } else {
         &["--bcrypt-cost", "4"]
     };
-    let mut child = cmd
-        .arg("--listen")
+    cmd.arg("--listen")
         .arg("127.0.0.1:0")
         .arg("--db")
         .arg(db)
         .args(cost)
         .args(rate)
-        .args(args)
-        .env("RUST_LOG", "info")
+        .args(args);
+    launch(cmd)
+}
+
+/// Starts `cmd` with stderr captured line by line (and echoed if LINECHAT_TEST_LOG is set).
+fn launch(cmd: &mut Command) -> Launched {
+    if std::env::var_os("RUST_LOG").is_none() {
+        cmd.env("RUST_LOG", "info");
+    }
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -207,18 +231,38 @@ fn spawn_cmd(cmd: &mut Command, db: &Path, args: &[&str]) -> (Child, mpsc::Recei
         .expect("spawn linechatd");
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
+    let all = Arc::new(Mutex::new(Vec::new()));
+    let all2 = all.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
             if std::env::var_os("LINECHAT_TEST_LOG").is_some() {
                 eprintln!("{line}");
             }
-            if tx.send(line).is_err() {
-                // Nobody listens any more; keep draining so the daemon never blocks on stderr.
-            }
+            all2.lock().unwrap().push(line.clone());
+            // Keep draining even when nobody listens, so the daemon never blocks on stderr.
+            let _ = tx.send(line);
         }
     });
-    (child, rx)
+    (child, rx, all)
+}
+
+impl TestServer {
+    /// A daemon started by a command the test builds (environment, user, wrapper), storing in
+    /// `db`; it must listen on a port it logs.
+    pub fn start_command(cmd: &mut Command, db: &Path) -> TestServer {
+        let (child, log, all_log) = launch(cmd);
+        let mut s = TestServer {
+            child: Some(child),
+            addr: "127.0.0.1:1".parse().unwrap(),
+            db: db.to_path_buf(),
+            _dir: None,
+            log,
+            all_log,
+        };
+        s.addr = s.wait_listening();
+        s
+    }
 }
 
 /// Runs the daemon binary to completion (for start-up failures); returns status and stderr.

@@ -1,0 +1,39 @@
+# syntax=docker/dockerfile:1
+# linechatd in a container: a Rust builder stage (dependencies cached apart from the source)
+# and a slim Debian runtime running as an unprivileged user, its database on the /data volume.
+
+FROM rust:1-slim-bookworm AS builder
+WORKDIR /src
+# Dependencies first: this layer is rebuilt only when Cargo.toml or Cargo.lock change.
+COPY Cargo.toml Cargo.lock ./
+RUN mkdir -p src/bin \
+    && echo 'fn main() {}' > src/bin/linechatd.rs \
+    && echo 'fn main() {}' > src/bin/linechat.rs \
+    && touch src/lib.rs schema.sql \
+    && cargo build --release --locked \
+    && rm -rf src schema.sql
+# Then the source.
+COPY schema.sql ./
+COPY src ./src
+RUN touch src/lib.rs src/bin/*.rs \
+    && cargo build --release --locked --bin linechatd
+
+FROM debian:bookworm-slim
+RUN groupadd --system --gid 10001 linechat \
+    && useradd --system --uid 10001 --gid linechat --home-dir /data --shell /usr/sbin/nologin linechat \
+    && mkdir /data \
+    && chown linechat:linechat /data
+COPY --from=builder /src/target/release/linechatd /usr/local/bin/linechatd
+# Every flag can be set as LINECHAT_<FLAG>; inside the container, listen on every interface.
+ENV LINECHAT_LISTEN=0.0.0.0:7878 \
+    LINECHAT_DB=/data/linechat.db \
+    RUST_LOG=info
+VOLUME ["/data"]
+EXPOSE 7878
+USER 10001:10001
+WORKDIR /data
+STOPSIGNAL SIGTERM
+# Our own client of the #health verb: the daemon answers and its database answers.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=5s --retries=3 \
+    CMD ["linechatd", "health", "--timeout", "5"]
+ENTRYPOINT ["linechatd"]
