@@ -45,6 +45,9 @@ impl Telnet {
     /// Feeds one byte; returns whether it is data to keep.
     fn keep(&mut self, b: u8) -> bool {
         let (next, keep) = match (*self, b) {
+            // A line feed always ends whatever sequence was open: a broken or hostile client
+            // cannot make the server swallow its following lines.
+            (_, b'\n') => (Telnet::Data, true),
             (Telnet::Data, IAC) => (Telnet::Iac, false),
             (Telnet::Data, 0) => (Telnet::Data, false),
             (Telnet::Data, _) => (Telnet::Data, true),
@@ -188,6 +191,14 @@ mod tests {
         assert_eq!(
             decode_all(100, input),
             vec![Line::Text("hello world".into())]
+        );
+    }
+
+    #[test]
+    fn an_unfinished_subnegotiation_ends_at_the_line_feed() {
+        assert_eq!(
+            decode_all(100, b"a\xff\xfa\x18junk\n#quit\n"),
+            vec![Line::Text("a".into()), Line::Text("#quit".into())]
         );
     }
 

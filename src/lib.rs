@@ -15,6 +15,8 @@
 //! - [`logging`]: text or JSON log lines with connection fields as keys.
 //! - [`ratelimit`]: token buckets for the message rate limit and failed-login throttles.
 //!
+//! - [`client`], [`render`]: the `linechat` line client's connection logic and screen.
+//!
 //! One chat line: socket -> codec -> `Request::parse` -> session -> store writer (commit) ->
 //! room actor (encode once, `try_push` to every member) -> each member's writer task.
 
@@ -22,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod client;
 pub mod codec;
 pub mod config;
 pub mod health;
@@ -29,6 +32,7 @@ pub mod logging;
 pub mod outbox;
 pub mod protocol;
 pub mod ratelimit;
+pub mod render;
 pub mod rooms;
 pub mod server;
 pub mod session;

@@ -208,13 +208,10 @@ fn spawn_cmd(cmd: &mut Command, db: &Path, args: &[&str]) -> Launched {
     } else {
         &["--bcrypt-cost", "4"]
     };
-    cmd.arg("--listen")
-        .arg("127.0.0.1:0")
-        .arg("--db")
-        .arg(db)
-        .args(cost)
-        .args(rate)
-        .args(args);
+    if !args.contains(&"--listen") {
+        cmd.args(["--listen", "127.0.0.1:0"]);
+    }
+    cmd.arg("--db").arg(db).args(cost).args(rate).args(args);
     launch(cmd)
 }
 

@@ -1,0 +1,344 @@
+//! linechat: the line client. Interactive on a terminal (a line editor whose prompt incoming
+//! lines never clobber, input history, colour); scriptable from a pipe (each input line is sent
+//! and acknowledged before the next).
+
+use argh::FromArgs;
+use linechat::client::{Conn, Identity, Link, Output, read_loop};
+use linechat::protocol::{validate_name, validate_password};
+use linechat::render::Screen;
+use rustyline::error::ReadlineError;
+use rustyline::{DefaultEditor, ExternalPrinter};
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Default server.
+const DEFAULT_ADDR: &str = "127.0.0.1:7878";
+/// Default room.
+const DEFAULT_ROOM: &str = "general";
+/// How long to wait for each acknowledgement in piped mode.
+const ACK_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `#quit` may take.
+const QUIT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// linechat: chat on a linechatd server. On a terminal it asks what it needs; from a pipe it
+/// sends each input line as a message (lines starting with # as commands) and exits when the
+/// input ends and every message is acknowledged.
+#[derive(FromArgs, Debug)]
+#[argh(
+    note = "The password comes from LINECHAT_PASSWORD, else it is asked for without echo. On a terminal: /help, /join ROOM, /raw, /quit; #commands pass through to the server."
+)]
+struct Args {
+    /// server address (default 127.0.0.1:7878)
+    #[argh(option, default = "DEFAULT_ADDR.to_string()")]
+    addr: String,
+    /// room to join (default general)
+    #[argh(option)]
+    chatroom: Option<String>,
+    /// the same as --chatroom
+    #[argh(option)]
+    room: Option<String>,
+    /// user name to log in as (without it, a terminal session asks: login or register)
+    #[argh(option)]
+    user: Option<String>,
+}
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("linechat: {msg}");
+    ExitCode::FAILURE
+}
+
+fn main() -> ExitCode {
+    let args: Args = argh::from_env();
+    let room = match (&args.chatroom, &args.room) {
+        (Some(a), Some(b)) if a != b => return fail("--chatroom and --room disagree"),
+        (Some(r), _) | (None, Some(r)) => r.clone(),
+        (None, None) => DEFAULT_ROOM.to_string(),
+    };
+    if let Err(e) = validate_name(&room) {
+        return fail(format!("bad room name {room:?}: {}", e.text));
+    }
+    let room = room.to_ascii_lowercase();
+    let interactive = std::io::stdin().is_terminal();
+    let mut editor = if interactive {
+        match DefaultEditor::new() {
+            Ok(e) => Some(e),
+            Err(e) => return fail(format!("cannot use the terminal: {e}")),
+        }
+    } else {
+        None
+    };
+    let id = match identity(&args, editor.as_mut()) {
+        Ok(id) => id,
+        Err(e) => return fail(e),
+    };
+    let (conn, ok_join) = match Conn::establish(&id, &room) {
+        Ok(c) => c,
+        Err(f) => return fail(f.message()),
+    };
+    match editor {
+        Some(editor) => interactive_main(editor, conn, ok_join, id, &room),
+        None => piped_main(conn, ok_join, id),
+    }
+}
+
+/// Name, password and login-or-register, from flags, the environment or prompts.
+fn identity(args: &Args, editor: Option<&mut DefaultEditor>) -> Result<Identity, String> {
+    let env_password = std::env::var("LINECHAT_PASSWORD").ok();
+    let ask_password = |user: &str| -> Result<String, String> {
+        match &env_password {
+            Some(p) => Ok(p.clone()),
+            None => rpassword::prompt_password(format!("password for {user}: "))
+                .map_err(|e| format!("no password (set LINECHAT_PASSWORD): {e}")),
+        }
+    };
+    if let Some(user) = &args.user {
+        validate_name(user).map_err(|e| format!("bad user name {user:?}: {}", e.text))?;
+        return Ok(Identity {
+            addr: args.addr.clone(),
+            user: user.clone(),
+            password: ask_password(user)?,
+            register: false,
+        });
+    }
+    let Some(editor) = editor else {
+        return Err("--user is needed when input is not a terminal".into());
+    };
+    let read = |editor: &mut DefaultEditor, prompt: &str| -> Result<String, String> {
+        editor
+            .readline(prompt)
+            .map(|s| s.trim().to_string())
+            .map_err(|_| "cancelled".to_string())
+    };
+    let register = loop {
+        match read(editor, "login or register? [l/r] ")?
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "l" | "login" => break false,
+            "r" | "register" => break true,
+            _ => continue,
+        }
+    };
+    let user = loop {
+        let name = read(editor, "name: ")?;
+        match validate_name(&name) {
+            Ok(()) => break name,
+            Err(e) => println!("{}", e.text),
+        }
+    };
+    let password = loop {
+        let p = ask_password(&user)?;
+        match (register, validate_password(&p)) {
+            (true, Err(e)) => println!("{}", e.text),
+            _ => break p,
+        }
+    };
+    Ok(Identity {
+        addr: args.addr.clone(),
+        user,
+        password,
+        register,
+    })
+}
+
+/// Prints through rustyline, above the line being typed.
+struct Printer<P>(P);
+
+impl<P: ExternalPrinter + Send> Output for Printer<P> {
+    fn show(&mut self, line: String) {
+        let _ = self.0.print(line);
+    }
+}
+
+/// Prints plain lines to stdout.
+struct Stdout;
+
+impl Output for Stdout {
+    fn show(&mut self, line: String) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}
+
+const CLIENT_HELP: &[&str] = &[
+    "-!- /join ROOM   leave this room and join ROOM",
+    "-!- /raw         show the protocol lines as they arrive (again to turn off)",
+    "-!- /quit        leave (also Ctrl-C or Ctrl-D)",
+    "-!- /help        this list; #help lists the server's commands, which pass through",
+    "-!- anything else is said in the room",
+];
+
+fn interactive_main(
+    mut editor: DefaultEditor,
+    conn: Conn,
+    ok_join: String,
+    id: Identity,
+    room: &str,
+) -> ExitCode {
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let screen = Screen {
+        me: id.user.clone(),
+        color,
+    };
+    let link = Link::new(&conn, room);
+    let raw = Arc::new(AtomicBool::new(false));
+    if let Some(l) = screen.render(&ok_join, "") {
+        println!("{l}");
+    }
+    let printer = match editor.create_external_printer() {
+        Ok(p) => p,
+        Err(e) => return fail(format!("cannot use the terminal: {e}")),
+    };
+    let reader = {
+        let (link, raw) = (link.clone(), raw.clone());
+        std::thread::spawn(move || {
+            read_loop(
+                conn,
+                link,
+                id,
+                screen,
+                raw,
+                true,
+                Box::new(Printer(printer)),
+            )
+        })
+    };
+    loop {
+        if link.seen().closed {
+            break;
+        }
+        let prompt = format!("[{}] ", link.seen().room);
+        let line = match editor.readline(&prompt) {
+            Ok(l) => l,
+            Err(ReadlineError::Interrupted | ReadlineError::Eof) => break,
+            Err(e) => {
+                eprintln!("linechat: {e}");
+                break;
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let _ = editor.add_history_entry(line.as_str());
+        let to_send = match line.trim() {
+            "/quit" => break,
+            "/help" => {
+                for l in CLIENT_HELP {
+                    println!("{l}");
+                }
+                continue;
+            }
+            "/raw" => {
+                let now = !raw.fetch_xor(true, Ordering::Relaxed);
+                println!("-!- raw protocol view {}", if now { "on" } else { "off" });
+                continue;
+            }
+            t if t.starts_with("/join ") => format!("#join {}", t["/join ".len()..].trim()),
+            t if t.starts_with('/') => {
+                println!("-!- unknown command {t}; /help lists them");
+                continue;
+            }
+            _ => line,
+        };
+        if !link.send(&to_send) {
+            println!("-!- not connected; reconnecting, try again in a moment");
+        }
+    }
+    if link.send("#quit") {
+        let _ = link.wait(QUIT_TIMEOUT, |s| s.closed);
+    }
+    drop(reader);
+    ExitCode::SUCCESS
+}
+
+fn piped_main(conn: Conn, ok_join: String, id: Identity) -> ExitCode {
+    let screen = Screen {
+        me: id.user.clone(),
+        color: false,
+    };
+    let room = ok_join.split(' ').nth(2).unwrap_or("").to_string();
+    let link = Link::new(&conn, &room);
+    if let Some(l) = screen.render(&ok_join, "") {
+        Stdout.show(l);
+    }
+    let reader = {
+        let link = link.clone();
+        let raw = Arc::new(AtomicBool::new(false));
+        std::thread::spawn(move || read_loop(conn, link, id, screen, raw, false, Box::new(Stdout)))
+    };
+    let mut failed = 0;
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let ok = if line.starts_with('#') && !line.starts_with("##") {
+            command(&link, &line)
+        } else {
+            say(&link, &line)
+        };
+        if !ok {
+            failed += 1;
+            if link.seen().closed {
+                break;
+            }
+        }
+    }
+    // Let the replies to everything sent arrive, then leave.
+    let closed = !command(&link, "#ping");
+    if !closed && link.send("#quit") {
+        let _ = link.wait(QUIT_TIMEOUT, |s| s.closed);
+    }
+    let _ = reader.join();
+    if failed > 0 || closed {
+        eprintln!("linechat: {failed} line(s) were not delivered");
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Sends a command and waits until the server has answered everything before it.
+fn command(link: &Link, line: &str) -> bool {
+    let pongs = link.seen().pongs;
+    if line != "#ping" && !link.send(line) {
+        return false;
+    }
+    if !link.quiet_ping() {
+        return false;
+    }
+    !link.wait(ACK_TIMEOUT, |s| s.pongs > pongs).closed
+}
+
+/// Says one line and waits for its acknowledgement; waits and resends when rate limited.
+fn say(link: &Link, text: &str) -> bool {
+    loop {
+        let (acks, errors) = {
+            let s = link.seen();
+            (s.acks, s.errors)
+        };
+        if !link.send(text) {
+            return false;
+        }
+        let seen = link.wait(ACK_TIMEOUT, |s| s.acks > acks || s.errors > errors);
+        if seen.acks > acks {
+            return true;
+        }
+        if seen.closed || seen.errors == errors {
+            return false;
+        }
+        let retry = seen
+            .last_error
+            .strip_prefix("ERR ratelimit retry-after=")
+            .and_then(|r| r.split(' ').next())
+            .and_then(|ms| ms.parse::<u64>().ok());
+        match retry {
+            Some(ms) => std::thread::sleep(Duration::from_millis(ms)),
+            None => return false,
+        }
+    }
+}

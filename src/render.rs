@@ -1,0 +1,285 @@
+//! The line client's screen, pure: parsing server lines ([`ServerLine`]) and turning them into
+//! what a person reads (`[14:02] alice: hi`, `--> bob joined general (3 users)`), with or without
+//! colour.
+
+use anstyle::{AnsiColor, Style};
+use chrono::{DateTime, Local};
+
+/// One line from the server, split into its fields (the grammar of protocol.md, read back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerLine<'a> {
+    /// `INFO TEXT`
+    Info(&'a str),
+    /// `OK VERB [ARGS]`
+    Ok(&'a str, &'a str),
+    /// `ERR CODE TEXT`
+    Err(&'a str, &'a str),
+    /// `PONG`
+    Pong,
+    /// `MSG ROOM NAME TEXT`
+    Msg(&'a str, &'a str, &'a str),
+    /// `JOIN ROOM NAME N`
+    Join(&'a str, &'a str, &'a str),
+    /// `LEAVE ROOM NAME N`
+    Leave(&'a str, &'a str, &'a str),
+    /// `USERS ROOM N NAMES...`
+    Users(&'a str, &'a str, &'a str),
+    /// `ROOMS N`
+    Rooms(&'a str),
+    /// `ROOM NAME N`
+    Room(&'a str, &'a str),
+    /// `HIST ID TIME ROOM NAME TEXT`
+    Hist {
+        /// Message id.
+        id: &'a str,
+        /// RFC 3339 time.
+        time: &'a str,
+        /// Room.
+        room: &'a str,
+        /// Sender.
+        name: &'a str,
+        /// Text.
+        text: &'a str,
+    },
+    /// `STATS ...`
+    Stats(&'a str),
+    /// Anything else (a newer server's line).
+    Other(&'a str),
+}
+
+fn split2(s: &str) -> (&str, &str) {
+    s.split_once(' ').unwrap_or((s, ""))
+}
+
+impl<'a> ServerLine<'a> {
+    /// Parses one line (without its line ending).
+    pub fn parse(line: &'a str) -> ServerLine<'a> {
+        let (tag, rest) = split2(line);
+        let fields = |n: usize| -> Option<Vec<&'a str>> {
+            let v: Vec<&str> = rest.splitn(n, ' ').collect();
+            (v.len() == n).then_some(v)
+        };
+        let parsed = match tag {
+            "INFO" => Some(ServerLine::Info(rest)),
+            "OK" => {
+                let (verb, args) = split2(rest);
+                Some(ServerLine::Ok(verb, args))
+            }
+            "ERR" => {
+                let (code, text) = split2(rest);
+                Some(ServerLine::Err(code, text))
+            }
+            "PONG" => Some(ServerLine::Pong),
+            "MSG" => fields(3).map(|f| ServerLine::Msg(f[0], f[1], f[2])),
+            "JOIN" => fields(3).map(|f| ServerLine::Join(f[0], f[1], f[2])),
+            "LEAVE" => fields(3).map(|f| ServerLine::Leave(f[0], f[1], f[2])),
+            "USERS" => {
+                let v: Vec<&str> = rest.splitn(3, ' ').collect();
+                match v.as_slice() {
+                    [room, n] => Some(ServerLine::Users(room, n, "")),
+                    [room, n, names] => Some(ServerLine::Users(room, n, names)),
+                    _ => None,
+                }
+            }
+            "ROOMS" => Some(ServerLine::Rooms(rest)),
+            "ROOM" => fields(2).map(|f| ServerLine::Room(f[0], f[1])),
+            "HIST" => fields(5).map(|f| ServerLine::Hist {
+                id: f[0],
+                time: f[1],
+                room: f[2],
+                name: f[3],
+                text: f[4],
+            }),
+            "STATS" => Some(ServerLine::Stats(rest)),
+            _ => None,
+        };
+        parsed.unwrap_or(ServerLine::Other(line))
+    }
+}
+
+/// How to draw lines.
+#[derive(Debug, Clone)]
+pub struct Screen {
+    /// The logged-in user's name: their messages are marked.
+    pub me: String,
+    /// ANSI colours on (a terminal, and `NO_COLOR` unset).
+    pub color: bool,
+}
+
+const TIME: Style = Style::new().dimmed();
+const ME: Style = Style::new()
+    .bold()
+    .fg_color(Some(anstyle::Color::Ansi(AnsiColor::Green)));
+const NAME: Style = Style::new().bold();
+const PRESENCE: Style = Style::new().fg_color(Some(anstyle::Color::Ansi(AnsiColor::Cyan)));
+const NOTICE: Style = Style::new().fg_color(Some(anstyle::Color::Ansi(AnsiColor::Yellow)));
+const ERROR: Style = Style::new()
+    .bold()
+    .fg_color(Some(anstyle::Color::Ansi(AnsiColor::Red)));
+
+fn users(n: &str) -> String {
+    if n == "1" {
+        "1 user".to_string()
+    } else {
+        format!("{n} users")
+    }
+}
+
+/// `HH:MM` in local time of an RFC 3339 timestamp (as `HIST` carries), or the text unchanged.
+pub fn local_hhmm(rfc3339: &str) -> String {
+    DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| t.with_timezone(&Local).format("%H:%M").to_string())
+        .unwrap_or_else(|_| rfc3339.to_string())
+}
+
+impl Screen {
+    fn paint(&self, style: Style, text: &str) -> String {
+        if self.color {
+            format!("{style}{text}{style:#}")
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn chat(&self, hhmm: &str, name: &str, text: &str) -> String {
+        let who = if name.eq_ignore_ascii_case(&self.me) {
+            self.paint(ME, &format!("{name} (you)"))
+        } else {
+            self.paint(NAME, name)
+        };
+        format!("{} {who}: {text}", self.paint(TIME, &format!("[{hhmm}]")))
+    }
+
+    /// The screen line for a server line; `now` is the local `HH:MM` used for live messages.
+    /// `None` for lines a person need not see.
+    pub fn render(&self, line: &str, now: &str) -> Option<String> {
+        Some(match ServerLine::parse(line) {
+            ServerLine::Msg(_, name, text) => self.chat(now, name, text),
+            ServerLine::Hist {
+                time, name, text, ..
+            } => self.chat(&local_hhmm(time), name, text),
+            ServerLine::Join(room, name, n) => self.paint(
+                PRESENCE,
+                &format!("--> {name} joined {room} ({})", users(n)),
+            ),
+            ServerLine::Leave(room, name, n) => {
+                self.paint(PRESENCE, &format!("<-- {name} left {room} ({})", users(n)))
+            }
+            ServerLine::Ok("join", args) => {
+                let (room, n) = split2(args);
+                self.paint(PRESENCE, &format!("--> you joined {room} ({})", users(n)))
+            }
+            ServerLine::Ok("leave", room) => self.paint(PRESENCE, &format!("<-- you left {room}")),
+            ServerLine::Ok("login" | "register", name) => {
+                self.paint(NOTICE, &format!("-!- logged in as {name}"))
+            }
+            ServerLine::Ok("all_messages" | "my_messages", n) => {
+                self.paint(NOTICE, &format!("-!- {n} messages"))
+            }
+            ServerLine::Ok("quit", _) => return None,
+            ServerLine::Ok(verb, args) => {
+                self.paint(NOTICE, format!("-!- {verb} {args}").trim_end())
+            }
+            ServerLine::Info(text) => self.paint(NOTICE, &format!("-!- {text}")),
+            ServerLine::Err(code, text) => self.paint(ERROR, &format!("!!! {text} ({code})")),
+            ServerLine::Pong => self.paint(NOTICE, "-!- pong"),
+            ServerLine::Users(room, n, names) => {
+                self.paint(NOTICE, &format!("-!- in {room} ({}): {names}", users(n)))
+            }
+            ServerLine::Rooms(n) => self.paint(NOTICE, &format!("-!- {n} rooms with users online")),
+            ServerLine::Room(room, n) => {
+                self.paint(NOTICE, &format!("-!-   {room} ({})", users(n)))
+            }
+            ServerLine::Stats(s) => self.paint(NOTICE, &format!("-!- stats: {s}")),
+            ServerLine::Other(l) => l.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plain() -> Screen {
+        Screen {
+            me: "alice".into(),
+            color: false,
+        }
+    }
+
+    #[test]
+    fn parses_server_lines() {
+        assert_eq!(
+            ServerLine::parse("MSG g bob hi  there"),
+            ServerLine::Msg("g", "bob", "hi  there")
+        );
+        assert_eq!(ServerLine::parse("OK quit"), ServerLine::Ok("quit", ""));
+        assert_eq!(
+            ServerLine::parse("ERR auth wrong name or password"),
+            ServerLine::Err("auth", "wrong name or password")
+        );
+        assert_eq!(
+            ServerLine::parse("USERS g 0"),
+            ServerLine::Users("g", "0", "")
+        );
+        assert_eq!(ServerLine::parse("MSG g"), ServerLine::Other("MSG g"));
+        assert_eq!(
+            ServerLine::parse("NEWTHING x"),
+            ServerLine::Other("NEWTHING x")
+        );
+    }
+
+    #[test]
+    fn renders_chat_presence_and_errors() {
+        let s = plain();
+        assert_eq!(
+            s.render("MSG g bob hi", "14:02").unwrap(),
+            "[14:02] bob: hi"
+        );
+        assert_eq!(
+            s.render("MSG g alice hi", "14:02").unwrap(),
+            "[14:02] alice (you): hi"
+        );
+        assert_eq!(
+            s.render("JOIN general bob 3", "").unwrap(),
+            "--> bob joined general (3 users)"
+        );
+        assert_eq!(
+            s.render("LEAVE general bob 1", "").unwrap(),
+            "<-- bob left general (1 user)"
+        );
+        assert_eq!(
+            s.render("OK join general 2", "").unwrap(),
+            "--> you joined general (2 users)"
+        );
+        assert_eq!(
+            s.render("ERR noroom you are not in a room", "").unwrap(),
+            "!!! you are not in a room (noroom)"
+        );
+        assert_eq!(s.render("OK quit", ""), None);
+        let hist = s
+            .render("HIST 7 2026-11-29T02:40:19.123Z g bob yo", "")
+            .unwrap();
+        assert!(
+            hist.starts_with('[') && hist.ends_with("] bob: yo"),
+            "{hist}"
+        );
+        assert_eq!(hist.len(), "[HH:MM] bob: yo".len());
+    }
+
+    #[test]
+    fn colour_only_when_asked() {
+        let c = Screen {
+            me: "alice".into(),
+            color: true,
+        };
+        let l = c.render("MSG g bob hi", "14:02").unwrap();
+        assert!(l.contains("\x1b["));
+        assert!(
+            !plain()
+                .render("MSG g bob hi", "14:02")
+                .unwrap()
+                .contains('\x1b')
+        );
+    }
+}

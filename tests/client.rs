@@ -1,0 +1,225 @@
+//! The bundled `linechat` client against the real daemon: piped mode as a script would use it,
+//! and the interactive mode through a pseudo-terminal.
+mod common;
+use common::{PASS, TestServer};
+use rexpect::reader::Options;
+use rexpect::session::{PtySession, spawn_with_options};
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn client(args: &[&str], password: Option<&str>, input: &str) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_linechat"));
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(p) = password {
+        cmd.env("LINECHAT_PASSWORD", p);
+    }
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn piped_lines_are_sent_and_acknowledged() {
+    let srv = TestServer::start();
+    drop(srv.user("bob"));
+    let mut watcher = srv.user("watcher");
+    watcher.join("b");
+    let addr = srv.addr.to_string();
+    let out = client(
+        &["--addr", &addr, "--user", "bob", "--chatroom", "b"],
+        Some(PASS),
+        "hi\nbye\n#users\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "--> you joined b (2 users)");
+    assert_eq!(lines[1], "-!- welcome to b; here now (2): bob watcher");
+    assert!(lines[2].ends_with("] bob (you): hi"), "{stdout}");
+    assert!(lines[3].ends_with("] bob (you): bye"), "{stdout}");
+    assert_eq!(lines[4], "-!- in b (2 users): bob watcher");
+    assert_eq!(lines.len(), 5, "{stdout}");
+    watcher.expect("JOIN b bob 2");
+    watcher.expect("MSG b bob hi");
+    watcher.expect("MSG b bob bye");
+    watcher.expect("LEAVE b bob 1");
+}
+
+#[test]
+fn piped_mode_waits_out_the_rate_limit() {
+    let srv = TestServer::start_with(&["--rate-burst", "2", "--rate-per-sec", "10"]);
+    drop(srv.user("bob"));
+    let mut watcher = srv.user("watcher");
+    watcher.join("r");
+    let addr = srv.addr.to_string();
+    let input: String = (0..8).map(|i| format!("line {i}\n")).collect();
+    // --room is the short form of --chatroom.
+    let out = client(
+        &["--addr", &addr, "--user", "bob", "--room", "r"],
+        Some(PASS),
+        &input,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("(ratelimit)"),
+        "the limit never bit: {stdout}"
+    );
+    watcher.expect("JOIN r bob 2");
+    for i in 0..8 {
+        watcher.expect(&format!("MSG r bob line {i}"));
+    }
+    watcher.expect("LEAVE r bob 1");
+}
+
+#[test]
+fn clear_errors_and_nonzero_exit() {
+    let srv = TestServer::start();
+    drop(srv.user("bob"));
+    let addr = srv.addr.to_string();
+    let out = client(
+        &["--addr", &addr, "--user", "bob"],
+        Some("wrong-password"),
+        "hi\n",
+    );
+    assert!(!out.status.success());
+    assert_eq!(
+        text(&out.stderr),
+        "linechat: wrong name or password (auth)\n"
+    );
+
+    let out = client(
+        &["--addr", &addr, "--user", "bob", "--chatroom", "no/such"],
+        Some(PASS),
+        "",
+    );
+    assert!(!out.status.success());
+    assert_eq!(
+        text(&out.stderr),
+        "linechat: bad room name \"no/such\": names are 1 to 32 of A-Z a-z 0-9 _ -\n"
+    );
+
+    drop(srv);
+    let out = client(&["--addr", &addr, "--user", "bob"], Some(PASS), "hi\n");
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with(&format!("linechat: cannot connect to {addr}: ")),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1);
+
+    let out = client(&["--addr", &addr], None, "hi\n");
+    assert!(!out.status.success());
+    assert_eq!(
+        text(&out.stderr),
+        "linechat: --user is needed when input is not a terminal\n"
+    );
+}
+
+fn pty(args: &[&str], password_env: Option<&str>) -> PtySession {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_linechat"));
+    cmd.args(args).env("NO_COLOR", "1").env("TERM", "xterm");
+    if let Some(p) = password_env {
+        cmd.env("LINECHAT_PASSWORD", p);
+    }
+    spawn_with_options(
+        cmd,
+        Options::new()
+            .timeout_ms(Some(10_000))
+            .strip_ansi_escape_codes(true),
+    )
+    .unwrap()
+}
+
+#[test]
+fn interactive_register_hides_the_password_and_keeps_the_half_typed_line() {
+    let srv = TestServer::start();
+    let addr = srv.addr.to_string();
+    let mut p = pty(&["--addr", &addr], None);
+    p.exp_string("login or register? [l/r] ").unwrap();
+    p.send_line("r").unwrap();
+    p.exp_string("name: ").unwrap();
+    p.send_line("dave").unwrap();
+    p.exp_string("password for dave: ").unwrap();
+    p.send_line("not-echoed-secret").unwrap();
+    let screen = p.exp_string("--> you joined general (1 user)").unwrap();
+    assert!(
+        !screen.contains("not-echoed-secret"),
+        "password echoed: {screen:?}"
+    );
+    p.exp_string("[general] ").unwrap();
+
+    // Half a line typed when a message arrives: the message shows, the half line survives.
+    p.send("half typ").unwrap();
+    p.flush().unwrap();
+    p.exp_string("half typ").unwrap();
+    let mut eve = srv.user("eve");
+    eve.join("general");
+    eve.send("ping from eve");
+    eve.expect("MSG general eve ping from eve");
+    p.exp_string("eve: ping from eve").unwrap();
+    p.exp_string("half typ").unwrap(); // redrawn below the message
+    p.send_line("ed").unwrap();
+    eve.expect("MSG general dave half typed");
+    p.exp_string("dave (you): half typed").unwrap();
+
+    // Client commands: /join is sugar for #join, and #commands pass through.
+    p.send_line("/join side").unwrap();
+    p.exp_string("--> you joined side (1 user)").unwrap();
+    eve.expect("LEAVE general dave 1");
+    p.send_line("#users").unwrap();
+    p.exp_string("-!- in side (1 user): dave").unwrap();
+    p.send_line("/raw").unwrap();
+    p.exp_string("raw protocol view on").unwrap();
+    p.send_line("#ping").unwrap();
+    p.exp_string("PONG").unwrap();
+    // Ctrl-D leaves cleanly.
+    p.send_control('d').unwrap();
+    p.exp_eof().unwrap();
+}
+
+#[test]
+fn interactive_reconnects_after_the_daemon_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.db");
+    let mut srv = TestServer::start_on(&db, &[]);
+    drop(srv.user("frank"));
+    let addr = srv.addr.to_string();
+    let mut p = pty(
+        &["--addr", &addr, "--user", "frank", "--chatroom", "ops"],
+        Some(PASS),
+    );
+    p.exp_string("--> you joined ops (1 user)").unwrap();
+    p.exp_string("[ops] ").unwrap();
+
+    let (status, _) = srv.signal("TERM");
+    assert!(status.success());
+    drop(srv);
+    p.exp_string("connection to").unwrap();
+    let srv = TestServer::start_on(&db, &["--listen", &addr]);
+    assert_eq!(srv.addr.to_string(), addr);
+    p.exp_string("-!- reconnected").unwrap();
+    p.exp_string("--> you joined ops (1 user)").unwrap();
+
+    let mut g = srv.user("grace");
+    g.join("ops");
+    p.send_line("after the restart").unwrap();
+    g.expect("MSG ops frank after the restart");
+    // Ctrl-C leaves cleanly too.
+    p.send_control('c').unwrap();
+    p.exp_eof().unwrap();
+    g.expect("LEAVE ops frank 1");
+}
