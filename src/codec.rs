@@ -8,7 +8,11 @@
 
 use bytes::BytesMut;
 use std::io;
+use tokio::net::tcp::OwnedReadHalf;
 use tokio_util::codec::{Decoder, LinesCodec, LinesCodecError};
+
+/// Bytes asked of the socket per read.
+const READ_CHUNK: usize = 4096;
 
 /// One inbound line, or the reason it was discarded.
 #[derive(Debug, PartialEq, Eq)]
@@ -138,6 +142,67 @@ impl Decoder for LineCodec {
         self.filter(buf);
         let r = self.inner.decode_eof(&mut self.filtered);
         self.map(r)
+    }
+}
+
+impl LineCodec {
+    /// Frees the filter's buffer if it holds nothing (an idle connection keeps no buffers).
+    fn release(&mut self) {
+        if self.filtered.is_empty() {
+            self.filtered = BytesMut::new();
+        }
+    }
+}
+
+/// Reads lines from a socket with [`LineCodec`], holding no read buffer while the connection
+/// is idle: it waits for readability first and allocates only when there are bytes to read, and
+/// gives the memory back once every complete line has been taken. Cancel-safe: dropping
+/// [`LineReader::next`] mid-way loses nothing.
+#[derive(Debug)]
+pub struct LineReader {
+    read: OwnedReadHalf,
+    codec: LineCodec,
+    buf: BytesMut,
+    eof: bool,
+}
+
+impl LineReader {
+    /// A reader of lines of at most `max_line` bytes.
+    pub fn new(read: OwnedReadHalf, max_line: usize) -> Self {
+        LineReader {
+            read,
+            codec: LineCodec::new(max_line),
+            buf: BytesMut::new(),
+            eof: false,
+        }
+    }
+
+    /// The next line; `None` at end of stream.
+    pub async fn next(&mut self) -> Option<io::Result<Line>> {
+        loop {
+            if self.eof {
+                return self.codec.decode_eof(&mut self.buf).transpose();
+            }
+            match self.codec.decode(&mut self.buf) {
+                Ok(Some(line)) => return Some(Ok(line)),
+                Ok(None) => {}
+                Err(e) => return Some(Err(e)),
+            }
+            if self.buf.is_empty() {
+                self.buf = BytesMut::new();
+                self.codec.release();
+            }
+            if let Err(e) = self.read.readable().await {
+                return Some(Err(e));
+            }
+            self.buf.reserve(READ_CHUNK);
+            match self.read.try_read_buf(&mut self.buf) {
+                Ok(0) => self.eof = true,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Some(Err(e)),
+            }
+        }
     }
 }
 

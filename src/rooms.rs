@@ -212,7 +212,7 @@ enum Command {
     List {
         reply: oneshot::Sender<Vec<(Arc<str>, usize)>>,
     },
-    Deliver(Committed),
+    Deliver(Vec<Committed>),
     Joined(Joined),
     Left {
         session: SessionId,
@@ -353,9 +353,9 @@ impl Rooms {
         rx.await.unwrap_or_default()
     }
 
-    /// From the store's writer thread: deliver a committed message.
-    pub fn blocking_deliver(&self, c: Committed) {
-        let _ = self.tx.blocking_send(Command::Deliver(c));
+    /// From the store's writer thread: deliver committed messages, in commit order.
+    pub fn blocking_deliver(&self, batch: Vec<Committed>) {
+        let _ = self.tx.blocking_send(Command::Deliver(batch));
     }
 
     /// From the store's writer thread: seat a session whose join was recorded.
@@ -443,7 +443,7 @@ impl Actor {
             Command::List { reply } => {
                 let _ = reply.send(self.table.rooms());
             }
-            Command::Deliver(c) => self.deliver(c),
+            Command::Deliver(batch) => self.deliver(batch),
             Command::Joined(j) => self.joined(j),
             Command::Left { session, reply } => {
                 let room = self.leave(session);
@@ -505,8 +505,8 @@ impl Actor {
         }
     }
 
-    /// Sends `line` to every session in `room` but `except`.
-    fn broadcast(&mut self, room: &str, line: &Bytes, except: Option<SessionId>) {
+    /// Sends `line` (holding `lines` protocol lines) to every session in `room` but `except`.
+    fn broadcast(&mut self, room: &str, line: &Bytes, lines: u64, except: Option<SessionId>) {
         let mut n = 0;
         for s in self.table.sessions_in(room) {
             if Some(s) == except {
@@ -521,7 +521,7 @@ impl Actor {
             }
         }
         let now = self.now_sec();
-        self.delivered.add(now, n);
+        self.delivered.add(now, n * lines);
     }
 
     fn leave(&mut self, session: SessionId) -> Option<Arc<str>> {
@@ -539,21 +539,46 @@ impl Actor {
                 count: left.count,
             }
             .to_bytes();
-            self.broadcast(&left.room, &line, None);
+            self.broadcast(&left.room, &line, 1, None);
         }
     }
 
-    fn deliver(&mut self, c: Committed) {
-        let line = Reply::Msg {
-            room: &c.room,
-            name: &c.name,
-            text: &c.text,
+    /// Delivers a batch of committed messages: each room's messages are encoded once, into one
+    /// shared buffer, and queued to each member as one item (in commit order).
+    fn deliver(&mut self, batch: Vec<Committed>) {
+        let mut rooms: Vec<(Arc<str>, BytesMut, u64)> = Vec::new();
+        for c in &batch {
+            let i = match rooms.iter().position(|(r, _, _)| *r == c.room) {
+                Some(i) => i,
+                None => {
+                    rooms.push((c.room.clone(), BytesMut::new(), 0));
+                    rooms.len() - 1
+                }
+            };
+            Reply::Msg {
+                room: &c.room,
+                name: &c.name,
+                text: &c.text,
+            }
+            .encode(&mut rooms[i].1);
+            rooms[i].2 += 1;
         }
-        .to_bytes();
-        self.broadcast(&c.room, &line, None);
+        for (room, buf, lines) in rooms {
+            self.broadcast(&room, &buf.freeze(), lines, None);
+        }
         // The sender's copy is its acknowledgement: it gets one even if it left meanwhile.
-        if self.table.room_of(c.sender) != Some(&c.room) {
-            self.send(c.sender, line);
+        for c in batch {
+            if self.outboxes.contains_key(&c.sender)
+                && self.table.room_of(c.sender) != Some(&c.room)
+            {
+                let line = Reply::Msg {
+                    room: &c.room,
+                    name: &c.name,
+                    text: &c.text,
+                }
+                .to_bytes();
+                self.send(c.sender, line);
+            }
         }
     }
 
@@ -572,7 +597,7 @@ impl Actor {
                 count: entered.count,
             }
             .to_bytes();
-            self.broadcast(&j.room, &line, Some(j.session));
+            self.broadcast(&j.room, &line, 1, Some(j.session));
         }
         // OK, welcome and replay are one queue item: no live line can land inside them.
         let names = self.table.names_in(&j.room);

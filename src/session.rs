@@ -4,19 +4,17 @@
 //! The session writes its own replies to its [`Outbox`]; room traffic (`MSG`, `JOIN`, `LEAVE`,
 //! and the `OK join` + welcome + replay item) is queued by the room actor into the same outbox.
 
-use crate::codec::{Line, LineCodec};
+use crate::codec::{Line, LineReader};
 use crate::outbox::{self, Outbox};
 use crate::protocol::{self, ErrCode, HistRow, ProtoError, Reply, Request};
 use crate::ratelimit;
 use crate::server::Shared;
 use crate::{SessionId, User};
 use bytes::BytesMut;
-use futures_util::StreamExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
-use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 /// How long a closing session waits for its last lines to be written.
@@ -88,7 +86,7 @@ pub async fn run(
     let (read, write) = stream.into_split();
     let (outbox, rx) = outbox::channel(shared.config.sendq_lines, shared.config.sendq_bytes);
     let writer = tokio::spawn(outbox::write_loop(rx, write));
-    let mut lines = FramedRead::new(read, LineCodec::new(shared.config.max_line));
+    let mut lines = LineReader::new(read, shared.config.max_line);
     let mut s = Session {
         id,
         peer,
@@ -110,7 +108,7 @@ pub async fn run(
     let reason = loop {
         let item = tokio::select! {
             _ = shutdown.cancelled() => {
-                s.farewell().await;
+                Box::pin(s.farewell()).await;
                 break SHUTDOWN;
             }
             _ = s.outbox.killed() => break "dropped",
@@ -119,7 +117,7 @@ pub async fn run(
                     State::Guest => format!("no login within {} s, closing", login_timeout.as_secs()),
                     _ => format!("idle for {} s, closing", idle_timeout.as_secs()),
                 };
-                s.reply(Reply::Err(ErrCode::Timeout, &text)).await;
+                Box::pin(s.reply(Reply::Err(ErrCode::Timeout, &text))).await;
                 break "timeout";
             }
             item = lines.next() => item,
@@ -135,7 +133,7 @@ pub async fn run(
                     "line longer than {} bytes discarded",
                     s.shared.config.max_line
                 );
-                s.reply(Reply::Err(ErrCode::TooLong, &text)).await;
+                Box::pin(s.reply(Reply::Err(ErrCode::TooLong, &text))).await;
                 Flow::Continue
             }
             Some(Ok(Line::BadUtf8)) => {
@@ -148,10 +146,12 @@ pub async fn run(
             }
             Some(Ok(Line::Text(line))) => {
                 if std::mem::take(&mut first_line) && protocol::looks_like_http(&line) {
-                    s.reply(Reply::Err(ErrCode::Http, HTTP_REPLY)).await;
+                    Box::pin(s.reply(Reply::Err(ErrCode::Http, HTTP_REPLY))).await;
                     break "spoke HTTP";
                 }
-                s.handle(&protocol::sanitize(&line)).await
+                // Boxed: the request futures (bcrypt, store round trips) are large, and an idle
+                // session should not carry their space.
+                Box::pin(s.handle(&protocol::sanitize(&line))).await
             }
         };
         if let Flow::Close(reason) = flow {
@@ -166,7 +166,7 @@ pub async fn run(
     };
     // The one cleanup path: presence first, so the room hears LEAVE promptly.
     if !matches!(s.state, State::Guest) && reason != SHUTDOWN {
-        s.shared.rooms.detach(s.id).await;
+        Box::pin(s.shared.rooms.detach(s.id)).await;
     }
     event!(info, s, "disconnected: {reason}");
     let killer = s.outbox.killer();
@@ -180,7 +180,11 @@ pub async fn run(
             while let Some(Ok(_)) = lines.next().await {}
         }
     };
-    if tokio::time::timeout(FLUSH_TIMEOUT, closing).await.is_err() {
+    // Boxed, like the other rare awaits: an idle session's future stays small.
+    if Box::pin(tokio::time::timeout(FLUSH_TIMEOUT, closing))
+        .await
+        .is_err()
+    {
         killer.cancel();
     }
 }

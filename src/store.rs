@@ -223,11 +223,22 @@ pub struct Store {
 impl Store {
     /// Starts the writer thread on `db`; committed results go to `rooms`.
     pub fn start(db: Database, rooms: Rooms) -> std::io::Result<Store> {
+        Self::start_with_batch_limit(db, rooms, BATCH_MAX)
+    }
+
+    /// [`Store::start`] committing at most `batch_max` operations per transaction (1 means one
+    /// transaction per message: what the benchmark compares group commit against).
+    pub fn start_with_batch_limit(
+        db: Database,
+        rooms: Rooms,
+        batch_max: usize,
+    ) -> std::io::Result<Store> {
         let (ops, rx) = mpsc::channel(QUEUE);
         let Database { writer, pool } = db;
+        let batch_max = batch_max.max(1);
         std::thread::Builder::new()
             .name("linechat-writer".into())
-            .spawn(move || Writer::new(writer, rooms).run(rx))?;
+            .spawn(move || Writer::new(writer, rooms, batch_max).run(rx))?;
         Ok(Store { ops, pool })
     }
 
@@ -457,14 +468,17 @@ struct Writer {
     rooms: Rooms,
     /// Room name -> id, for rooms known to be committed.
     room_ids: HashMap<Arc<str>, i64>,
+    /// Most operations per transaction.
+    batch_max: usize,
 }
 
 impl Writer {
-    fn new(conn: Connection, rooms: Rooms) -> Writer {
+    fn new(conn: Connection, rooms: Rooms, batch_max: usize) -> Writer {
         Writer {
             conn,
             rooms,
             room_ids: HashMap::new(),
+            batch_max,
         }
     }
 
@@ -472,7 +486,7 @@ impl Writer {
         let mut batch = Vec::with_capacity(64);
         while let Some(op) = rx.blocking_recv() {
             batch.push(op);
-            while batch.len() < BATCH_MAX {
+            while batch.len() < self.batch_max {
                 match rx.try_recv() {
                     Ok(op) => batch.push(op),
                     Err(_) => break,
@@ -495,6 +509,10 @@ impl Writer {
         let mut outcomes = Vec::with_capacity(n);
         let mut new_rooms: Vec<Arc<str>> = Vec::new();
         let mut failure: Option<rusqlite::Error> = None;
+        // One timestamp per transaction: its messages are committed at the same moment.
+        let now = chrono::Utc::now()
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string();
         match self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -505,7 +523,7 @@ impl Writer {
                         outcomes.push(not_done(op));
                         continue;
                     }
-                    match execute(&tx, &self.room_ids, &mut new_rooms, &op) {
+                    match execute(&tx, &self.room_ids, &mut new_rooms, &now, &op) {
                         Ok(done) => outcomes.push(finish(op, done)),
                         Err(e) => {
                             failure = Some(e);
@@ -551,12 +569,22 @@ impl Writer {
             let e = StoreError::Sqlite(String::new()).to_proto();
             Reply::Err(e.code, &e.text).to_bytes()
         };
+        // Consecutive committed messages go to the actor as one batch, so it can encode each
+        // room's share once and queue it to each member as one item.
+        let mut said: Vec<Committed> = Vec::new();
         for o in outcomes {
+            if let Outcome::Said(c) = o {
+                said.push(c);
+                continue;
+            }
+            if !said.is_empty() {
+                self.rooms.blocking_deliver(std::mem::take(&mut said));
+            }
             match o {
+                Outcome::Said(_) => {}
                 Outcome::Created(reply, r) => {
                     let _ = reply.send(r);
                 }
-                Outcome::Said(c) => self.rooms.blocking_deliver(c),
                 Outcome::SayFailed(session) => self.rooms.blocking_send_to(session, storage_err()),
                 Outcome::Joined(j) => self.rooms.blocking_joined(j),
                 Outcome::JoinFailed(session) => {
@@ -573,6 +601,9 @@ impl Writer {
                     let _ = done.send(());
                 }
             }
+        }
+        if !said.is_empty() {
+            self.rooms.blocking_deliver(said);
         }
     }
 }
@@ -591,6 +622,7 @@ fn execute(
     tx: &Connection,
     cache: &HashMap<Arc<str>, i64>,
     new_rooms: &mut Vec<Arc<str>>,
+    now: &str,
     op: &Op,
 ) -> rusqlite::Result<Done> {
     Ok(match op {
@@ -612,8 +644,10 @@ fn execute(
             user, room, text, ..
         } => {
             let room_id = room_id(tx, cache, new_rooms, room)?;
-            tx.prepare_cached("INSERT INTO messages (room_id, user_id, body) VALUES (?1, ?2, ?3)")?
-                .execute(params![room_id, user.id, text])?;
+            tx.prepare_cached(
+                "INSERT INTO messages (room_id, user_id, created_at, body) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![room_id, user.id, now, text])?;
             Done::Said(tx.last_insert_rowid())
         }
         Op::Join {

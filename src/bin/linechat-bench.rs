@@ -1,0 +1,971 @@
+//! linechat-bench: the load generator behind docs/performance.md. It speaks linechat or IRC,
+//! so the same scenarios run against linechatd, ngircd and InspIRCd (bench/peers.sh runs all
+//! three and prints one table).
+//!
+//! Every payload carries its sender, sequence number and send time; every receiver checks
+//! order, loss and duplicates and records latency. Server CPU comes from /proc/PID/task/*/schedstat
+//! (nanoseconds on CPU) over the send phase; memory from /proc/PID/status (VmRSS).
+
+use argh::FromArgs;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpSocket;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::Barrier;
+
+/// linechat-bench: load scenarios against linechatd or an IRC server
+#[derive(FromArgs, Debug)]
+struct Args {
+    /// protocol: linechat or irc (default linechat)
+    #[argh(option, default = "String::from(\"linechat\")")]
+    proto: String,
+    /// server address (default 127.0.0.1:7878)
+    #[argh(option, default = "String::from(\"127.0.0.1:7878\")")]
+    addr: String,
+    /// scenario: f1, f2, l1, i1, a1, h1, store, or custom (default custom)
+    #[argh(option, default = "String::from(\"custom\")")]
+    scenario: String,
+    /// connected clients (custom)
+    #[argh(option, default = "100")]
+    clients: usize,
+    /// how many of them send (custom)
+    #[argh(option, default = "10")]
+    senders: usize,
+    /// messages per sender (custom; 0 with --rate means: for --duration)
+    #[argh(option, default = "2000")]
+    messages: usize,
+    /// messages per second per sender; 0 = as fast as the window allows (custom)
+    #[argh(option, default = "0.0")]
+    rate: f64,
+    /// seconds to send at --rate (custom)
+    #[argh(option, default = "10.0")]
+    duration: f64,
+    /// unacknowledged messages a sender may have in flight (default 32)
+    #[argh(option, default = "32")]
+    window: usize,
+    /// clients per room (i1; default 100)
+    #[argh(option, default = "100")]
+    room_size: usize,
+    /// the server's pid, for CPU and memory figures
+    #[argh(option)]
+    pid: Option<u32>,
+    /// how many times to run the scenario (medians are reported)
+    #[argh(option, default = "1")]
+    runs: usize,
+    /// name prefix for accounts and nicks (default from the clock)
+    #[argh(option)]
+    prefix: Option<String>,
+    /// password for the linechat accounts (default bench-password)
+    #[argh(option, default = "String::from(\"bench-password\")")]
+    password: String,
+    /// database file (h1: filled before the daemon starts; store: created)
+    #[argh(option)]
+    db: Option<String>,
+    /// messages to put in the h1 database (default 1000000)
+    #[argh(option, default = "1_000_000")]
+    fill: usize,
+    /// label printed with the results
+    #[argh(option, default = "String::new()")]
+    label: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Proto {
+    Linechat,
+    Irc,
+}
+
+/// One load shape.
+#[derive(Clone, Debug)]
+struct Load {
+    clients: usize,
+    senders: usize,
+    messages: usize,
+    rate: f64,
+    duration: f64,
+    window: usize,
+}
+
+/// What one run measured.
+#[derive(Default, Debug, Clone)]
+struct Outcome {
+    deliveries: u64,
+    expected: u64,
+    lost: u64,
+    duplicates: u64,
+    out_of_order: u64,
+    seconds: f64,
+    cpu_ns: u64,
+    latencies_us: Vec<u64>,
+}
+
+fn now_us(epoch: Instant) -> u64 {
+    epoch.elapsed().as_micros() as u64
+}
+
+/// Nanoseconds the process has spent on CPU, all threads.
+fn cpu_ns(pid: u32) -> u64 {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    dir.flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Resident memory in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+/// A client socket from 127.0.0.x (x spread over 1..=250), so per-address limits stay out of it.
+async fn connect(addr: SocketAddr, i: usize) -> std::io::Result<tokio::net::TcpStream> {
+    let sock = TcpSocket::new_v4()?;
+    if addr.ip().is_loopback() {
+        let src = Ipv4Addr::new(127, 0, (i / 250 % 250) as u8, (i % 250 + 1) as u8);
+        sock.bind(SocketAddr::new(IpAddr::V4(src), 0))?;
+    }
+    let s = sock.connect(addr).await?;
+    s.set_nodelay(true)?;
+    Ok(s)
+}
+
+struct Client {
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    async fn line(&mut self) -> std::io::Result<&str> {
+        self.buf.clear();
+        if self.reader.read_until(b'\n', &mut self.buf).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        while matches!(self.buf.last(), Some(b'\n' | b'\r')) {
+            self.buf.pop();
+        }
+        std::str::from_utf8(&self.buf).map_err(|_| std::io::ErrorKind::InvalidData.into())
+    }
+
+    async fn send(&mut self, line: &str) -> std::io::Result<()> {
+        self.writer.write_all(line.as_bytes()).await?;
+        self.writer.write_all(b"\r\n").await
+    }
+
+    /// Reads until a line starting with one of `wanted`; answers IRC PINGs on the way.
+    async fn until(&mut self, wanted: &[&str]) -> std::io::Result<String> {
+        loop {
+            let l = self.line().await?.to_string();
+            if let Some(token) = l.strip_prefix("PING ") {
+                let pong = format!("PONG {token}");
+                self.send(&pong).await?;
+                continue;
+            }
+            if wanted.iter().any(|w| l.starts_with(w) || l.contains(w)) {
+                return Ok(l);
+            }
+            if l.starts_with("ERR ") || l.starts_with("ERROR") {
+                return Err(std::io::Error::other(l));
+            }
+        }
+    }
+}
+
+/// Connects and logs in client `i` and puts it in `room`. linechat accounts are shared by
+/// groups of clients (sessions of one user), so setup does not cost a bcrypt hash per client.
+async fn join(
+    proto: Proto,
+    addr: SocketAddr,
+    i: usize,
+    prefix: &str,
+    password: &str,
+    room: &str,
+) -> std::io::Result<Client> {
+    let s = connect(addr, i).await?;
+    let (r, w) = s.into_split();
+    let mut c = Client {
+        reader: BufReader::with_capacity(64 * 1024, r),
+        writer: w,
+        buf: Vec::with_capacity(256),
+    };
+    match proto {
+        Proto::Linechat => {
+            let user = format!("{prefix}u{}", i % 16);
+            c.send(&format!("#login {user} {password}")).await?;
+            let l = c.until(&["OK login", "ERR auth"]).await;
+            match l {
+                Ok(l) if l.starts_with("OK") => {}
+                _ => {
+                    c.send(&format!("#register {user} {password}")).await?;
+                    c.until(&["OK register", "ERR exists"]).await.or_else(|e| {
+                        if e.to_string().contains("exists") {
+                            Ok(String::new())
+                        } else {
+                            Err(e)
+                        }
+                    })?;
+                    // Lost a race with another client of the same account: log in instead.
+                    c.send(&format!("#login {user} {password}")).await?;
+                    let _ = c.until(&["OK login", "ERR usage"]).await;
+                }
+            }
+            c.send(&format!("#join {room}")).await?;
+            c.until(&["OK join"]).await?;
+            c.send("#ping").await?;
+            c.until(&["PONG"]).await?;
+        }
+        Proto::Irc => {
+            let nick = format!("{prefix}{i}");
+            c.send(&format!("NICK {nick}")).await?;
+            c.send(&format!("USER {nick} 0 * :bench")).await?;
+            c.until(&[" 001 "]).await?;
+            c.send(&format!("JOIN #{room}")).await?;
+            c.until(&[" 366 "]).await?;
+        }
+    }
+    Ok(c)
+}
+
+/// Clients connecting at once during setup.
+const JOIN_BATCH: usize = 20;
+
+/// [`join`], tried three times: some servers reset a connection now and then under a burst
+/// of connects, which is not what is being measured.
+async fn join_retrying(
+    proto: Proto,
+    addr: SocketAddr,
+    i: usize,
+    prefix: &str,
+    password: &str,
+    room: &str,
+) -> std::io::Result<Client> {
+    let mut last = None;
+    for attempt in 0..3 {
+        match join(proto, addr, i, prefix, password, room).await {
+            Ok(c) => return Ok(c),
+            Err(e) => {
+                last = Some(e);
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("join failed")))
+}
+
+/// The payload: `b SENDER SEQ MICROS`, padded to a realistic chat line.
+fn payload(sender: usize, seq: u64, t: u64) -> String {
+    format!("b {sender} {seq} {t} the quick brown fox jumps over the lazy dog")
+}
+
+fn parse_payload(text: &str) -> Option<(usize, u64, u64)> {
+    let mut it = text.strip_prefix("b ")?.split(' ');
+    Some((
+        it.next()?.parse().ok()?,
+        it.next()?.parse().ok()?,
+        it.next()?.parse().ok()?,
+    ))
+}
+
+/// The chat text of a delivered line, if it is one.
+fn chat_text(proto: Proto, line: &str) -> Option<&str> {
+    match proto {
+        // MSG ROOM NAME TEXT
+        Proto::Linechat => line.strip_prefix("MSG ")?.splitn(3, ' ').nth(2),
+        // :nick!user@host PRIVMSG #room :TEXT
+        Proto::Irc => line
+            .split_once(" PRIVMSG ")?
+            .1
+            .split_once(" :")
+            .map(|x| x.1),
+    }
+}
+
+/// Per-receiver bookkeeping.
+#[derive(Default)]
+struct Tally {
+    next: Vec<u64>,
+    deliveries: u64,
+    duplicates: u64,
+    out_of_order: u64,
+    latencies: Vec<u64>,
+}
+
+impl Tally {
+    fn record(&mut self, sender: usize, seq: u64, sent: u64, now: u64) {
+        if self.next.len() <= sender {
+            self.next.resize(sender + 1, 0);
+        }
+        let want = self.next[sender];
+        if seq < want {
+            self.duplicates += 1;
+            return;
+        }
+        if seq > want {
+            self.out_of_order += 1;
+        }
+        self.next[sender] = seq + 1;
+        self.deliveries += 1;
+        self.latencies.push(now.saturating_sub(sent));
+    }
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// One fan-out run: all clients join one room, senders send, everyone counts.
+async fn fanout(
+    proto: Proto,
+    addr: SocketAddr,
+    load: &Load,
+    prefix: &str,
+    password: &str,
+    pid: Option<u32>,
+) -> std::io::Result<Outcome> {
+    let room = format!("{prefix}room");
+    let mut clients = Vec::with_capacity(load.clients);
+    for chunk in (0..load.clients).collect::<Vec<_>>().chunks(JOIN_BATCH) {
+        let joins = chunk
+            .iter()
+            .map(|&i| join_retrying(proto, addr, i, prefix, password, &room));
+        for c in futures_util::future::join_all(joins).await {
+            clients.push(c.map_err(|e| std::io::Error::other(format!("joining: {e}")))?);
+        }
+    }
+    // Let the joins' own traffic (JOIN lines) drain before measuring.
+    for c in clients.iter_mut() {
+        match proto {
+            Proto::Linechat => {
+                c.send("#ping").await?;
+                c.until(&["PONG"]).await?;
+            }
+            Proto::Irc => {
+                c.send("PING :sync").await?;
+                c.until(&["PONG"]).await?;
+            }
+        }
+    }
+    let epoch = Instant::now();
+    let per_sender: u64 = if load.rate > 0.0 && load.messages == 0 {
+        (load.rate * load.duration).round() as u64
+    } else {
+        load.messages as u64
+    };
+    let total = per_sender * load.senders as u64;
+    let per_message = match proto {
+        Proto::Linechat => load.clients as u64,
+        Proto::Irc => load.clients as u64 - 1, // IRC does not echo to the sender
+    };
+    let expected = total * per_message;
+    let start = Arc::new(Barrier::new(load.clients + 1));
+    let delivered = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for (i, c) in clients.into_iter().enumerate() {
+        let start = start.clone();
+        let delivered = delivered.clone();
+        let is_sender = i < load.senders;
+        let load = load.clone();
+        let room = room.clone();
+        tasks.push(tokio::spawn(async move {
+            let Client {
+                mut reader,
+                mut writer,
+                ..
+            } = c;
+            start.wait().await;
+            let mut tally = Tally::default();
+            // Each client receives every message (but its own, on IRC).
+            let own = if proto == Proto::Irc && is_sender {
+                per_sender
+            } else {
+                0
+            };
+            let want = total - own;
+            let acked = Arc::new(AtomicU64::new(0));
+            let acked_r = acked.clone();
+            let notify = Arc::new(tokio::sync::Notify::new());
+            let notify_r = notify.clone();
+            let send = async move {
+                if !is_sender {
+                    return Ok::<_, std::io::Error>(writer);
+                }
+                let interval = (load.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / load.rate));
+                let mut next_at = tokio::time::Instant::now();
+                let mut out = Vec::with_capacity(4096);
+                let mut seq = 0u64;
+                while seq < per_sender {
+                    // Window: never more than `window` unacknowledged.
+                    loop {
+                        let woken = notify.notified();
+                        tokio::pin!(woken);
+                        woken.as_mut().enable();
+                        if seq - acked.load(Ordering::Acquire) < load.window as u64 {
+                            break;
+                        }
+                        woken.await;
+                    }
+                    if let Some(iv) = interval {
+                        tokio::time::sleep_until(next_at).await;
+                        next_at += iv;
+                    }
+                    out.clear();
+                    // Send what the window allows in one write.
+                    let room_in_window = load.window as u64 - (seq - acked.load(Ordering::Acquire));
+                    let burst = if interval.is_some() {
+                        1
+                    } else {
+                        room_in_window.min(per_sender - seq)
+                    };
+                    for _ in 0..burst {
+                        let p = payload(i, seq, now_us(epoch));
+                        match proto {
+                            Proto::Linechat => out.extend_from_slice(p.as_bytes()),
+                            Proto::Irc => {
+                                out.extend_from_slice(format!("PRIVMSG #{room} :{p}").as_bytes())
+                            }
+                        }
+                        out.extend_from_slice(b"\r\n");
+                        seq += 1;
+                        if proto == Proto::Irc && seq.is_multiple_of(16) {
+                            out.extend_from_slice(format!("PING :{seq}\r\n").as_bytes());
+                        }
+                    }
+                    writer.write_all(&out).await?;
+                }
+                if proto == Proto::Irc {
+                    writer
+                        .write_all(format!("PING :{seq}\r\n").as_bytes())
+                        .await?;
+                }
+                Ok(writer)
+            };
+            let recv = async move {
+                let mut buf = Vec::with_capacity(256);
+                let mine = if is_sender { per_sender } else { 0 };
+                while tally.deliveries + tally.duplicates < want
+                    || acked_r.load(Ordering::Acquire) < mine
+                {
+                    buf.clear();
+                    if reader.read_until(b'\n', &mut buf).await? == 0 {
+                        break;
+                    }
+                    let line = std::str::from_utf8(&buf).unwrap_or("").trim_end();
+                    if let Some(text) = chat_text(proto, line) {
+                        if let Some((s, seq, t)) = parse_payload(text) {
+                            tally.record(s, seq, t, now_us(epoch));
+                            delivered.fetch_add(1, Ordering::Relaxed);
+                            if s == i && proto == Proto::Linechat {
+                                acked_r.store(seq + 1, Ordering::Release);
+                                notify_r.notify_one();
+                            }
+                        }
+                    } else if let Some(rest) = line.split_once(" PONG ") {
+                        // IRC: a PONG acknowledges the messages sent before its PING.
+                        if let Some(n) = rest.1.rsplit(':').next().and_then(|n| n.parse().ok()) {
+                            acked_r.store(n, Ordering::Release);
+                            notify_r.notify_one();
+                        }
+                    } else if line.starts_with("PING ") {
+                        // Answered below (rare during a run).
+                    }
+                }
+                Ok::<_, std::io::Error>(tally)
+            };
+            let (w, t) = tokio::join!(send, recv);
+            Ok::<_, std::io::Error>((w?, t?))
+        }));
+    }
+    let cpu0 = pid.map(cpu_ns).unwrap_or(0);
+    let t0 = Instant::now();
+    start.wait().await;
+    let mut outcome = Outcome {
+        expected,
+        ..Outcome::default()
+    };
+    let mut writers = Vec::new();
+    let deadline = Duration::from_secs_f64((load.duration * 3.0).max(60.0));
+    for t in tasks {
+        match tokio::time::timeout(deadline, t).await {
+            Ok(Ok(Ok((w, tally)))) => {
+                writers.push(w);
+                outcome.deliveries += tally.deliveries;
+                outcome.duplicates += tally.duplicates;
+                outcome.out_of_order += tally.out_of_order;
+                outcome.latencies_us.extend(tally.latencies);
+            }
+            Ok(Ok(Err(e))) => eprintln!("client failed: {e}"),
+            _ => eprintln!("client timed out or panicked"),
+        }
+    }
+    outcome.seconds = t0.elapsed().as_secs_f64();
+    outcome.cpu_ns = pid.map(cpu_ns).unwrap_or(0).saturating_sub(cpu0);
+    outcome.lost = outcome.expected.saturating_sub(outcome.deliveries);
+    outcome.latencies_us.sort_unstable();
+    drop(writers);
+    Ok(outcome)
+}
+
+fn report(label: &str, name: &str, runs: &[Outcome]) {
+    let median = |mut v: Vec<f64>| -> f64 {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    for (k, o) in runs.iter().enumerate() {
+        println!(
+            "run {k} {label} {name}: deliveries={} lost={} dup={} reorder={} secs={:.3} rate={:.0}/s cpu_per_delivery_us={:.3} p50_us={} p99_us={} p999_us={} max_us={}",
+            o.deliveries,
+            o.lost,
+            o.duplicates,
+            o.out_of_order,
+            o.seconds,
+            o.deliveries as f64 / o.seconds,
+            o.cpu_ns as f64 / 1000.0 / o.deliveries.max(1) as f64,
+            percentile(&o.latencies_us, 0.5),
+            percentile(&o.latencies_us, 0.99),
+            percentile(&o.latencies_us, 0.999),
+            o.latencies_us.last().copied().unwrap_or(0),
+        );
+    }
+    println!(
+        "RESULT {label} {name} deliveries_per_sec={:.0} cpu_per_delivery_us={:.3} p50_us={:.0} p99_us={:.0} p999_us={:.0} max_us={:.0} lost={} dup={} runs={}",
+        median(
+            runs.iter()
+                .map(|o| o.deliveries as f64 / o.seconds)
+                .collect()
+        ),
+        median(
+            runs.iter()
+                .map(|o| o.cpu_ns as f64 / 1000.0 / o.deliveries.max(1) as f64)
+                .collect()
+        ),
+        median(
+            runs.iter()
+                .map(|o| percentile(&o.latencies_us, 0.5) as f64)
+                .collect()
+        ),
+        median(
+            runs.iter()
+                .map(|o| percentile(&o.latencies_us, 0.99) as f64)
+                .collect()
+        ),
+        median(
+            runs.iter()
+                .map(|o| percentile(&o.latencies_us, 0.999) as f64)
+                .collect()
+        ),
+        median(
+            runs.iter()
+                .map(|o| o.latencies_us.last().copied().unwrap_or(0) as f64)
+                .collect()
+        ),
+        runs.iter().map(|o| o.lost).sum::<u64>(),
+        runs.iter().map(|o| o.duplicates).sum::<u64>(),
+        runs.len(),
+    );
+}
+
+/// Connections held by the i1 scenario.
+const IDLE_CONNECTIONS: usize = 10_000;
+
+/// I1: `n` logged-in clients, idle, in rooms of `room_size`; memory per connection.
+async fn idle(proto: Proto, addr: SocketAddr, args: &Args, prefix: &str) -> std::io::Result<()> {
+    let (n, room_size, password, pid, label) = (
+        IDLE_CONNECTIONS,
+        args.room_size,
+        args.password.as_str(),
+        args.pid,
+        args.label.as_str(),
+    );
+    let before = pid.map(rss_kib).unwrap_or(0);
+    let mut clients = Vec::with_capacity(n);
+    for chunk in (0..n).collect::<Vec<_>>().chunks(JOIN_BATCH) {
+        let joins = chunk.iter().map(|&i| {
+            let room = format!("{prefix}r{}", i / room_size);
+            async move { join_retrying(proto, addr, i, prefix, password, &room).await }
+        });
+        for c in futures_util::future::join_all(joins).await {
+            clients.push(c?);
+        }
+    }
+    // Drain what the joins produced, then let the server settle.
+    for c in clients.iter_mut() {
+        match proto {
+            Proto::Linechat => {
+                c.send("#ping").await?;
+                c.until(&["PONG"]).await?;
+            }
+            Proto::Irc => {
+                c.send("PING :sync").await?;
+                c.until(&["PONG"]).await?;
+            }
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = pid.map(rss_kib).unwrap_or(0);
+    println!(
+        "RESULT {label} i1 connections={n} rss_before_kib={before} rss_after_kib={after} bytes_per_connection={:.0}",
+        (after.saturating_sub(before)) as f64 * 1024.0 / n as f64
+    );
+    drop(clients);
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    let args: Args = argh::from_env();
+    let proto = match args.proto.as_str() {
+        "linechat" => Proto::Linechat,
+        "irc" => Proto::Irc,
+        p => {
+            eprintln!("unknown --proto {p}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(args, proto)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("linechat-bench: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args, proto: Proto) -> std::io::Result<()> {
+    let addr: SocketAddr = tokio::net::lookup_host(&args.addr)
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::other("no address"))?;
+    let base_prefix = args.prefix.clone().unwrap_or_else(|| {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() % 100_000)
+            .unwrap_or(0);
+        format!("x{t}")
+    });
+    let custom = Load {
+        clients: args.clients,
+        senders: args.senders,
+        messages: args.messages,
+        rate: args.rate,
+        duration: args.duration,
+        window: args.window,
+    };
+    let load = match args.scenario.as_str() {
+        "f1" => Load {
+            clients: 100,
+            senders: 10,
+            messages: 2000,
+            rate: 0.0,
+            ..custom
+        },
+        "f2" => Load {
+            clients: 500,
+            senders: 4,
+            messages: 250,
+            rate: 0.0,
+            ..custom
+        },
+        "l1" | "a1" => Load {
+            clients: 200,
+            senders: 20,
+            messages: 0,
+            rate: 20.0,
+            duration: 10.0,
+            ..custom
+        },
+        "i1" => {
+            return idle(proto, addr, &args, &base_prefix).await;
+        }
+        "h1" => return history(addr, &args).await,
+        "store" => return store_path(&args).await,
+        "custom" => custom,
+        s => return Err(std::io::Error::other(format!("unknown scenario {s}"))),
+    };
+    let mut outcomes = Vec::new();
+    for k in 0..args.runs {
+        let prefix = format!("{base_prefix}k{k}");
+        let storm = if args.scenario == "a1" {
+            Some(tokio::spawn(login_storm(
+                addr,
+                args.password.clone(),
+                base_prefix.clone(),
+            )))
+        } else {
+            None
+        };
+        let o = fanout(proto, addr, &load, &prefix, &args.password, args.pid).await?;
+        if let Some(s) = storm {
+            match s.await {
+                Ok(Ok(took)) => println!("login storm: 50 logins in {took:.2}s"),
+                Ok(Err(e)) => eprintln!("login storm failed: {e}"),
+                Err(e) => eprintln!("login storm: {e}"),
+            }
+        }
+        outcomes.push(o);
+    }
+    report(&args.label, &args.scenario, &outcomes);
+    Ok(())
+}
+
+/// A1: 50 concurrent logins of accounts registered at the daemon's own bcrypt cost, started
+/// a moment into the chat load.
+async fn login_storm(addr: SocketAddr, password: String, prefix: String) -> std::io::Result<f64> {
+    // Register the storm accounts first (at the daemon's cost), one connection each.
+    let names: Vec<String> = (0..50).map(|i| format!("{prefix}storm{i}")).collect();
+    for (i, n) in names.iter().enumerate() {
+        let s = connect(addr, 1000 + i).await?;
+        let (r, w) = s.into_split();
+        let mut c = Client {
+            reader: BufReader::new(r),
+            writer: w,
+            buf: Vec::new(),
+        };
+        c.send(&format!("#register {n} {password}")).await?;
+        let _ = c.until(&["OK register", "ERR exists"]).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let t = Instant::now();
+    let logins = names.iter().enumerate().map(|(i, n)| {
+        let password = password.clone();
+        async move {
+            let s = connect(addr, 2000 + i).await?;
+            let (r, w) = s.into_split();
+            let mut c = Client {
+                reader: BufReader::new(r),
+                writer: w,
+                buf: Vec::new(),
+            };
+            c.send(&format!("#login {n} {password}")).await?;
+            c.until(&["OK login"]).await.map(|_| ())
+        }
+    });
+    for r in futures_util::future::join_all(logins).await {
+        r?;
+    }
+    Ok(t.elapsed().as_secs_f64())
+}
+
+/// Users and rooms in the h1 database; `u0` (the one that queries) has joined 5 rooms.
+const H1_USERS: usize = 1000;
+const H1_ROOMS: usize = 100;
+
+/// Fills `db` with `n` messages spread over [`H1_ROOMS`] rooms and [`H1_USERS`] users
+/// (run before the daemon starts; the schema comes from linechat's own store).
+fn fill(db: &str, n: usize, password: &str) -> Result<(), String> {
+    let path = std::path::Path::new(db);
+    if path.exists() {
+        return Ok(());
+    }
+    drop(linechat::store::Database::open(
+        path,
+        linechat::config::Sync::Normal,
+    )?);
+    let mut conn = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
+    let hash = bcrypt::hash(password, 4).map_err(|e| e.to_string())?;
+    let tx = conn.transaction().map_err(|e| e.to_string())?;
+    {
+        let e = |e: rusqlite::Error| e.to_string();
+        let mut user = tx
+            .prepare("INSERT INTO users (id, name, password_hash) VALUES (?1, ?2, ?3)")
+            .map_err(e)?;
+        for u in 0..H1_USERS {
+            user.execute(rusqlite::params![u as i64 + 1, format!("u{u}"), hash])
+                .map_err(e)?;
+        }
+        let mut room = tx
+            .prepare("INSERT INTO rooms (id, name) VALUES (?1, ?2)")
+            .map_err(e)?;
+        for r in 0..H1_ROOMS {
+            room.execute(rusqlite::params![r as i64 + 1, format!("room{r}")])
+                .map_err(e)?;
+        }
+        let mut member = tx
+            .prepare("INSERT INTO memberships (user_id, room_id) VALUES (1, ?1)")
+            .map_err(e)?;
+        for r in 0..5 {
+            member
+                .execute(rusqlite::params![r as i64 * 20 + 1])
+                .map_err(e)?;
+        }
+        let mut msg = tx
+            .prepare("INSERT INTO messages (room_id, user_id, body) VALUES (?1, ?2, ?3)")
+            .map_err(e)?;
+        let mut rng = fastrand::Rng::with_seed(7);
+        for i in 0..n {
+            msg.execute(rusqlite::params![
+                rng.usize(0..H1_ROOMS) as i64 + 1,
+                rng.usize(0..H1_USERS) as i64 + 1,
+                format!("history message {i} the quick brown fox jumps over the lazy dog"),
+            ])
+            .map_err(e)?;
+        }
+    }
+    tx.commit().map_err(|e| e.to_string())
+}
+
+/// H1: history pages on a database of `--fill` messages: first page and a deep page of
+/// `#my_messages` and `#all_messages`, median of many.
+async fn history(addr: SocketAddr, args: &Args) -> std::io::Result<()> {
+    if let Some(db) = &args.db {
+        // Only fills; the daemon is started on the file afterwards.
+        fill(db, args.fill, &args.password).map_err(std::io::Error::other)?;
+        println!("filled {db} with {} messages", args.fill);
+        return Ok(());
+    }
+    let s = connect(addr, 0).await?;
+    let (r, w) = s.into_split();
+    let mut c = Client {
+        reader: BufReader::new(r),
+        writer: w,
+        buf: Vec::new(),
+    };
+    c.send(&format!("#login u0 {}", args.password)).await?;
+    c.until(&["OK login"]).await?;
+    let mid = args.fill / 2;
+    let queries = [
+        ("my_first", "#my_messages 100".to_string()),
+        ("my_deep", format!("#my_messages 100 {mid}")),
+        ("all_first", "#all_messages 100".to_string()),
+        ("all_deep", format!("#all_messages 100 {mid}")),
+    ];
+    let mut line = format!("RESULT {} h1 messages={}", args.label, args.fill);
+    for (name, q) in queries {
+        let mut times = Vec::new();
+        for _ in 0..200 {
+            let t = Instant::now();
+            c.send(&q).await?;
+            c.until(&["OK my_messages", "OK all_messages"]).await?;
+            times.push(t.elapsed().as_micros() as u64);
+        }
+        times.sort_unstable();
+        line.push_str(&format!(" {name}_us={}", percentile(&times, 0.5)));
+    }
+    println!("{line}");
+    Ok(())
+}
+
+/// Counts the lines written to it; `done` fires at `want`.
+struct LineCounter {
+    lines: usize,
+    want: usize,
+    done: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl tokio::io::AsyncWrite for LineCounter {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.lines += buf.iter().filter(|b| **b == b'\n').count();
+        if self.lines >= self.want
+            && let Some(d) = self.done.take()
+        {
+            let _ = d.send(());
+        }
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// The store path alone, in process: messages/s through linechat's writer with group commit
+/// versus one transaction per message, same database settings, same run.
+async fn store_path(args: &Args) -> std::io::Result<()> {
+    use linechat::store::{BATCH_MAX, Database, Store};
+    let dir = std::env::temp_dir().join(format!("linechat-store-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let n = args.messages.max(1000);
+    let mut rates = Vec::new();
+    for (name, batch) in [("one_per_txn", 1usize), ("group_commit", BATCH_MAX)] {
+        let path = dir.join(format!("{name}.db"));
+        let _ = std::fs::remove_file(&path);
+        let db =
+            Database::open(&path, linechat::config::Sync::Normal).map_err(std::io::Error::other)?;
+        let rooms = linechat::rooms::Rooms::spawn();
+        let store = Store::start_with_batch_limit(db, rooms.clone(), batch)?;
+        let user = store
+            .create_user("bench", "x".into())
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let (outbox, rx) = linechat::outbox::channel(1 << 20, 1 << 30);
+        rooms.attach(1, user.id, outbox.clone()).await;
+        let room: Arc<str> = Arc::from("bench");
+        store
+            .join(1, &user, &room, 0)
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let (done, finished) = tokio::sync::oneshot::channel();
+        // +1 line: the OK join reply and welcome come first.
+        let counter = LineCounter {
+            lines: 0,
+            want: n + 2,
+            done: Some(done),
+        };
+        let writer = tokio::spawn(linechat::outbox::write_loop(rx, counter));
+        let t = Instant::now();
+        for i in 0..n {
+            store
+                .say(1, &user, &room, format!("message {i}"))
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+        }
+        let _ = finished.await;
+        let secs = t.elapsed().as_secs_f64();
+        rates.push(n as f64 / secs);
+        println!(
+            "store {name}: {n} messages in {secs:.3}s = {:.0}/s",
+            n as f64 / secs
+        );
+        store.stop().await;
+        drop(outbox);
+        writer.abort();
+    }
+    println!(
+        "RESULT {} store one_per_txn_per_sec={:.0} group_commit_per_sec={:.0} ratio={:.1}",
+        args.label,
+        rates[0],
+        rates[1],
+        rates[1] / rates[0]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
