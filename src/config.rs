@@ -37,6 +37,10 @@ pub const DEFAULT_MAX_PER_IP: usize = 64;
 pub const DEFAULT_LOGIN_TIMEOUT: u64 = 30;
 /// Default seconds a logged-in session may stay silent.
 pub const DEFAULT_IDLE_TIMEOUT: u64 = 600;
+/// Default commit linger, milliseconds (see `store::WriterOptions::linger`).
+pub const DEFAULT_COMMIT_LINGER_MS: u64 = 2;
+/// Largest accepted commit linger, milliseconds.
+pub const MAX_COMMIT_LINGER_MS: u64 = 100;
 
 /// SQLite durability mode (`PRAGMA synchronous`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +134,12 @@ pub struct Args {
     #[argh(option, default = "DEFAULT_IDLE_TIMEOUT")]
     pub idle_timeout: u64,
 
+    /// milliseconds the database writer waits for more messages to share a transaction (and a
+    /// write to each reader) after the first; 0 commits at once (default 2)
+    /// [env LINECHAT_COMMIT_LINGER_MS]
+    #[argh(option, default = "DEFAULT_COMMIT_LINGER_MS")]
+    pub commit_linger_ms: u64,
+
     /// log lines as text or json (one object per line) on stderr; RUST_LOG sets the level
     /// (default text) [env LINECHAT_LOG_FORMAT]
     #[argh(option, default = "LogFormat::Text")]
@@ -152,6 +162,7 @@ pub const OPTIONS: &[&str] = &[
     "max-per-ip",
     "login-timeout",
     "idle-timeout",
+    "commit-linger-ms",
     "log-format",
 ];
 
@@ -210,6 +221,8 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Log line format.
     pub log_format: LogFormat,
+    /// How long the writer lingers for more messages.
+    pub commit_linger: Duration,
 }
 
 impl Config {
@@ -222,6 +235,12 @@ impl Config {
             return Err(format!(
                 "--history-on-join {} is above {MAX_HISTORY_ON_JOIN}",
                 a.history_on_join
+            ));
+        }
+        if a.commit_linger_ms > MAX_COMMIT_LINGER_MS {
+            return Err(format!(
+                "--commit-linger-ms {} is above {MAX_COMMIT_LINGER_MS}",
+                a.commit_linger_ms
             ));
         }
         if a.max_line < 64 {
@@ -255,6 +274,7 @@ impl Config {
             login_timeout: Duration::from_secs(a.login_timeout),
             idle_timeout: Duration::from_secs(a.idle_timeout),
             log_format: a.log_format,
+            commit_linger: Duration::from_millis(a.commit_linger_ms),
         })
     }
 }

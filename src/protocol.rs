@@ -498,7 +498,7 @@ pub struct Stats {
     pub messages: i64,
     /// Lines delivered per second, averaged over the last minute.
     pub delivered_per_sec: f64,
-    /// Longest outbound queue of any session, in lines.
+    /// Longest outbound queue of any session, in items.
     pub sendq_max: usize,
     /// Operations waiting for the store's writer.
     pub writer_queue: usize,

@@ -243,7 +243,7 @@ pub struct RoomStats {
     pub rooms: usize,
     /// Lines delivered to sessions per second, averaged over the last minute.
     pub delivered_per_sec: f64,
-    /// The longest outbound queue, in lines.
+    /// The longest outbound queue, in items.
     pub sendq_max: usize,
     /// Commands waiting in the actor's inbox.
     pub inbox: usize,

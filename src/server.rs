@@ -8,7 +8,7 @@ use crate::protocol::{ErrCode, Reply};
 use crate::ratelimit::Limiter;
 use crate::rooms::Rooms;
 use crate::session;
-use crate::store::{Database, Store};
+use crate::store::{Database, Store, WriterOptions};
 use log::{info, warn};
 use socket2::{SockRef, TcpKeepalive};
 use std::collections::HashMap;
@@ -120,7 +120,11 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let rooms = Rooms::spawn();
-    let store = Store::start(db, rooms.clone())?;
+    let options = WriterOptions {
+        linger: config.commit_linger,
+        ..WriterOptions::default()
+    };
+    let store = Store::start(db, rooms.clone(), options)?;
     let limit = Arc::new(Semaphore::new(config.max_connections));
     let per_ip = Arc::new(PerIp {
         max: config.max_per_ip,

@@ -95,7 +95,35 @@ type Pool = r2d2::Pool<SqliteConnectionManager>;
 pub struct Database {
     writer: Connection,
     pool: Pool,
+    path: std::path::PathBuf,
 }
+
+/// How the writer thread batches.
+#[derive(Debug, Clone, Copy)]
+pub struct WriterOptions {
+    /// Most operations per transaction (1: one transaction per message).
+    pub batch_max: usize,
+    /// How long the writer waits after the first queued operation for more to join its
+    /// transaction, unless [`LINGER_ENOUGH`] are already there. Zero commits at once.
+    pub linger: Duration,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions {
+            batch_max: BATCH_MAX,
+            linger: DEFAULT_LINGER,
+        }
+    }
+}
+
+/// Default commit linger: at light load a couple of messages share a transaction and a write
+/// to each recipient, for little latency.
+pub const DEFAULT_LINGER: Duration = Duration::from_millis(2);
+/// A batch this large commits without lingering.
+pub const LINGER_ENOUGH: usize = 256;
+/// How often the background checkpointer folds the WAL into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -127,7 +155,15 @@ impl Database {
             .min_idle(Some(1))
             .build(manager)
             .map_err(|e| fail(&e))?;
-        Ok(Database { writer, pool })
+        // Checkpoints run on their own thread (see `checkpointer`), never inside a commit.
+        writer
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(|e| fail(&e))?;
+        Ok(Database {
+            writer,
+            pool,
+            path: path.to_path_buf(),
+        })
     }
 }
 
@@ -222,23 +258,19 @@ pub struct Store {
 
 impl Store {
     /// Starts the writer thread on `db`; committed results go to `rooms`.
-    pub fn start(db: Database, rooms: Rooms) -> std::io::Result<Store> {
-        Self::start_with_batch_limit(db, rooms, BATCH_MAX)
-    }
-
-    /// [`Store::start`] committing at most `batch_max` operations per transaction (1 means one
-    /// transaction per message: what the benchmark compares group commit against).
-    pub fn start_with_batch_limit(
-        db: Database,
-        rooms: Rooms,
-        batch_max: usize,
-    ) -> std::io::Result<Store> {
+    pub fn start(db: Database, rooms: Rooms, options: WriterOptions) -> std::io::Result<Store> {
         let (ops, rx) = mpsc::channel(QUEUE);
-        let Database { writer, pool } = db;
-        let batch_max = batch_max.max(1);
+        let Database { writer, pool, path } = db;
+        let (alive, writer_gone) = std::sync::mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("linechat-checkpoint".into())
+            .spawn(move || checkpointer(&path, writer_gone))?;
         std::thread::Builder::new()
             .name("linechat-writer".into())
-            .spawn(move || Writer::new(writer, rooms, batch_max).run(rx))?;
+            .spawn(move || {
+                Writer::new(writer, rooms, options).run(rx);
+                drop(alive);
+            })?;
         Ok(Store { ops, pool })
     }
 
@@ -470,15 +502,18 @@ struct Writer {
     room_ids: HashMap<Arc<str>, i64>,
     /// Most operations per transaction.
     batch_max: usize,
+    /// See [`WriterOptions::linger`].
+    linger: Duration,
 }
 
 impl Writer {
-    fn new(conn: Connection, rooms: Rooms, batch_max: usize) -> Writer {
+    fn new(conn: Connection, rooms: Rooms, options: WriterOptions) -> Writer {
         Writer {
             conn,
             rooms,
             room_ids: HashMap::new(),
-            batch_max,
+            batch_max: options.batch_max.max(1),
+            linger: options.linger,
         }
     }
 
@@ -486,11 +521,21 @@ impl Writer {
         let mut batch = Vec::with_capacity(64);
         while let Some(op) = rx.blocking_recv() {
             batch.push(op);
-            while batch.len() < self.batch_max {
-                match rx.try_recv() {
-                    Ok(op) => batch.push(op),
-                    Err(_) => break,
+            let deadline = std::time::Instant::now() + self.linger;
+            loop {
+                while batch.len() < self.batch_max {
+                    match rx.try_recv() {
+                        Ok(op) => batch.push(op),
+                        Err(_) => break,
+                    }
                 }
+                let now = std::time::Instant::now();
+                let stopping = matches!(batch.last(), Some(Op::Stop { .. }));
+                if batch.len() >= LINGER_ENOUGH.min(self.batch_max) || stopping || now >= deadline {
+                    break;
+                }
+                // Short naps, so a burst that fills the batch is committed promptly.
+                std::thread::sleep((deadline - now).min(Duration::from_micros(250)));
             }
             let stop = batch.iter().any(|op| matches!(op, Op::Stop { .. }));
             let outcomes = self.commit(std::mem::take(&mut batch));
@@ -723,6 +768,30 @@ fn finish(op: Op, done: Done) -> Outcome {
         (Op::Health { reply }, Done::Nothing) => Outcome::Health(reply, true),
         (op, _) => not_done(op),
     }
+}
+
+/// Folds the WAL into the database file every [`CHECKPOINT_EVERY`], on its own connection, in
+/// PASSIVE mode (never blocking the writer or readers), so no commit ever waits for a
+/// checkpoint's fsync. Ends with a final checkpoint when the writer thread has finished.
+fn checkpointer(path: &Path, writer_gone: std::sync::mpsc::Receiver<()>) {
+    let conn = match Connection::open(path).and_then(|c| configure(&c).map(|()| c)) {
+        Ok(c) => c,
+        Err(e) => {
+            error!("store: checkpointer cannot open the database: {e}");
+            return;
+        }
+    };
+    let checkpoint = |mode: &str| {
+        if let Err(e) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
+            warn!("store: checkpoint failed: {e}");
+        }
+    };
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+        writer_gone.recv_timeout(CHECKPOINT_EVERY)
+    {
+        checkpoint("PASSIVE");
+    }
+    checkpoint("TRUNCATE");
 }
 
 /// The outcome of an operation that was not executed (its transaction had already failed).

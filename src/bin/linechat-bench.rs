@@ -46,6 +46,9 @@ struct Args {
     /// unacknowledged messages a sender may have in flight (default 32)
     #[argh(option, default = "32")]
     window: usize,
+    /// idle connections to hold (i1; default 10000)
+    #[argh(option, default = "IDLE_CONNECTIONS")]
+    idle: usize,
     /// clients per room (i1; default 100)
     #[argh(option, default = "100")]
     room_size: usize,
@@ -589,7 +592,7 @@ const IDLE_CONNECTIONS: usize = 10_000;
 /// I1: `n` logged-in clients, idle, in rooms of `room_size`; memory per connection.
 async fn idle(proto: Proto, addr: SocketAddr, args: &Args, prefix: &str) -> std::io::Result<()> {
     let (n, room_size, password, pid, label) = (
-        IDLE_CONNECTIONS,
+        args.idle,
         args.room_size,
         args.password.as_str(),
         args.pid,
@@ -910,18 +913,25 @@ impl tokio::io::AsyncWrite for LineCounter {
 /// The store path alone, in process: messages/s through linechat's writer with group commit
 /// versus one transaction per message, same database settings, same run.
 async fn store_path(args: &Args) -> std::io::Result<()> {
-    use linechat::store::{BATCH_MAX, Database, Store};
+    use linechat::store::{Database, Store, WriterOptions};
     let dir = std::env::temp_dir().join(format!("linechat-store-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let n = args.messages.max(1000);
     let mut rates = Vec::new();
-    for (name, batch) in [("one_per_txn", 1usize), ("group_commit", BATCH_MAX)] {
+    let one = WriterOptions {
+        batch_max: 1,
+        linger: Duration::ZERO,
+    };
+    for (name, options) in [
+        ("one_per_txn", one),
+        ("group_commit", WriterOptions::default()),
+    ] {
         let path = dir.join(format!("{name}.db"));
         let _ = std::fs::remove_file(&path);
         let db =
             Database::open(&path, linechat::config::Sync::Normal).map_err(std::io::Error::other)?;
         let rooms = linechat::rooms::Rooms::spawn();
-        let store = Store::start_with_batch_limit(db, rooms.clone(), batch)?;
+        let store = Store::start(db, rooms.clone(), options)?;
         let user = store
             .create_user("bench", "x".into())
             .await

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Runs the benchmark scenarios against linechatd, ngircd and InspIRCd on loopback, in one go on
+# this machine, and prints one table of medians (docs/performance.md explains every column).
+#
+#   bench/peers.sh                 # everything (about 20 minutes on 2 cores)
+#   RUNS=5 bench/peers.sh f1 l1    # chosen scenarios, more runs each
+#   I1_PEERS=0 bench/peers.sh i1   # i1 for linechatd only (ngircd registers 10,000 clients slowly)
+#
+# Installs ngircd and inspircd from Debian's packages if they are missing. Every server starts
+# fresh for each scenario, with persistence on for linechatd (SQLite, --sync normal) and only its
+# message rate limit and per-address limit lifted (--rate-per-sec 0 --max-per-ip 0).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=${RUNS:-3}
+I1_PEERS=${I1_PEERS:-1}
+SCENARIOS=("$@")
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(store f1 f2 l1 a1 h1 i1)
+
+if ! command -v ngircd >/dev/null || ! command -v inspircd >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ngircd inspircd >/dev/null
+fi
+# The packages may start system instances on the default ports; ours use their own ports.
+pkill -x ngircd 2>/dev/null || true
+pkill -x inspircd 2>/dev/null || true
+
+cargo build --release --quiet --bin linechatd --bin linechat-bench
+BENCH=target/release/linechat-bench
+DAEMON=target/release/linechatd
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+WORK=$(mktemp -d /tmp/linechat-bench.XXXXXX)
+RESULTS="$WORK/results.txt"
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+PORT_LC=7990
+PORT_NG=6670    # as in bench/ngircd.conf
+PORT_IN=6671    # as in bench/inspircd.conf
+
+wait_port() {
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "nothing listening on port $1" >&2
+    return 1
+}
+
+SERVER_PID=
+start_linechatd() { # extra flags...
+    local db="$WORK/lc-$RANDOM.db"
+    RUST_LOG=warn "$DAEMON" --listen 127.0.0.1:$PORT_LC --db "$db" --rate-per-sec 0 \
+        --max-per-ip 0 --max-connections 20000 "$@" 2>>"$WORK/linechatd.log" &
+    SERVER_PID=$!
+    wait_port $PORT_LC
+}
+start_ngircd() {
+    ngircd -n -f bench/ngircd.conf >>"$WORK/ngircd.log" 2>&1 &
+    SERVER_PID=$!
+    wait_port $PORT_NG
+}
+start_inspircd() {
+    mkdir -p "$WORK/inspircd"
+    cp bench/inspircd.conf "$WORK/inspircd/"
+    (cd "$WORK/inspircd" && exec inspircd --nofork --runasroot --config="$WORK/inspircd/inspircd.conf") \
+        >>"$WORK/inspircd.log" 2>&1 &
+    SERVER_PID=$!
+    wait_port $PORT_IN
+    # inspircd's own pid (the subshell exec'd it, so $! is it)
+}
+stop_server() {
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
+}
+
+# run NAME SCENARIO [bench flags...] against all three servers
+run_all() {
+    local scenario=$1
+    shift
+    for server in linechatd ngircd inspircd; do
+        case $server in
+            linechatd) start_linechatd --bcrypt-cost 4; proto=linechat; port=$PORT_LC ;;
+            ngircd) start_ngircd; proto=irc; port=$PORT_NG ;;
+            inspircd) start_inspircd; proto=irc; port=$PORT_IN ;;
+        esac
+        if [ "$scenario" = i1 ] && [ "$server" != linechatd ] && [ "$I1_PEERS" != 1 ]; then
+            stop_server
+            continue
+        fi
+        echo "== $scenario on $server" >&2
+        "$BENCH" --proto $proto --addr 127.0.0.1:$port --scenario "$scenario" --pid "$SERVER_PID" \
+            --label "$server" "$@" | tee -a "$WORK/raw.txt" | grep '^RESULT' >>"$RESULTS" || true
+        stop_server
+    done
+}
+
+for s in "${SCENARIOS[@]}"; do
+    case $s in
+        f1 | f2 | l1) run_all "$s" --runs "$RUNS" ;;
+        i1) run_all i1 ;;
+        a1)
+            # linechatd only (the peers have no passwords): L1 alone, then L1 with 50 logins at
+            # the default bcrypt cost, against the same daemon configuration.
+            for mode in l1 a1; do
+                start_linechatd
+                echo "== $mode (default bcrypt cost) on linechatd" >&2
+                "$BENCH" --addr 127.0.0.1:$PORT_LC --scenario $mode --pid "$SERVER_PID" \
+                    --runs "$RUNS" --label "linechatd-cost12" | tee -a "$WORK/raw.txt" \
+                    | grep -E '^(RESULT|login storm)' >>"$RESULTS" || true
+                stop_server
+            done
+            ;;
+        h1)
+            for n in 10000 1000000; do
+                db="$WORK/h1-$n.db"
+                "$BENCH" --scenario h1 --db "$db" --fill $n >&2
+                RUST_LOG=warn "$DAEMON" --listen 127.0.0.1:$PORT_LC --db "$db" --bcrypt-cost 4 \
+                    --rate-per-sec 0 2>>"$WORK/linechatd.log" &
+                SERVER_PID=$!
+                wait_port $PORT_LC
+                echo "== h1 on $n messages" >&2
+                "$BENCH" --addr 127.0.0.1:$PORT_LC --scenario h1 --fill $n --label "linechatd" \
+                    | grep '^RESULT' >>"$RESULTS" || true
+                stop_server
+            done
+            ;;
+        store)
+            for k in $(seq "$RUNS"); do
+                "$BENCH" --scenario store --messages 20000 --label "run$k" | grep '^RESULT' >>"$RESULTS" || true
+            done
+            ;;
+        *) echo "unknown scenario $s" >&2; exit 2 ;;
+    esac
+done
+
+echo
+echo "Results ($RUNS runs each where it applies; medians; raw output in $WORK/raw.txt)"
+echo
+sed 's/^RESULT //' "$RESULTS" | column -t
