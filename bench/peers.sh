@@ -102,7 +102,7 @@ for s in "${SCENARIOS[@]}"; do
         a1)
             # linechatd only (the peers have no passwords): L1 alone, then L1 with 50 logins at
             # the default bcrypt cost, against the same daemon configuration.
-            for mode in l1 a1; do
+            for mode in l1 a1; do  # L1 alone, then L1 with the storm
                 start_linechatd
                 echo "== $mode (default bcrypt cost) on linechatd" >&2
                 "$BENCH" --addr 127.0.0.1:$PORT_LC --scenario $mode --pid "$SERVER_PID" \

@@ -439,25 +439,63 @@ impl Store {
         .await
     }
 
-    /// The messages of every room `user` has ever joined: one page, oldest first. Each room is a
-    /// range scan of its index, at most `limit` rows; the newest `limit` of their union is kept.
+    /// The messages of every room `user` has ever joined: one page, oldest first. A merge of
+    /// one index range scan per room, newest first, stepped lazily: it reads the page's rows
+    /// plus at most one more per room, whatever the size of the history.
     pub async fn my_messages(&self, user: UserId, page: Page) -> Result<Vec<HistRow>, StoreError> {
-        self.read(move |c| {
-            let rooms: Vec<i64> = c
-                .prepare_cached("SELECT room_id FROM memberships WHERE user_id = ?1")?
-                .query_map(params![user], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            let mut all = Vec::new();
-            for room in rooms {
-                all.extend(room_tail(c, room, page.before, page.limit)?);
-            }
-            all.sort_unstable_by_key(|h| std::cmp::Reverse(h.id));
-            all.truncate(page.limit as usize);
-            all.reverse();
-            Ok(all)
-        })
-        .await
+        self.read(move |c| Ok(merge_rooms(c, user, page)?)).await
     }
+}
+
+fn merge_rooms(c: &Connection, user: UserId, page: Page) -> rusqlite::Result<Vec<HistRow>> {
+    let rooms: Vec<i64> = c
+        .prepare_cached("SELECT room_id FROM memberships WHERE user_id = ?1")?
+        .query_map(params![user], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let sql =
+        format!("{HIST_SELECT} WHERE m.room_id = ?1 AND m.id < ?2 ORDER BY m.id DESC LIMIT ?3");
+    let mut stmts = Vec::with_capacity(rooms.len());
+    for _ in &rooms {
+        stmts.push(c.prepare(&sql)?);
+    }
+    let before = page.before.unwrap_or(i64::MAX);
+    let mut cursors = Vec::with_capacity(rooms.len());
+    for (stmt, room) in stmts.iter_mut().zip(&rooms) {
+        cursors.push(stmt.query(params![room, before, page.limit])?);
+    }
+    let mut heads = Vec::with_capacity(cursors.len());
+    for cur in cursors.iter_mut() {
+        heads.push(next_hist(cur)?);
+    }
+    let mut out = Vec::with_capacity(page.limit as usize);
+    while out.len() < page.limit as usize {
+        let newest = heads
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| h.as_ref().map(|h| (h.id, i)))
+            .max();
+        let Some((_, i)) = newest else { break };
+        if let Some(row) = heads[i].take() {
+            out.push(row);
+        }
+        heads[i] = next_hist(&mut cursors[i])?;
+    }
+    out.reverse();
+    Ok(out)
+}
+
+fn next_hist(rows: &mut rusqlite::Rows<'_>) -> rusqlite::Result<Option<HistRow>> {
+    rows.next()?
+        .map(|r| {
+            Ok(HistRow {
+                id: r.get(0)?,
+                time: r.get(1)?,
+                room: r.get(2)?,
+                name: r.get(3)?,
+                text: r.get(4)?,
+            })
+        })
+        .transpose()
 }
 
 const HIST_SELECT: &str = "SELECT m.id, m.created_at, r.name, u.name, m.body \
