@@ -248,6 +248,20 @@ async fn join(
     Ok(c)
 }
 
+/// Pings every client and waits for the answer: whatever the setup made the server send
+/// (JOIN lines, NAMES lists) has then been read.
+async fn settle(proto: Proto, clients: &mut [Client]) -> std::io::Result<()> {
+    let ping = match proto {
+        Proto::Linechat => "#ping",
+        Proto::Irc => "PING :sync",
+    };
+    for c in clients.iter_mut() {
+        c.send(ping).await?;
+        c.until(&["PONG"]).await?;
+    }
+    Ok(())
+}
+
 /// Clients connecting at once during setup.
 const JOIN_BATCH: usize = 20;
 
@@ -359,18 +373,7 @@ async fn fanout(
         }
     }
     // Let the joins' own traffic (JOIN lines) drain before measuring.
-    for c in clients.iter_mut() {
-        match proto {
-            Proto::Linechat => {
-                c.send("#ping").await?;
-                c.until(&["PONG"]).await?;
-            }
-            Proto::Irc => {
-                c.send("PING :sync").await?;
-                c.until(&["PONG"]).await?;
-            }
-        }
-    }
+    settle(proto, &mut clients).await?;
     let epoch = Instant::now();
     let per_sender: u64 = if load.rate > 0.0 && load.messages == 0 {
         (load.rate * load.duration).round() as u64
@@ -614,18 +617,7 @@ async fn idle(proto: Proto, addr: SocketAddr, args: &Args, prefix: &str) -> std:
         }
     }
     // Drain what the joins produced, then let the server settle.
-    for c in clients.iter_mut() {
-        match proto {
-            Proto::Linechat => {
-                c.send("#ping").await?;
-                c.until(&["PONG"]).await?;
-            }
-            Proto::Irc => {
-                c.send("PING :sync").await?;
-                c.until(&["PONG"]).await?;
-            }
-        }
-    }
+    settle(proto, &mut clients).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let after = pid.map(rss_kib).unwrap_or(0);
     println!(
@@ -944,66 +936,73 @@ async fn store_path(args: &Args) -> std::io::Result<()> {
     use linechat::store::{Database, Store, WriterOptions};
     let dir = std::env::temp_dir().join(format!("linechat-store-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let n = args.messages.max(1000);
-    let mut rates = Vec::new();
-    let one = WriterOptions {
-        batch_max: 1,
-        linger: Duration::ZERO,
-    };
-    for (name, options) in [
-        ("one_per_txn", one),
-        ("group_commit", WriterOptions::default()),
-    ] {
-        let path = dir.join(format!("{name}.db"));
-        let _ = std::fs::remove_file(&path);
-        let db =
-            Database::open(&path, linechat::config::Sync::Normal).map_err(std::io::Error::other)?;
-        let rooms = linechat::rooms::Rooms::spawn();
-        let store = Store::start(db, rooms.clone(), options)?;
-        let user = store
-            .create_user("bench", "x".into())
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        let (outbox, rx) = linechat::outbox::channel(1 << 20, 1 << 30);
-        rooms.attach(1, user.id, outbox.clone()).await;
-        let room: Arc<str> = Arc::from("bench");
-        store
-            .join(1, &user, &room, 0)
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        let (done, finished) = tokio::sync::oneshot::channel();
-        // +1 line: the OK join reply and welcome come first.
-        let counter = LineCounter {
-            lines: 0,
-            want: n + 2,
-            done: Some(done),
+    for sync in [linechat::config::Sync::Normal, linechat::config::Sync::Full] {
+        // An fsync per commit is slow: a tenth of the messages keeps the full run short (both
+        // modes of one durability setting push the same number).
+        let n = match sync {
+            linechat::config::Sync::Normal => args.messages.max(1000),
+            linechat::config::Sync::Full => (args.messages / 10).max(1000),
         };
-        let writer = tokio::spawn(linechat::outbox::write_loop(rx, counter));
-        let t = Instant::now();
-        for i in 0..n {
-            store
-                .say(1, &user, &room, format!("message {i}"))
+        let mut rates = Vec::new();
+        let one = WriterOptions {
+            batch_max: 1,
+            linger: Duration::ZERO,
+        };
+        for (name, options) in [
+            ("one_per_txn", one),
+            ("group_commit", WriterOptions::default()),
+        ] {
+            let path = dir.join(format!("{name}-{sync:?}.db"));
+            let _ = std::fs::remove_file(&path);
+            let db = Database::open(&path, sync).map_err(std::io::Error::other)?;
+            let rooms = linechat::rooms::Rooms::spawn();
+            let store = Store::start(db, rooms.clone(), options)?;
+            let user = store
+                .create_user("bench", "x".into())
                 .await
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
+            let (outbox, rx) = linechat::outbox::channel(1 << 20, 1 << 30);
+            rooms.attach(1, user.id, outbox.clone()).await;
+            let room: Arc<str> = Arc::from("bench");
+            store
+                .join(1, &user, &room, 0)
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            let (done, finished) = tokio::sync::oneshot::channel();
+            // The OK join reply and the welcome come first.
+            let counter = LineCounter {
+                lines: 0,
+                want: n + 2,
+                done: Some(done),
+            };
+            let writer = tokio::spawn(linechat::outbox::write_loop(rx, counter));
+            let t = Instant::now();
+            for i in 0..n {
+                store
+                    .say(1, &user, &room, format!("message {i}"))
+                    .await
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+            }
+            let _ = finished.await;
+            let secs = t.elapsed().as_secs_f64();
+            rates.push(n as f64 / secs);
+            println!(
+                "store {sync:?} {name}: {n} messages in {secs:.3}s = {:.0}/s",
+                n as f64 / secs
+            );
+            store.stop().await;
+            drop(outbox);
+            writer.abort();
         }
-        let _ = finished.await;
-        let secs = t.elapsed().as_secs_f64();
-        rates.push(n as f64 / secs);
         println!(
-            "store {name}: {n} messages in {secs:.3}s = {:.0}/s",
-            n as f64 / secs
+            "RESULT {} store sync={} one_per_txn_per_sec={:.0} group_commit_per_sec={:.0} ratio={:.1}",
+            args.label,
+            sync.pragma().to_lowercase(),
+            rates[0],
+            rates[1],
+            rates[1] / rates[0]
         );
-        store.stop().await;
-        drop(outbox);
-        writer.abort();
     }
-    println!(
-        "RESULT {} store one_per_txn_per_sec={:.0} group_commit_per_sec={:.0} ratio={:.1}",
-        args.label,
-        rates[0],
-        rates[1],
-        rates[1] / rates[0]
-    );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

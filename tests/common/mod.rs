@@ -42,12 +42,17 @@ impl TestServer {
 
     /// A daemon on the given database file (for restarts).
     pub fn start_on(db: &Path, args: &[&str]) -> TestServer {
-        let (child, log, all_log) = spawn(db, args);
+        Self::started(spawn(db, args), db, None)
+    }
+
+    /// Wraps a launched daemon and waits until it listens.
+    fn started(launched: Launched, db: &Path, dir: Option<tempfile::TempDir>) -> TestServer {
+        let (child, log, all_log) = launched;
         let mut s = TestServer {
             child: Some(child),
             addr: "127.0.0.1:1".parse().unwrap(),
             db: db.to_path_buf(),
-            _dir: None,
+            _dir: dir,
             log,
             all_log,
         };
@@ -61,7 +66,7 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("linechat.db");
         let script = format!("trap '' XFSZ; ulimit -S -f {kib}; exec \"$0\" \"$@\"");
-        let (child, log, all_log) = spawn_cmd(
+        let launched = spawn_cmd(
             Command::new("bash")
                 .arg("-c")
                 .arg(script)
@@ -69,16 +74,7 @@ impl TestServer {
             &db,
             args,
         );
-        let mut s = TestServer {
-            child: Some(child),
-            addr: "127.0.0.1:1".parse().unwrap(),
-            db,
-            _dir: Some(dir),
-            log,
-            all_log,
-        };
-        s.addr = s.wait_listening();
-        s
+        Self::started(launched, &db, Some(dir))
     }
 
     /// Lifts the file size limit set by [`TestServer::start_with_file_limit`].
@@ -248,17 +244,7 @@ impl TestServer {
     /// A daemon started by a command the test builds (environment, user, wrapper), storing in
     /// `db`; it must listen on a port it logs.
     pub fn start_command(cmd: &mut Command, db: &Path) -> TestServer {
-        let (child, log, all_log) = launch(cmd);
-        let mut s = TestServer {
-            child: Some(child),
-            addr: "127.0.0.1:1".parse().unwrap(),
-            db: db.to_path_buf(),
-            _dir: None,
-            log,
-            all_log,
-        };
-        s.addr = s.wait_listening();
-        s
+        Self::started(launch(cmd), db, None)
     }
 }
 
