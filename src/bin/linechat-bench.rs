@@ -158,6 +158,16 @@ struct Client {
 }
 
 impl Client {
+    /// Connects as client `i` (see [`connect`]).
+    async fn open(addr: SocketAddr, i: usize) -> std::io::Result<Client> {
+        let (r, w) = connect(addr, i).await?.into_split();
+        Ok(Client {
+            reader: BufReader::with_capacity(64 * 1024, r),
+            writer: w,
+            buf: Vec::with_capacity(256),
+        })
+    }
+
     async fn line(&mut self) -> std::io::Result<&str> {
         self.buf.clear();
         if self.reader.read_until(b'\n', &mut self.buf).await? == 0 {
@@ -203,13 +213,7 @@ async fn join(
     password: &str,
     room: &str,
 ) -> std::io::Result<Client> {
-    let s = connect(addr, i).await?;
-    let (r, w) = s.into_split();
-    let mut c = Client {
-        reader: BufReader::with_capacity(64 * 1024, r),
-        writer: w,
-        buf: Vec::with_capacity(256),
-    };
+    let mut c = Client::open(addr, i).await?;
     match proto {
         Proto::Linechat => {
             let user = format!("{prefix}u{}", i % 16);
@@ -750,13 +754,7 @@ const STORM: usize = 50;
 /// A1 setup: registers the storm accounts (at the daemon's own bcrypt cost) before the load.
 async fn register_storm(addr: SocketAddr, password: &str, prefix: &str) -> std::io::Result<()> {
     for i in 0..STORM {
-        let s = connect(addr, 1000 + i).await?;
-        let (r, w) = s.into_split();
-        let mut c = Client {
-            reader: BufReader::new(r),
-            writer: w,
-            buf: Vec::new(),
-        };
+        let mut c = Client::open(addr, 1000 + i).await?;
         c.send(&format!("#register {prefix}storm{i} {password}"))
             .await?;
         let _ = c.until(&["OK register", "ERR exists"]).await;
@@ -771,13 +769,7 @@ async fn login_storm(addr: SocketAddr, password: String, prefix: String) -> std:
     let logins = (0..STORM).map(|i| {
         let (password, prefix) = (password.clone(), prefix.clone());
         async move {
-            let s = connect(addr, 2000 + i).await?;
-            let (r, w) = s.into_split();
-            let mut c = Client {
-                reader: BufReader::new(r),
-                writer: w,
-                buf: Vec::new(),
-            };
+            let mut c = Client::open(addr, 2000 + i).await?;
             c.send(&format!("#login {prefix}storm{i} {password}"))
                 .await?;
             c.until(&["OK login"]).await.map(|_| ())
@@ -863,13 +855,7 @@ async fn history(addr: SocketAddr, args: &Args) -> std::io::Result<()> {
         println!("filled {db} with {} messages", args.fill);
         return Ok(());
     }
-    let s = connect(addr, 0).await?;
-    let (r, w) = s.into_split();
-    let mut c = Client {
-        reader: BufReader::new(r),
-        writer: w,
-        buf: Vec::new(),
-    };
+    let mut c = Client::open(addr, 0).await?;
     c.send(&format!("#login u0 {}", args.password)).await?;
     c.until(&["OK login"]).await?;
     let mid = args.fill / 2;
