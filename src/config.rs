@@ -37,6 +37,10 @@ pub const DEFAULT_MAX_PER_IP: usize = 64;
 pub const DEFAULT_LOGIN_TIMEOUT: u64 = 30;
 /// Default seconds a logged-in session may stay silent.
 pub const DEFAULT_IDLE_TIMEOUT: u64 = 600;
+/// Default failed logins on one connection before it is closed.
+pub const DEFAULT_MAX_LOGIN_FAILURES: u32 = 5;
+/// Default rate-limit refusals in a row before a flooding connection is closed.
+pub const DEFAULT_FLOOD_STRIKES: u32 = 20;
 /// Default commit linger, milliseconds (see `store::WriterOptions::linger`).
 pub const DEFAULT_COMMIT_LINGER_MS: u64 = 2;
 /// Largest accepted commit linger, milliseconds.
@@ -134,6 +138,16 @@ pub struct Args {
     #[argh(option, default = "DEFAULT_IDLE_TIMEOUT")]
     pub idle_timeout: u64,
 
+    /// failed logins on one connection before it is closed (default 5)
+    /// [env LINECHAT_MAX_LOGIN_FAILURES]
+    #[argh(option, default = "DEFAULT_MAX_LOGIN_FAILURES")]
+    pub max_login_failures: u32,
+
+    /// rate-limit refusals in a row before a flooding connection is closed (default 20)
+    /// [env LINECHAT_FLOOD_STRIKES]
+    #[argh(option, default = "DEFAULT_FLOOD_STRIKES")]
+    pub flood_strikes: u32,
+
     /// milliseconds the database writer waits for more messages to share a transaction (and a
     /// write to each reader) after the first; 0 commits at once (default 2)
     /// [env LINECHAT_COMMIT_LINGER_MS]
@@ -162,6 +176,8 @@ pub const OPTIONS: &[&str] = &[
     "max-per-ip",
     "login-timeout",
     "idle-timeout",
+    "max-login-failures",
+    "flood-strikes",
     "commit-linger-ms",
     "log-format",
 ];
@@ -223,6 +239,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// How long the writer lingers for more messages.
     pub commit_linger: Duration,
+    /// Failed logins per connection before it is closed.
+    pub max_login_failures: u32,
+    /// Rate-limit refusals in a row before the connection is closed.
+    pub flood_strikes: u32,
 }
 
 impl Config {
@@ -253,6 +273,8 @@ impl Config {
             ("--rate-burst", a.rate_burst as usize),
             ("--login-timeout", a.login_timeout as usize),
             ("--idle-timeout", a.idle_timeout as usize),
+            ("--max-login-failures", a.max_login_failures as usize),
+            ("--flood-strikes", a.flood_strikes as usize),
         ] {
             if v == 0 {
                 return Err(format!("{flag} must be at least 1"));
@@ -275,6 +297,8 @@ impl Config {
             idle_timeout: Duration::from_secs(a.idle_timeout),
             log_format: a.log_format,
             commit_linger: Duration::from_millis(a.commit_linger_ms),
+            max_login_failures: a.max_login_failures,
+            flood_strikes: a.flood_strikes,
         })
     }
 }

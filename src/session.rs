@@ -21,10 +21,6 @@ use tokio_util::sync::CancellationToken;
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long `#health` waits for the store.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
-/// Failed logins on one connection before it is closed.
-pub const MAX_LOGIN_FAILURES: u32 = 5;
-/// Rate-limit refusals in a row before a flooding connection is closed.
-pub const FLOOD_STRIKES: u32 = 20;
 
 /// The reply to a client that opened with an HTTP request line.
 const HTTP_REPLY: &str =
@@ -266,9 +262,9 @@ impl Session {
             (Request::Login { name, password }, None) => return self.login(name, password).await,
             (_, None) => return Flow::Continue, // guests only reach the verbs above
             (r, Some(u)) if r.is_rate_limited() && !self.admit(&u).await => {
-                return if self.strikes >= FLOOD_STRIKES {
-                    let text =
-                        format!("{FLOOD_STRIKES} messages over the rate limit in a row, closing");
+                let strikes = self.shared.config.flood_strikes;
+                return if self.strikes >= strikes {
+                    let text = format!("{strikes} messages over the rate limit in a row, closing");
                     self.error(&ProtoError::new(ErrCode::Flood, text)).await;
                     Flow::Close("flooding")
                 } else {
@@ -339,7 +335,7 @@ impl Session {
                 if self.strikes == 1 {
                     event!(info, self, "rate limited");
                 }
-                if self.strikes < FLOOD_STRIKES {
+                if self.strikes < self.shared.config.flood_strikes {
                     let c = &self.shared.config;
                     let text = format!(
                         "retry-after={} over the limit of {} messages per second (burst {}); not sent",
@@ -402,11 +398,12 @@ impl Session {
         }
     }
 
-    /// Counts a failed login on this connection; closes it after [`MAX_LOGIN_FAILURES`].
+    /// Counts a failed login on this connection; closes it after `--max-login-failures`.
     async fn login_failed(&mut self) -> Flow {
         self.login_failures += 1;
-        if self.login_failures >= MAX_LOGIN_FAILURES {
-            let text = format!("{MAX_LOGIN_FAILURES} failed logins, closing");
+        let max = self.shared.config.max_login_failures;
+        if self.login_failures >= max {
+            let text = format!("{max} failed logins, closing");
             self.error(&ProtoError::new(ErrCode::Auth, text)).await;
             Flow::Close("too many failed logins")
         } else {

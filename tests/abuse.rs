@@ -301,3 +301,34 @@ fn a_login_storm_does_not_stall_chat() {
         "a chat message took {worst:?} during the login storm"
     );
 }
+
+#[test]
+fn flood_and_login_failure_limits_are_flags() {
+    let srv = TestServer::start_with(&[
+        "--rate-burst",
+        "1",
+        "--rate-per-sec",
+        "1",
+        "--flood-strikes",
+        "3",
+        "--max-login-failures",
+        "2",
+    ]);
+    let mut a = srv.user("alice");
+    for i in 0..6 {
+        a.send(&format!("#all_messages 1 {}", i + 1));
+    }
+    let lines = a.until_closed();
+    assert_eq!(lines.len(), 4, "{lines:?}"); // one answer, two refusals, the flood line
+    assert_eq!(
+        lines.last().unwrap(),
+        "ERR flood 3 messages over the rate limit in a row, closing"
+    );
+    let mut c = srv.client();
+    c.send("#login alice wrong-password");
+    c.expect("ERR auth wrong name or password");
+    c.send("#login alice wrong-password");
+    c.expect("ERR auth wrong name or password");
+    c.expect("ERR auth 2 failed logins, closing");
+    assert!(c.until_closed().is_empty());
+}

@@ -85,7 +85,8 @@ async fn serve(config: Config) -> Result<(), String> {
     info!(
         "starting linechatd {}: listen={} db={} sync={:?} bcrypt-cost={} history-on-join={} \
          max-line={} max-connections={} max-per-ip={} sendq-lines={} sendq-bytes={} \
-         rate-burst={} rate-per-sec={} login-timeout={}s idle-timeout={}s commit-linger={}ms",
+         rate-burst={} rate-per-sec={} login-timeout={}s idle-timeout={}s \
+         max-login-failures={} flood-strikes={} commit-linger={}ms",
         env!("CARGO_PKG_VERSION"),
         config.listen,
         config.db.display(),
@@ -101,6 +102,8 @@ async fn serve(config: Config) -> Result<(), String> {
         config.rate_per_sec,
         config.login_timeout.as_secs(),
         config.idle_timeout.as_secs(),
+        config.max_login_failures,
+        config.flood_strikes,
         config.commit_linger.as_millis(),
     );
     let (path, sync) = (config.db.clone(), config.sync);
