@@ -819,10 +819,22 @@ fn checkpointer(path: &Path, writer_gone: std::sync::mpsc::Receiver<()>) {
             return;
         }
     };
-    let checkpoint = |mode: &str| {
-        if let Err(e) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
-            warn!("store: checkpoint failed: {e}");
+    // Logged when checkpoints start or stop failing, not every half second of a fault.
+    let mut failing = false;
+    let mut checkpoint = |mode: &str| match conn.query_row(
+        &format!("PRAGMA wal_checkpoint({mode})"),
+        [],
+        |_| Ok(()),
+    ) {
+        Err(e) if !failing => {
+            warn!("store: checkpoints failing: {e}");
+            failing = true;
         }
+        Ok(()) if failing => {
+            info!("store: checkpoints working again");
+            failing = false;
+        }
+        _ => {}
     };
     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
         writer_gone.recv_timeout(CHECKPOINT_EVERY)
