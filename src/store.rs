@@ -919,6 +919,24 @@ mod tests {
     }
 
     #[test]
+    fn durability_flag_sets_synchronous() {
+        let dir = tempfile::tempdir().unwrap();
+        for (sync, want) in [(Sync::Normal, 1), (Sync::Full, 2)] {
+            let db = Database::open(&dir.path().join(format!("{want}.db")), sync).unwrap();
+            let got: i64 = db
+                .writer
+                .pragma_query_value(None, "synchronous", |r| r.get(0))
+                .unwrap();
+            assert_eq!(got, want, "{sync:?}");
+            let fk: i64 = db
+                .writer
+                .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+                .unwrap();
+            assert_eq!(fk, 1);
+        }
+    }
+
+    #[test]
     fn refuses_foreign_and_corrupt_files() {
         let dir = tempfile::tempdir().unwrap();
         let junk = dir.path().join("junk.db");
