@@ -10,11 +10,10 @@
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 /// Most items gathered into one socket write.
 const WRITE_BATCH_ITEMS: usize = 64;
@@ -38,13 +37,53 @@ struct Shared {
     senders: AtomicUsize,
     max_items: usize,
     max_bytes: usize,
-    /// Cancelled to close the connection at once, without flushing (slow reader, write error).
-    kill: CancellationToken,
+    /// Set to close the connection at once, without flushing (slow reader, write error).
+    killed: AtomicBool,
+    /// Wakes whoever waits for [`Shared::killed`] to be set.
+    kill_wake: Notify,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Acquire)
+    }
+
+    fn kill(&self) {
+        self.killed.store(true, Ordering::Release);
+        self.kill_wake.notify_waiters();
+    }
+
+    /// Resolves once the connection is killed (at once if it already is).
+    async fn until_killed(&self) {
+        loop {
+            let woken = self.kill_wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if self.is_killed() {
+                return;
+            }
+            woken.await;
+        }
+    }
+}
+
+/// Kills a connection without keeping its queue open (see [`Outbox::killer`]).
+#[derive(Debug, Clone)]
+pub struct Killer(Arc<Shared>);
+
+impl Killer {
+    /// Closes the connection at once.
+    pub fn cancel(&self) {
+        self.0.kill();
+    }
+
+    /// Whether the connection was killed.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.is_killed()
     }
 }
 
@@ -86,7 +125,8 @@ pub fn channel(max_items: usize, max_bytes: usize) -> (Outbox, OutboxReceiver) {
         senders: AtomicUsize::new(1),
         max_items,
         max_bytes,
-        kill: CancellationToken::new(),
+        killed: AtomicBool::new(false),
+        kill_wake: Notify::new(),
     });
     (
         Outbox {
@@ -102,7 +142,7 @@ impl Outbox {
     /// the byte bound is accepted into an empty queue, so a long reply still gets through.
     pub fn try_push(&self, item: Bytes) -> bool {
         let s = &self.shared;
-        if s.kill.is_cancelled() {
+        if s.is_killed() {
             return false;
         }
         {
@@ -128,7 +168,7 @@ impl Outbox {
             let room = s.space.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            if s.kill.is_cancelled() {
+            if s.is_killed() {
                 return false;
             }
             {
@@ -141,7 +181,7 @@ impl Outbox {
             }
             tokio::select! {
                 _ = &mut room => {}
-                _ = s.kill.cancelled() => return false,
+                _ = s.until_killed() => return false,
             }
         }
         s.ready.notify_one();
@@ -160,17 +200,17 @@ impl Outbox {
 
     /// Closes the connection without flushing what is queued.
     pub fn kill(&self) {
-        self.shared.kill.cancel();
+        self.shared.kill();
     }
 
     /// A handle that kills the connection, without keeping the queue open.
-    pub fn killer(&self) -> CancellationToken {
-        self.shared.kill.clone()
+    pub fn killer(&self) -> Killer {
+        Killer(self.shared.clone())
     }
 
     /// Resolves when the connection has been killed.
-    pub fn killed(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
-        self.shared.kill.cancelled()
+    pub async fn killed(&self) {
+        self.shared.until_killed().await
     }
 }
 
@@ -221,24 +261,24 @@ pub async fn write_loop<W: AsyncWrite + Unpin>(rx: OutboxReceiver, mut w: W) {
             batch = Vec::new();
             tokio::select! {
                 biased;
-                _ = s.kill.cancelled() => return,
+                _ = s.until_killed() => return,
                 _ = &mut ready => continue,
             }
         }
         s.space.notify_waiters();
         let written = tokio::select! {
             biased;
-            _ = s.kill.cancelled() => return,
+            _ = s.until_killed() => return,
             r = write_all_vectored(&mut w, &batch) => r,
         };
         batch.clear();
         if written.is_err() {
-            s.kill.cancel();
+            s.kill();
             return;
         }
     }
     tokio::select! {
-        _ = s.kill.cancelled() => {}
+        _ = s.until_killed() => {}
         _ = w.shutdown() => {}
     }
 }
