@@ -9,11 +9,7 @@ use std::time::{Duration, Instant};
 #[test]
 fn telnet_bytes_nul_bom_and_escapes_never_reach_the_room() {
     let srv = TestServer::start();
-    let mut a = srv.user("alice");
-    a.join("g");
-    let mut b = srv.user("bob");
-    b.join("g");
-    a.expect("JOIN g bob 2");
+    let (mut a, mut b) = srv.alice_and_bob("g");
     // IAC DO ECHO, a NUL, an ESC colour sequence, a bell, IAC IP (what telnet sends for Ctrl-C).
     b.send_raw(b"\xff\xfd\x01hel\x00lo \x1b[31mred\x07\xff\xf4\r\n");
     a.expect("MSG g bob hello [31mred");

@@ -8,11 +8,7 @@ fn sigterm_tells_sessions_commits_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("chat.db");
     let mut srv = TestServer::start_on(&db, &[]);
-    let mut a = srv.user("alice");
-    a.join("g");
-    let mut b = srv.user("bob");
-    b.join("g");
-    a.expect("JOIN g bob 2");
+    let (mut a, mut b) = srv.alice_and_bob("g");
     // Pipelined messages, then SIGTERM right away: every acknowledged one must be stored.
     for i in 0..200 {
         a.send(&format!("m{i}"));
@@ -30,6 +26,20 @@ fn sigterm_tells_sessions_commits_and_exits_zero() {
         .iter()
         .filter(|l| l.starts_with("MSG g alice m"))
         .count();
+    // bob's farewell is ordered after his own lines, not alice's: he sees a prefix of her
+    // messages, in order and without holes, then the farewell last.
+    let bobs = b.until_closed();
+    assert_eq!(
+        bobs.last().map(String::as_str),
+        Some("INFO server shutting down")
+    );
+    let bob_saw: Vec<&String> = bobs
+        .iter()
+        .filter(|l| l.starts_with("MSG g alice m"))
+        .collect();
+    for (i, l) in bob_saw.iter().enumerate() {
+        assert_eq!(**l, format!("MSG g alice m{i}"));
+    }
     drop(srv);
 
     let srv = TestServer::start_on(&db, &[]);

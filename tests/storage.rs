@@ -6,11 +6,7 @@ use common::TestServer;
 #[test]
 fn locked_database_gives_err_storage_then_recovers() {
     let srv = TestServer::start();
-    let mut a = srv.user("alice");
-    a.join("g");
-    let mut b = srv.user("bob");
-    b.join("g");
-    a.expect("JOIN g bob 2");
+    let (mut a, mut b) = srv.alice_and_bob("g");
     a.say("g", "alice", "before the lock");
     b.expect("MSG g alice before the lock");
 
@@ -47,11 +43,7 @@ fn locked_database_gives_err_storage_then_recovers() {
 #[test]
 fn full_disk_gives_err_storage_then_recovers() {
     let srv = TestServer::start_with_file_limit(1024, &[]);
-    let mut a = srv.user("alice");
-    a.join("g");
-    let mut b = srv.user("bob");
-    b.join("g");
-    a.expect("JOIN g bob 2");
+    let (mut a, mut b) = srv.alice_and_bob("g");
     // Fill the "disk": 4 KB messages until the store refuses one.
     let text = "f".repeat(4000);
     let mut stored = 0;

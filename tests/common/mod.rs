@@ -149,6 +149,16 @@ impl TestServer {
         c
     }
 
+    /// alice and bob, registered, both in `room` (alice first; her JOIN line for bob read).
+    pub fn alice_and_bob(&self, room: &str) -> (TestClient, TestClient) {
+        let mut a = self.user("alice");
+        a.join(room);
+        let mut b = self.user("bob");
+        b.join(room);
+        a.expect(&format!("JOIN {room} bob 2"));
+        (a, b)
+    }
+
     /// The daemon's pid.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
