@@ -108,8 +108,9 @@ pub struct Args {
     #[argh(option, default = "DEFAULT_MAX_CONNECTIONS")]
     pub max_connections: usize,
 
-    /// lines a session's outbound queue holds before a client that does not read is dropped
-    /// (default 1024) [env LINECHAT_SENDQ_LINES]
+    /// items (a reply, or a room's messages committed together) a session's outbound queue
+    /// holds before a client that does not read is dropped (default 1024)
+    /// [env LINECHAT_SENDQ_LINES]
     #[argh(option, default = "DEFAULT_SENDQ_LINES")]
     pub sendq_lines: usize,
 
@@ -221,7 +222,7 @@ pub struct Config {
     pub max_line: usize,
     /// Most simultaneous connections.
     pub max_connections: usize,
-    /// Outbound queue bound, lines.
+    /// Outbound queue bound, items.
     pub sendq_lines: usize,
     /// Outbound queue bound, bytes.
     pub sendq_bytes: usize,

@@ -242,7 +242,8 @@ enum Outcome {
     Said(Committed),
     SayFailed(SessionId),
     Joined(Joined),
-    JoinFailed(SessionId),
+    /// The join's reply was dropped: the session answers `ERR storage` and logs it.
+    JoinFailed,
     Leave(SessionId, oneshot::Sender<Option<Arc<str>>>),
     Farewell(SessionId, bytes::Bytes, oneshot::Sender<()>),
     Health(oneshot::Sender<bool>, bool),
@@ -670,9 +671,7 @@ impl Writer {
                 }
                 Outcome::SayFailed(session) => self.rooms.blocking_send_to(session, storage_err()),
                 Outcome::Joined(j) => self.rooms.blocking_joined(j),
-                Outcome::JoinFailed(session) => {
-                    warn!(conn = session; "join not recorded: storage failure");
-                }
+                Outcome::JoinFailed => {}
                 Outcome::Leave(session, reply) => self.rooms.blocking_left(session, reply),
                 Outcome::Farewell(session, line, reply) => {
                     self.rooms.blocking_farewell(session, line, reply)
@@ -851,7 +850,7 @@ fn not_done(op: Op) -> Outcome {
             Outcome::Created(reply, Err(StoreError::Sqlite("rolled back".into())))
         }
         Op::Say { session, .. } => Outcome::SayFailed(session),
-        Op::Join { session, .. } => Outcome::JoinFailed(session),
+        Op::Join { .. } => Outcome::JoinFailed,
         Op::Leave { session, reply } => Outcome::Leave(session, reply),
         Op::Farewell {
             session,
@@ -870,7 +869,7 @@ fn rolled_back(o: Outcome) -> Outcome {
             Outcome::Created(reply, Err(StoreError::Sqlite("rolled back".into())))
         }
         Outcome::Said(c) => Outcome::SayFailed(c.sender),
-        Outcome::Joined(j) => Outcome::JoinFailed(j.session),
+        Outcome::Joined(_) => Outcome::JoinFailed,
         Outcome::Health(reply, _) => Outcome::Health(reply, false),
         other => other,
     }
