@@ -812,6 +812,26 @@ mod tests {
     }
 
     #[test]
+    fn protocol_md_lists_every_error_code_and_verb() {
+        let doc = include_str!("../protocol.md");
+        for c in ErrCode::ALL {
+            assert!(
+                doc.contains(&format!("| `{c}` |")),
+                "{c} missing from protocol.md's table"
+            );
+        }
+        for line in HELP {
+            let verb = line.split(' ').next().unwrap();
+            if verb.starts_with('#') {
+                assert!(
+                    doc.contains(&format!("### `{verb}")),
+                    "{verb} has no section"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn error_codes_are_lower_case_words() {
         for c in ErrCode::ALL {
             assert!(
