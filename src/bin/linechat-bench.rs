@@ -423,7 +423,12 @@ async fn fanout(
                     return Ok::<_, std::io::Error>(writer);
                 }
                 let interval = (load.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / load.rate));
-                let mut next_at = tokio::time::Instant::now();
+                // Fixed-rate senders are spread evenly over one interval, as independent users
+                // would be, rather than all sending in the same instant.
+                let phase = interval.map_or(Duration::ZERO, |iv| {
+                    iv.mul_f64(i as f64 / load.senders.max(1) as f64)
+                });
+                let mut next_at = tokio::time::Instant::now() + phase;
                 let mut out = Vec::with_capacity(4096);
                 let mut seq = 0u64;
                 while seq < per_sender {
