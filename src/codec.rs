@@ -8,7 +8,7 @@
 
 use bytes::BytesMut;
 use std::io;
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::tcp::ReadHalf;
 use tokio_util::codec::{Decoder, LinesCodec, LinesCodecError};
 
 /// Bytes asked of the socket per read.
@@ -159,16 +159,16 @@ impl LineCodec {
 /// gives the memory back once every complete line has been taken. Cancel-safe: dropping
 /// [`LineReader::next`] mid-way loses nothing.
 #[derive(Debug)]
-pub struct LineReader {
-    read: OwnedReadHalf,
+pub struct LineReader<'a> {
+    read: ReadHalf<'a>,
     codec: LineCodec,
     buf: BytesMut,
     eof: bool,
 }
 
-impl LineReader {
+impl<'a> LineReader<'a> {
     /// A reader of lines of at most `max_line` bytes.
-    pub fn new(read: OwnedReadHalf, max_line: usize) -> Self {
+    pub fn new(read: ReadHalf<'a>, max_line: usize) -> Self {
         LineReader {
             read,
             codec: LineCodec::new(max_line),
@@ -192,7 +192,9 @@ impl LineReader {
                 self.buf = BytesMut::new();
                 self.codec.release();
             }
-            if let Err(e) = self.read.readable().await {
+            // Polled, not `readable()`: that future would sit in every idle session.
+            let stream: &tokio::net::TcpStream = self.read.as_ref();
+            if let Err(e) = std::future::poll_fn(|cx| stream.poll_read_ready(cx)).await {
                 return Some(Err(e));
             }
             self.buf.reserve(READ_CHUNK);

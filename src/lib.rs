@@ -7,7 +7,7 @@
 //! - [`codec`]: inbound line framing (`LinesCodec` with a maximum length, errors as items).
 //! - [`protocol`]: pure parsing of client lines and formatting of every server line.
 //! - [`session`]: the per-connection state machine and its single cleanup path.
-//! - [`outbox`]: a session's bounded outbound queue and its batching socket writer.
+//! - [`outbox`]: a session's bounded outbound queue and the batching writer that drains it.
 //! - [`rooms`]: the room actor: membership, presence, counts and fan-out.
 //! - [`store`]: SQLite: schema, the group-commit writer thread, the read pool.
 //! - [`auth`]: bcrypt off the async threads.
@@ -18,7 +18,8 @@
 //! - [`client`], [`render`]: the `linechat` line client's connection logic and screen.
 //!
 //! One chat line: socket -> codec -> `Request::parse` -> session -> store writer (commit) ->
-//! room actor (encode once, `try_push` to every member) -> each member's writer task.
+//! room actor (encode once, `try_push` to every member) -> each member's session task, which
+//! writes its queue with one vectored write.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

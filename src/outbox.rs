@@ -1,16 +1,21 @@
-//! A session's bounded outbound queue ([`Outbox`]) and the writer task that drains it to the
+//! A session's bounded outbound queue ([`Outbox`]) and the [`Flusher`] that drains it to the
 //! socket in batches, one vectored write per batch.
 //!
 //! The queue is bounded twice: in items and in bytes. It is a `VecDeque` behind a mutex that is
 //! held only to push or to take a batch, and it allocates nothing until something is queued, so
 //! an idle connection costs no queue memory. The room actor only ever uses
-//! [`Outbox::try_push`]; when that fails the client is not reading and the actor drops it, so one
-//! slow client never stalls a room.
+//! [`Outbox::try_push`]; when that fails the client is not reading and the actor kills the
+//! connection, so one slow client never stalls a room.
+//!
+//! There is no writer task: the session task that reads the connection also drains its queue
+//! (a [`Flusher`] is one arm of the session's `select!`), which keeps an idle connection to one
+//! task. The session stops reading requests while its queue is over the bounds, so its own
+//! replies ([`Outbox::push`], never refused for being over them) cannot pile up either.
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
@@ -29,18 +34,13 @@ struct Queue {
 #[derive(Debug)]
 struct Shared {
     queue: Mutex<Queue>,
-    /// Wakes the writer: something was queued, or the last sender went away.
-    ready: Notify,
-    /// Wakes a session waiting for room in its own queue.
-    space: Notify,
-    /// Live [`Outbox`] handles; the writer finishes when this reaches zero.
-    senders: AtomicUsize,
-    max_items: usize,
-    max_bytes: usize,
+    /// Wakes the flusher: something was queued, or the connection was killed. The flusher is
+    /// its only waiter.
+    wake: Notify,
     /// Set to close the connection at once, without flushing (slow reader, write error).
     killed: AtomicBool,
-    /// Wakes whoever waits for [`Shared::killed`] to be set.
-    kill_wake: Notify,
+    max_items: usize,
+    max_bytes: usize,
 }
 
 impl Shared {
@@ -51,92 +51,32 @@ impl Shared {
     fn is_killed(&self) -> bool {
         self.killed.load(Ordering::Acquire)
     }
-
-    fn kill(&self) {
-        self.killed.store(true, Ordering::Release);
-        self.kill_wake.notify_waiters();
-    }
-
-    /// Resolves once the connection is killed (at once if it already is).
-    async fn until_killed(&self) {
-        loop {
-            let woken = self.kill_wake.notified();
-            tokio::pin!(woken);
-            woken.as_mut().enable();
-            if self.is_killed() {
-                return;
-            }
-            woken.await;
-        }
-    }
 }
 
-/// Kills a connection without keeping its queue open (see [`Outbox::killer`]).
+/// A session's outbound queue. Cheap to clone: the session and the room actor each hold one.
 #[derive(Debug, Clone)]
-pub struct Killer(Arc<Shared>);
-
-impl Killer {
-    /// Closes the connection at once.
-    pub fn cancel(&self) {
-        self.0.kill();
-    }
-
-    /// Whether the connection was killed.
-    pub fn is_cancelled(&self) -> bool {
-        self.0.is_killed()
-    }
-}
-
-/// The sending side of a session's outbound queue. Cheap to clone.
-#[derive(Debug)]
 pub struct Outbox {
     shared: Arc<Shared>,
 }
 
-impl Clone for Outbox {
-    fn clone(&self) -> Self {
-        self.shared.senders.fetch_add(1, Ordering::Relaxed);
-        Outbox {
-            shared: self.shared.clone(),
-        }
-    }
-}
-
-impl Drop for Outbox {
-    fn drop(&mut self) {
-        if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.shared.ready.notify_one();
-        }
-    }
-}
-
-/// The receiving side, owned by the writer task.
-#[derive(Debug)]
-pub struct OutboxReceiver {
-    shared: Arc<Shared>,
-}
-
-/// A queue bounded to `max_items` items and (roughly) `max_bytes` bytes.
-pub fn channel(max_items: usize, max_bytes: usize) -> (Outbox, OutboxReceiver) {
-    let shared = Arc::new(Shared {
-        queue: Mutex::new(Queue::default()),
-        ready: Notify::new(),
-        space: Notify::new(),
-        senders: AtomicUsize::new(1),
-        max_items,
-        max_bytes,
-        killed: AtomicBool::new(false),
-        kill_wake: Notify::new(),
-    });
-    (
-        Outbox {
-            shared: shared.clone(),
-        },
-        OutboxReceiver { shared },
-    )
-}
+/// Why a [`Flusher`] stopped: the connection was killed, or a write failed (which kills it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Killed;
 
 impl Outbox {
+    /// A queue bounded to `max_items` items and (roughly) `max_bytes` bytes.
+    pub fn new(max_items: usize, max_bytes: usize) -> Outbox {
+        Outbox {
+            shared: Arc::new(Shared {
+                queue: Mutex::new(Queue::default()),
+                wake: Notify::new(),
+                killed: AtomicBool::new(false),
+                max_items,
+                max_bytes,
+            }),
+        }
+    }
+
     /// Queues `item` without waiting. Returns false when the queue is full (in items or bytes)
     /// or the connection is closing; the caller then drops the session. An item larger than
     /// the byte bound is accepted into an empty queue, so a long reply still gets through.
@@ -155,40 +95,28 @@ impl Outbox {
             q.bytes += item.len();
             q.items.push_back(item);
         }
-        s.ready.notify_one();
+        s.wake.notify_one();
         true
     }
 
-    /// Queues `item`, waiting while the queue is full. Used by the session for its own
-    /// replies: waiting there only slows the client that is not reading. False if the
-    /// connection was killed.
-    pub async fn push(&self, item: Bytes) -> bool {
+    /// Queues one of the session's own replies. Never refused for the bounds: the session
+    /// reads no further request while the queue is full ([`Outbox::is_full`]), so its replies
+    /// exceed them by at most one request's worth. False if the connection was killed.
+    pub fn push(&self, item: Bytes) -> bool {
         let s = &self.shared;
-        loop {
-            let room = s.space.notified();
-            tokio::pin!(room);
-            room.as_mut().enable();
-            if s.is_killed() {
-                return false;
-            }
-            {
-                let mut q = s.lock();
-                if q.items.len() < s.max_items && (q.bytes == 0 || q.bytes < s.max_bytes) {
-                    q.bytes += item.len();
-                    q.items.push_back(item);
-                    break;
-                }
-            }
-            tokio::select! {
-                _ = &mut room => {}
-                _ = s.until_killed() => return false,
-            }
+        if s.is_killed() {
+            return false;
         }
-        s.ready.notify_one();
+        {
+            let mut q = s.lock();
+            q.bytes += item.len();
+            q.items.push_back(item);
+        }
+        s.wake.notify_one();
         true
     }
 
-    /// Items queued and not yet taken by the writer.
+    /// Items queued and not yet taken by the flusher.
     pub fn len(&self) -> usize {
         self.shared.lock().items.len()
     }
@@ -198,88 +126,155 @@ impl Outbox {
         self.len() == 0
     }
 
-    /// Closes the connection without flushing what is queued.
+    /// Whether the queue is at or over either bound.
+    pub fn is_full(&self) -> bool {
+        let q = self.shared.lock();
+        q.items.len() >= self.shared.max_items || q.bytes >= self.shared.max_bytes
+    }
+
+    /// Closes the connection at once, without flushing what is queued.
     pub fn kill(&self) {
-        self.shared.kill();
+        self.shared.killed.store(true, Ordering::Release);
+        self.shared.wake.notify_one();
     }
 
-    /// A handle that kills the connection, without keeping the queue open.
-    pub fn killer(&self) -> Killer {
-        Killer(self.shared.clone())
-    }
-
-    /// Resolves when the connection has been killed.
-    pub async fn killed(&self) {
-        self.shared.until_killed().await
+    /// Whether the connection was killed.
+    pub fn is_killed(&self) -> bool {
+        self.shared.is_killed()
     }
 }
 
-/// Writes every byte of `items`, as few `writev` calls as the socket allows.
-async fn write_all_vectored<W: AsyncWrite + Unpin>(w: &mut W, items: &[Bytes]) -> io::Result<()> {
-    if let [one] = items {
-        return w.write_all(one).await;
+/// The writing end of an [`Outbox`], owned by the session task. It holds the batch being
+/// written (nothing while idle), so every method is cancel-safe: a write cut short by another
+/// `select!` arm resumes where it stopped.
+#[derive(Debug, Default)]
+pub struct Flusher {
+    /// Taken from the queue, not yet fully written; the first may be partly written.
+    batch: VecDeque<Bytes>,
+}
+
+impl Flusher {
+    /// A flusher with nothing in hand.
+    pub fn new() -> Flusher {
+        Flusher::default()
     }
-    let mut slices: Vec<IoSlice<'_>> = items.iter().map(|b| IoSlice::new(b)).collect();
-    let mut rest = &mut slices[..];
-    while !rest.is_empty() {
-        let n = w.write_vectored(rest).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
+
+    /// Waits until something is queued, then writes until the queue is empty. `Err` once the
+    /// connection is killed or a write fails (which kills it). Cancel-safe.
+    pub async fn flush_when_ready<W: AsyncWrite + Unpin>(
+        &mut self,
+        outbox: &Outbox,
+        w: &mut W,
+    ) -> Result<(), Killed> {
+        let s = &outbox.shared;
+        loop {
+            let woken = s.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if s.is_killed() {
+                return Err(Killed);
+            }
+            if !self.batch.is_empty() || !s.lock().items.is_empty() {
+                // Boxed: an idle session waits in this future, which should not carry the
+                // space of a write in progress.
+                return Box::pin(self.flush(outbox, w)).await;
+            }
+            woken.await;
         }
-        IoSlice::advance_slices(&mut rest, n);
     }
-    Ok(())
-}
 
-/// Drains the queue into `w` until every [`Outbox`] is dropped (then flushes and shuts the
-/// write side down) or the connection is killed (then stops at once). A write error kills the
-/// connection so the session's reader stops too.
-pub async fn write_loop<W: AsyncWrite + Unpin>(rx: OutboxReceiver, mut w: W) {
-    let s = &rx.shared;
-    let mut batch: Vec<Bytes> = Vec::new();
-    loop {
-        let ready = s.ready.notified();
-        tokio::pin!(ready);
-        ready.as_mut().enable();
-        {
-            let mut q = s.lock();
-            let mut bytes = 0;
-            while let Some(item) = q.items.pop_front() {
-                bytes += item.len();
-                batch.push(item);
-                if batch.len() >= WRITE_BATCH_ITEMS || bytes >= WRITE_BATCH_BYTES {
-                    break;
+    /// Writes everything queued (at once if nothing is). `Err` once the connection is killed
+    /// or a write fails (which kills it). Cancel-safe.
+    pub async fn flush<W: AsyncWrite + Unpin>(
+        &mut self,
+        outbox: &Outbox,
+        w: &mut W,
+    ) -> Result<(), Killed> {
+        let s = &outbox.shared;
+        loop {
+            if s.is_killed() {
+                self.batch = VecDeque::new();
+                return Err(Killed);
+            }
+            if self.batch.is_empty() {
+                self.take(s);
+                if self.batch.is_empty() {
+                    // Idle: keep no buffers while waiting.
+                    self.batch = VecDeque::new();
+                    return Ok(());
                 }
             }
-            q.bytes -= bytes;
-        }
-        if batch.is_empty() {
-            if s.senders.load(Ordering::Acquire) == 0 {
-                break;
-            }
-            // Idle: keep no buffers while waiting.
-            batch = Vec::new();
-            tokio::select! {
+            let woken = s.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            // A write to a client that is not reading waits here; a kill must still get through.
+            let written = tokio::select! {
                 biased;
-                _ = s.until_killed() => return,
-                _ = &mut ready => continue,
+                r = write_some(w, &self.batch) => r,
+                _ = &mut woken => continue,
+            };
+            match written {
+                Ok(n) if n > 0 => self.advance(n),
+                _ => {
+                    outbox.kill();
+                    self.batch = VecDeque::new();
+                    return Err(Killed);
+                }
             }
-        }
-        s.space.notify_waiters();
-        let written = tokio::select! {
-            biased;
-            _ = s.until_killed() => return,
-            r = write_all_vectored(&mut w, &batch) => r,
-        };
-        batch.clear();
-        if written.is_err() {
-            s.kill();
-            return;
         }
     }
-    tokio::select! {
-        _ = s.until_killed() => {}
-        _ = w.shutdown() => {}
+
+    /// Moves up to a batch's worth of items from the queue into hand.
+    fn take(&mut self, s: &Shared) {
+        let mut q = s.lock();
+        let mut bytes = 0;
+        while let Some(item) = q.items.pop_front() {
+            bytes += item.len();
+            self.batch.push_back(item);
+            if self.batch.len() >= WRITE_BATCH_ITEMS || bytes >= WRITE_BATCH_BYTES {
+                break;
+            }
+        }
+        q.bytes -= bytes;
+    }
+
+    /// Drops the first `n` bytes of the batch in hand.
+    fn advance(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(first) = self.batch.front_mut() else {
+                return;
+            };
+            if n < first.len() {
+                first.advance(n);
+                return;
+            }
+            n -= first.len();
+            self.batch.pop_front();
+        }
+    }
+}
+
+/// One write of as much of `items` as the socket takes: a plain write for one item, a
+/// vectored one for several.
+async fn write_some<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    items: &VecDeque<Bytes>,
+) -> io::Result<usize> {
+    if let [one] = items.as_slices().0
+        && items.len() == 1
+    {
+        return w.write(one).await;
+    }
+    let slices: Vec<IoSlice<'_>> = items.iter().map(|b| IoSlice::new(b)).collect();
+    w.write_vectored(&slices).await
+}
+
+/// Drains `outbox` into `w` until the connection is killed (for callers that have nothing else
+/// to do, such as the store benchmark).
+pub async fn drain<W: AsyncWrite + Unpin>(outbox: Outbox, mut w: W) {
+    let mut flusher = Flusher::new();
+    while flusher.flush_when_ready(&outbox, &mut w).await.is_ok() {
+        let _ = w.flush().await;
     }
 }
 
@@ -289,47 +284,89 @@ mod tests {
 
     #[test]
     fn bounded_in_items_and_bytes() {
-        let (o, _rx) = channel(3, 10);
+        let o = Outbox::new(3, 10);
         assert!(o.try_push(Bytes::from_static(b"0123456789abc"))); // empty queue: accepted
         assert!(!o.try_push(Bytes::from_static(b"x"))); // over bytes
-        let (o, _rx) = channel(2, 100);
+        assert!(o.is_full());
+        let o = Outbox::new(2, 100);
         assert!(o.try_push(Bytes::from_static(b"a")));
+        assert!(!o.is_full());
         assert!(o.try_push(Bytes::from_static(b"b")));
         assert!(!o.try_push(Bytes::from_static(b"c"))); // over items
-        assert_eq!(o.len(), 2);
+        assert!(o.is_full());
+        assert!(o.push(Bytes::from_static(b"own"))); // the session's own reply: not refused
+        assert_eq!(o.len(), 3);
         o.kill();
         assert!(!o.try_push(Bytes::from_static(b"d")));
+        assert!(!o.push(Bytes::from_static(b"e")));
     }
 
     #[tokio::test]
-    async fn writes_in_order_then_shuts_down() {
-        let (o, rx) = channel(8, 1000);
+    async fn writes_in_order() {
+        let o = Outbox::new(8, 1000);
         assert!(o.try_push(Bytes::from_static(b"a\r\n")));
-        assert!(o.push(Bytes::from_static(b"b\r\n")).await);
+        assert!(o.push(Bytes::from_static(b"b\r\n")));
         let o2 = o.clone();
         assert!(o2.try_push(Bytes::from_static(b"c\r\n")));
-        drop(o);
-        drop(o2);
         let mut out = Vec::new();
-        write_loop(rx, &mut out).await;
+        let mut f = Flusher::new();
+        assert_eq!(f.flush_when_ready(&o, &mut out).await, Ok(()));
         assert_eq!(out, b"a\r\nb\r\nc\r\n");
+        assert!(o.is_empty());
+        assert_eq!(f.flush(&o, &mut out).await, Ok(())); // nothing queued: at once
     }
 
     #[tokio::test]
-    async fn push_waits_for_room() {
-        let (o, rx) = channel(1, 1000);
-        assert!(o.push(Bytes::from_static(b"1\r\n")).await);
-        let o2 = o.clone();
-        let second = tokio::spawn(async move { o2.push(Bytes::from_static(b"2\r\n")).await });
-        let (wtx, mut wrx) = tokio::io::duplex(64);
-        let writer = tokio::spawn(write_loop(rx, wtx));
-        assert!(second.await.unwrap());
-        drop(o);
-        writer.await.unwrap();
-        let mut got = Vec::new();
-        tokio::io::AsyncReadExt::read_to_end(&mut wrx, &mut got)
-            .await
-            .unwrap();
-        assert_eq!(got, b"1\r\n2\r\n");
+    async fn a_partial_write_resumes_after_cancellation() {
+        let o = Outbox::new(8, 1000);
+        assert!(o.push(Bytes::from_static(b"0123456789\r\n")));
+        assert!(o.push(Bytes::from_static(b"abcdefghij\r\n")));
+        let (mut wtx, mut wrx) = tokio::io::duplex(5);
+        let mut f = Flusher::new();
+        // The pipe takes 5 bytes, then the write waits: cancel it there.
+        let cut =
+            tokio::time::timeout(std::time::Duration::from_millis(50), f.flush(&o, &mut wtx)).await;
+        assert!(cut.is_err());
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut wrx, &mut got)
+                .await
+                .unwrap();
+            got
+        });
+        assert_eq!(f.flush(&o, &mut wtx).await, Ok(()));
+        drop(wtx);
+        assert_eq!(reader.await.unwrap(), b"0123456789\r\nabcdefghij\r\n");
+    }
+
+    #[tokio::test]
+    async fn kill_stops_a_blocked_write() {
+        let o = Outbox::new(8, 1000);
+        assert!(o.push(Bytes::from(vec![b'x'; 100])));
+        let (mut wtx, _wrx) = tokio::io::duplex(10); // never read
+        let killer = o.clone();
+        let stop = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            killer.kill();
+        });
+        let mut f = Flusher::new();
+        assert_eq!(f.flush_when_ready(&o, &mut wtx).await, Err(Killed));
+        stop.await.unwrap();
+        assert!(!o.try_push(Bytes::from_static(b"late")));
+    }
+
+    #[tokio::test]
+    async fn waits_for_something_to_write() {
+        let o = Outbox::new(8, 1000);
+        let pusher = o.clone();
+        let later = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            assert!(pusher.try_push(Bytes::from_static(b"late\r\n")));
+        });
+        let mut out = Vec::new();
+        let mut f = Flusher::new();
+        assert_eq!(f.flush_when_ready(&o, &mut out).await, Ok(()));
+        assert_eq!(out, b"late\r\n");
+        later.await.unwrap();
     }
 }

@@ -5,7 +5,7 @@
 //! and the `OK join` + welcome + replay item) is queued by the room actor into the same outbox.
 
 use crate::codec::{Line, LineReader};
-use crate::outbox::{self, Outbox};
+use crate::outbox::{Flusher, Outbox};
 use crate::protocol::{self, ErrCode, HistRow, ProtoError, Reply, Request};
 use crate::ratelimit;
 use crate::server::Shared;
@@ -14,6 +14,7 @@ use bytes::BytesMut;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
@@ -28,6 +29,8 @@ const HTTP_REPLY: &str =
 
 /// Why a session ended, when the server is shutting down.
 const SHUTDOWN: &str = "server shutting down";
+/// Why a session ended when it was killed (not reading, or a write failed).
+const DROPPED: &str = "dropped";
 
 /// Where a session is in its life.
 #[derive(Debug, Clone)]
@@ -72,18 +75,17 @@ macro_rules! event {
 
 /// Serves one connection until the client quits or goes away, the server shuts down, or the
 /// connection is dropped for not reading.
-pub async fn run(
+pub fn run(
     stream: TcpStream,
     id: SessionId,
     peer: SocketAddr,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
-) {
-    let (read, write) = stream.into_split();
-    let (outbox, rx) = outbox::channel(shared.config.sendq_lines, shared.config.sendq_bytes);
-    let writer = tokio::spawn(outbox::write_loop(rx, write));
-    let mut lines = LineReader::new(read, shared.config.max_line);
-    let mut s = Session {
+) -> impl Future<Output = ()> + Send {
+    // Built here, not in an async fn, so the arguments are not kept beside the session for
+    // the connection's whole life (every idle connection carries this future).
+    let outbox = Outbox::new(shared.config.sendq_lines, shared.config.sendq_bytes);
+    let s = Session {
         id,
         peer,
         shared,
@@ -92,102 +94,129 @@ pub async fn run(
         login_failures: 0,
         strikes: 0,
     };
-    event!(info, s, "connected");
-    for text in protocol::greeting() {
-        s.reply(Reply::Info(&text)).await;
-    }
-    let login_timeout = s.shared.config.login_timeout;
-    let idle_timeout = s.shared.config.idle_timeout;
-    let deadline = tokio::time::sleep(login_timeout);
-    tokio::pin!(deadline);
-    let mut first_line = true;
-    let reason = loop {
-        let item = tokio::select! {
-            _ = shutdown.cancelled() => {
-                Box::pin(s.farewell()).await;
-                break SHUTDOWN;
-            }
-            _ = s.outbox.killed() => break "dropped",
-            _ = &mut deadline => {
-                let text = match s.state {
-                    State::Guest => format!("no login within {} s, closing", login_timeout.as_secs()),
-                    _ => format!("idle for {} s, closing", idle_timeout.as_secs()),
-                };
-                Box::pin(s.reply(Reply::Err(ErrCode::Timeout, &text))).await;
-                break "timeout";
-            }
-            item = lines.next() => item,
-        };
-        let flow = match item {
-            None => break "client closed the connection",
-            Some(Err(e)) => {
-                event!(debug, s, "read error: {e}");
-                break "read error";
-            }
-            Some(Ok(Line::TooLong)) => {
-                let text = format!(
-                    "line longer than {} bytes discarded",
-                    s.shared.config.max_line
-                );
-                Box::pin(s.reply(Reply::Err(ErrCode::TooLong, &text))).await;
-                Flow::Continue
-            }
-            Some(Ok(Line::BadUtf8)) => {
-                s.reply(Reply::Err(
-                    ErrCode::Utf8,
-                    "line is not valid UTF-8, discarded",
-                ))
-                .await;
-                Flow::Continue
-            }
-            Some(Ok(Line::Text(line))) => {
-                if std::mem::take(&mut first_line) && protocol::looks_like_http(&line) {
-                    Box::pin(s.reply(Reply::Err(ErrCode::Http, HTTP_REPLY))).await;
-                    break "spoke HTTP";
+    serve(stream, s, shutdown)
+}
+
+/// The session's life. An `async move` block rather than an `async fn`, whose arguments would
+/// be stored twice in the future.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn keeps its arguments and their moved copies"
+)]
+fn serve(
+    mut stream: TcpStream,
+    mut s: Session,
+    shutdown: CancellationToken,
+) -> impl Future<Output = ()> + Send {
+    async move {
+        let (read, mut write) = stream.split();
+        let mut flusher = Flusher::new();
+        let mut lines = LineReader::new(read, s.shared.config.max_line);
+        event!(info, s, "connected");
+        for text in protocol::greeting() {
+            s.reply(Reply::Info(&text)).await;
+        }
+        let deadline = tokio::time::sleep(s.shared.config.login_timeout);
+        tokio::pin!(deadline);
+        let mut first_line = true;
+        let reason = loop {
+            // Requests are read only while the queue is under its bounds: a client that does not
+            // read its replies stops being served instead of growing the queue.
+            let reading = !s.outbox.is_full();
+            let item = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => {
+                    Box::pin(s.farewell()).await;
+                    break SHUTDOWN;
                 }
-                // Boxed: the request futures (bcrypt, store round trips) are large, and an idle
-                // session should not carry their space.
-                Box::pin(s.handle(&protocol::sanitize(&line))).await
+                flushed = flusher.flush_when_ready(&s.outbox, &mut write) => match flushed {
+                    Ok(()) => continue,
+                    Err(_) => break DROPPED,
+                },
+                _ = &mut deadline => {
+                    let config = &s.shared.config;
+                    let text = match s.state {
+                        State::Guest => format!("no login within {} s, closing", config.login_timeout.as_secs()),
+                        _ => format!("idle for {} s, closing", config.idle_timeout.as_secs()),
+                    };
+                    Box::pin(s.reply(Reply::Err(ErrCode::Timeout, &text))).await;
+                    break "timeout";
+                }
+                item = lines.next(), if reading => item,
+            };
+            let flow = match item {
+                None => break "client closed the connection",
+                Some(Err(e)) => {
+                    event!(debug, s, "read error: {e}");
+                    break "read error";
+                }
+                Some(Ok(Line::TooLong)) => {
+                    let text = format!(
+                        "line longer than {} bytes discarded",
+                        s.shared.config.max_line
+                    );
+                    Box::pin(s.reply(Reply::Err(ErrCode::TooLong, &text))).await;
+                    Flow::Continue
+                }
+                Some(Ok(Line::BadUtf8)) => {
+                    s.reply(Reply::Err(
+                        ErrCode::Utf8,
+                        "line is not valid UTF-8, discarded",
+                    ))
+                    .await;
+                    Flow::Continue
+                }
+                Some(Ok(Line::Text(line))) => {
+                    if std::mem::take(&mut first_line) && protocol::looks_like_http(&line) {
+                        Box::pin(s.reply(Reply::Err(ErrCode::Http, HTTP_REPLY))).await;
+                        break "spoke HTTP";
+                    }
+                    // Boxed: the request futures (bcrypt, store round trips) are large, and an idle
+                    // session should not carry their space.
+                    Box::pin(s.handle(&protocol::sanitize(&line))).await
+                }
+            };
+            if let Flow::Close(reason) = flow {
+                break reason;
+            }
+            // Anything a logged-in client sends keeps it alive; a guest's clock never resets.
+            if !matches!(s.state, State::Guest) {
+                deadline
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + s.shared.config.idle_timeout);
             }
         };
-        if let Flow::Close(reason) = flow {
-            break reason;
+        // The one cleanup path: presence first, so the room hears LEAVE promptly.
+        if !matches!(s.state, State::Guest) && reason != SHUTDOWN {
+            Box::pin(s.shared.rooms.detach(s.id)).await;
         }
-        // Anything a logged-in client sends keeps it alive; a guest's clock never resets.
-        if !matches!(s.state, State::Guest) {
-            deadline
-                .as_mut()
-                .reset(tokio::time::Instant::now() + idle_timeout);
+        event!(info, s, "disconnected: {reason}");
+        // The room actor no longer queues to this session (detached, or forgotten by the
+        // farewell): write what is queued, send FIN, then read and discard until the client
+        // closes too. Closing a socket with unread input makes the kernel send RST, and the
+        // client could lose the lines just written. A connection dropped for not reading is
+        // closed at once instead.
+        let outbox = s.outbox.clone();
+        drop(s);
+        let closing = async {
+            if flusher.flush(&outbox, &mut write).await.is_ok() {
+                let _ = write.shutdown().await;
+                while let Some(Ok(_)) = lines.next().await {}
+            }
+        };
+        // Boxed, like the other rare awaits: an idle session's future stays small.
+        if Box::pin(tokio::time::timeout(FLUSH_TIMEOUT, closing))
+            .await
+            .is_err()
+        {
+            outbox.kill();
         }
-    };
-    // The one cleanup path: presence first, so the room hears LEAVE promptly.
-    if !matches!(s.state, State::Guest) && reason != SHUTDOWN {
-        Box::pin(s.shared.rooms.detach(s.id)).await;
-    }
-    event!(info, s, "disconnected: {reason}");
-    let killer = s.outbox.killer();
-    drop(s); // the last Outbox: the writer flushes what is queued and sends FIN
-    let closing = async {
-        let _ = writer.await;
-        // Read and discard until the client closes too: closing a socket with unread input
-        // makes the kernel send RST, and the client could lose the lines just written.
-        // A connection dropped for not reading is closed at once instead.
-        if !killer.is_cancelled() {
-            while let Some(Ok(_)) = lines.next().await {}
-        }
-    };
-    // Boxed, like the other rare awaits: an idle session's future stays small.
-    if Box::pin(tokio::time::timeout(FLUSH_TIMEOUT, closing))
-        .await
-        .is_err()
-    {
-        killer.cancel();
     }
 }
 
 impl Session {
     async fn reply(&self, r: Reply<'_>) {
-        self.outbox.push(r.to_bytes()).await;
+        self.outbox.push(r.to_bytes());
     }
 
     async fn error(&self, e: &ProtoError) {
@@ -199,10 +228,10 @@ impl Session {
     async fn farewell(&self) {
         let line = Reply::Info(SHUTDOWN).to_bytes();
         if matches!(self.state, State::Guest) {
-            self.outbox.push(line).await;
+            self.outbox.push(line);
         } else if let Err(e) = self.shared.store.farewell(self.id, line.clone()).await {
             event!(debug, self, "farewell not ordered: {e}");
-            self.outbox.push(line).await;
+            self.outbox.push(line);
         }
     }
 
@@ -294,7 +323,7 @@ impl Session {
         for line in protocol::HELP {
             Reply::Info(line).encode(&mut buf);
         }
-        self.outbox.push(buf.freeze()).await;
+        self.outbox.push(buf.freeze());
     }
 
     async fn register(&mut self, name: &str, password: &str) {
@@ -528,7 +557,7 @@ impl Session {
             }
             .encode(&mut buf);
         }
-        self.outbox.push(buf.freeze()).await;
+        self.outbox.push(buf.freeze());
     }
 
     /// A history page and its closing `OK` as one queue item.
@@ -540,7 +569,7 @@ impl Session {
                     Reply::Hist(h).encode(&mut buf);
                 }
                 Reply::Ok(verb, &rows.len().to_string()).encode(&mut buf);
-                self.outbox.push(buf.freeze()).await;
+                self.outbox.push(buf.freeze());
             }
             Err(e) => {
                 event!(warn, self, "{verb} failed: {e}");

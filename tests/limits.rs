@@ -95,3 +95,26 @@ fn a_client_that_never_reads_is_dropped_and_the_room_flows_on() {
     fast.expect("USERS g 1 fast");
     assert!(slow.is_closed() || slow.until_closed().len() < N);
 }
+
+/// A client that sends many requests before reading any reply gets every reply, in order: the
+/// session stops reading requests while its queue is full instead of dropping replies or
+/// growing the queue.
+#[test]
+fn requests_sent_without_reading_all_get_their_replies() {
+    const N: usize = 3000;
+    let srv = TestServer::start_with(&["--sendq-lines", "8", "--sendq-bytes", "1024"]);
+    let mut c = srv.user("alice");
+    c.join("g");
+    let mut burst = String::new();
+    for _ in 0..N {
+        burst.push_str("#ping\n#rooms\n");
+    }
+    c.send_raw(burst.as_bytes());
+    for i in 0..N {
+        assert_eq!(c.line(), "PONG", "reply {i}");
+        assert_eq!(c.line(), "ROOMS 1", "reply {i}");
+        assert_eq!(c.line(), "ROOM g 1", "reply {i}");
+    }
+    c.say("g", "alice", "still here");
+    c.expect_quiet();
+}
