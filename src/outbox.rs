@@ -13,12 +13,15 @@
 //! replies ([`Outbox::push`], never refused for being over them) cannot pile up either.
 
 use bytes::{Buf, Bytes};
+use futures_util::task::AtomicWaker;
 use std::collections::VecDeque;
-use std::io::{self, IoSlice};
+use std::future::poll_fn;
+use std::io::IoSlice;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::Notify;
 
 /// Most items gathered into one socket write.
 const WRITE_BATCH_ITEMS: usize = 64;
@@ -34,9 +37,9 @@ struct Queue {
 #[derive(Debug)]
 struct Shared {
     queue: Mutex<Queue>,
-    /// Wakes the flusher: something was queued, or the connection was killed. The flusher is
-    /// its only waiter.
-    wake: Notify,
+    /// Wakes the session: something was queued, or the connection was killed. Pushes after
+    /// the first wake nothing until the session polls again, so a burst costs one wake-up.
+    waker: AtomicWaker,
     /// Set to close the connection at once, without flushing (slow reader, write error).
     killed: AtomicBool,
     max_items: usize,
@@ -69,7 +72,7 @@ impl Outbox {
         Outbox {
             shared: Arc::new(Shared {
                 queue: Mutex::new(Queue::default()),
-                wake: Notify::new(),
+                waker: AtomicWaker::new(),
                 killed: AtomicBool::new(false),
                 max_items,
                 max_bytes,
@@ -95,7 +98,7 @@ impl Outbox {
             q.bytes += item.len();
             q.items.push_back(item);
         }
-        s.wake.notify_one();
+        s.waker.wake();
         true
     }
 
@@ -112,7 +115,7 @@ impl Outbox {
             q.bytes += item.len();
             q.items.push_back(item);
         }
-        s.wake.notify_one();
+        s.waker.wake();
         true
     }
 
@@ -135,7 +138,7 @@ impl Outbox {
     /// Closes the connection at once, without flushing what is queued.
     pub fn kill(&self) {
         self.shared.killed.store(true, Ordering::Release);
-        self.shared.wake.notify_one();
+        self.shared.waker.wake();
     }
 
     /// Whether the connection was killed.
@@ -145,8 +148,9 @@ impl Outbox {
 }
 
 /// The writing end of an [`Outbox`], owned by the session task. It holds the batch being
-/// written (nothing while idle), so every method is cancel-safe: a write cut short by another
-/// `select!` arm resumes where it stopped.
+/// written (nothing while idle), and its futures are plain polls with no state of their own,
+/// so they are cancel-safe (a write cut short by another `select!` arm resumes where it
+/// stopped) and add nothing to the size of an idle session.
 #[derive(Debug, Default)]
 pub struct Flusher {
     /// Taken from the queue, not yet fully written; the first may be partly written.
@@ -159,28 +163,33 @@ impl Flusher {
         Flusher::default()
     }
 
-    /// Waits until something is queued, then writes until the queue is empty. `Err` once the
-    /// connection is killed or a write fails (which kills it). Cancel-safe.
+    /// Writes whatever is queued, as it is queued, until the connection is killed or a write
+    /// fails (which kills it): then `Err`. With `until_drained`, it returns `Ok` as soon as it
+    /// has written something and the queue is empty again. Cancel-safe.
     pub async fn flush_when_ready<W: AsyncWrite + Unpin>(
         &mut self,
         outbox: &Outbox,
         w: &mut W,
+        until_drained: bool,
     ) -> Result<(), Killed> {
-        let s = &outbox.shared;
-        loop {
-            let woken = s.wake.notified();
-            tokio::pin!(woken);
-            woken.as_mut().enable();
-            if s.is_killed() {
-                return Err(Killed);
+        poll_fn(|cx| {
+            loop {
+                let s = &outbox.shared;
+                s.waker.register(cx.waker());
+                if s.is_killed() {
+                    self.batch = VecDeque::new();
+                    return Poll::Ready(Err(Killed));
+                }
+                if self.batch.is_empty() && s.lock().items.is_empty() {
+                    return Poll::Pending; // woken by the next push or kill
+                }
+                match self.poll_flush(cx, outbox, w) {
+                    Poll::Ready(Ok(())) if !until_drained => continue,
+                    other => return other,
+                }
             }
-            if !self.batch.is_empty() || !s.lock().items.is_empty() {
-                // Boxed: an idle session waits in this future, which should not carry the
-                // space of a write in progress.
-                return Box::pin(self.flush(outbox, w)).await;
-            }
-            woken.await;
-        }
+        })
+        .await
     }
 
     /// Writes everything queued (at once if nothing is). `Err` once the connection is killed
@@ -190,38 +199,65 @@ impl Flusher {
         outbox: &Outbox,
         w: &mut W,
     ) -> Result<(), Killed> {
+        poll_fn(|cx| {
+            outbox.shared.waker.register(cx.waker());
+            self.poll_flush(cx, outbox, w)
+        })
+        .await
+    }
+
+    /// Writes until the queue is empty (`Ready(Ok)`), the socket is full (`Pending`, woken
+    /// when it drains), or the connection is killed (`Ready(Err)`). The caller has
+    /// registered for the outbox's wake-ups, so a kill interrupts a blocked write.
+    fn poll_flush<W: AsyncWrite + Unpin>(
+        &mut self,
+        cx: &mut Context<'_>,
+        outbox: &Outbox,
+        w: &mut W,
+    ) -> Poll<Result<(), Killed>> {
         let s = &outbox.shared;
         loop {
             if s.is_killed() {
                 self.batch = VecDeque::new();
-                return Err(Killed);
+                return Poll::Ready(Err(Killed));
             }
             if self.batch.is_empty() {
                 self.take(s);
                 if self.batch.is_empty() {
                     // Idle: keep no buffers while waiting.
                     self.batch = VecDeque::new();
-                    return Ok(());
+                    return Poll::Ready(Ok(()));
                 }
             }
-            let woken = s.wake.notified();
-            tokio::pin!(woken);
-            woken.as_mut().enable();
-            // A write to a client that is not reading waits here; a kill must still get through.
-            let written = tokio::select! {
-                biased;
-                r = write_some(w, &self.batch) => r,
-                _ = &mut woken => continue,
-            };
-            match written {
-                Ok(n) if n > 0 => self.advance(n),
-                _ => {
+            match self.poll_write_batch(cx, w) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(n)) if n > 0 => self.advance(n),
+                Poll::Ready(_) => {
                     outbox.kill();
                     self.batch = VecDeque::new();
-                    return Err(Killed);
+                    return Poll::Ready(Err(Killed));
                 }
             }
         }
+    }
+
+    /// One write of as much of the batch as the socket takes: a plain write for one item, a
+    /// vectored one for several.
+    fn poll_write_batch<W: AsyncWrite + Unpin>(
+        &self,
+        cx: &mut Context<'_>,
+        w: &mut W,
+    ) -> Poll<std::io::Result<usize>> {
+        if let (Some(one), 1) = (self.batch.front(), self.batch.len()) {
+            return Pin::new(w).poll_write(cx, one);
+        }
+        let mut slices = [IoSlice::new(&[]); WRITE_BATCH_ITEMS];
+        let mut n = 0;
+        for (slot, item) in slices.iter_mut().zip(&self.batch) {
+            *slot = IoSlice::new(item);
+            n += 1;
+        }
+        Pin::new(w).poll_write_vectored(cx, &slices[..n])
     }
 
     /// Moves up to a batch's worth of items from the queue into hand.
@@ -254,28 +290,13 @@ impl Flusher {
     }
 }
 
-/// One write of as much of `items` as the socket takes: a plain write for one item, a
-/// vectored one for several.
-async fn write_some<W: AsyncWrite + Unpin>(
-    w: &mut W,
-    items: &VecDeque<Bytes>,
-) -> io::Result<usize> {
-    if let [one] = items.as_slices().0
-        && items.len() == 1
-    {
-        return w.write(one).await;
-    }
-    let slices: Vec<IoSlice<'_>> = items.iter().map(|b| IoSlice::new(b)).collect();
-    w.write_vectored(&slices).await
-}
-
 /// Drains `outbox` into `w` until the connection is killed (for callers that have nothing else
 /// to do, such as the store benchmark).
 pub async fn drain<W: AsyncWrite + Unpin>(outbox: Outbox, mut w: W) {
-    let mut flusher = Flusher::new();
-    while flusher.flush_when_ready(&outbox, &mut w).await.is_ok() {
-        let _ = w.flush().await;
-    }
+    let _ = Flusher::new()
+        .flush_when_ready(&outbox, &mut w, false)
+        .await;
+    let _ = w.flush().await;
 }
 
 #[cfg(test)]
@@ -310,7 +331,7 @@ mod tests {
         assert!(o2.try_push(Bytes::from_static(b"c\r\n")));
         let mut out = Vec::new();
         let mut f = Flusher::new();
-        assert_eq!(f.flush_when_ready(&o, &mut out).await, Ok(()));
+        assert_eq!(f.flush_when_ready(&o, &mut out, true).await, Ok(()));
         assert_eq!(out, b"a\r\nb\r\nc\r\n");
         assert!(o.is_empty());
         assert_eq!(f.flush(&o, &mut out).await, Ok(())); // nothing queued: at once
@@ -350,7 +371,7 @@ mod tests {
             killer.kill();
         });
         let mut f = Flusher::new();
-        assert_eq!(f.flush_when_ready(&o, &mut wtx).await, Err(Killed));
+        assert_eq!(f.flush_when_ready(&o, &mut wtx, true).await, Err(Killed));
         stop.await.unwrap();
         assert!(!o.try_push(Bytes::from_static(b"late")));
     }
@@ -365,7 +386,7 @@ mod tests {
         });
         let mut out = Vec::new();
         let mut f = Flusher::new();
-        assert_eq!(f.flush_when_ready(&o, &mut out).await, Ok(()));
+        assert_eq!(f.flush_when_ready(&o, &mut out, true).await, Ok(()));
         assert_eq!(out, b"late\r\n");
         later.await.unwrap();
     }

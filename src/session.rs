@@ -129,7 +129,7 @@ fn serve(
                     Box::pin(s.farewell()).await;
                     break SHUTDOWN;
                 }
-                flushed = flusher.flush_when_ready(&s.outbox, &mut write) => match flushed {
+                flushed = flusher.flush_when_ready(&s.outbox, &mut write, !reading) => match flushed {
                     Ok(()) => continue,
                     Err(_) => break DROPPED,
                 },
