@@ -263,13 +263,17 @@ impl Store {
         let (ops, rx) = mpsc::channel(QUEUE);
         let Database { writer, pool, path } = db;
         let (alive, writer_gone) = std::sync::mpsc::channel::<()>();
+        // The writer's own clock: lingering for a batch is one timed wait, not a polling loop.
+        let clock = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()?;
         std::thread::Builder::new()
             .name("linechat-checkpoint".into())
             .spawn(move || checkpointer(&path, writer_gone))?;
         std::thread::Builder::new()
             .name("linechat-writer".into())
             .spawn(move || {
-                Writer::new(writer, rooms, options).run(rx);
+                Writer::new(writer, rooms, options).run(rx, &clock);
                 drop(alive);
             })?;
         Ok(Store { ops, pool })
@@ -556,11 +560,14 @@ impl Writer {
         }
     }
 
-    fn run(mut self, mut rx: mpsc::Receiver<Op>) {
+    /// Commits batches until a `Stop` or until every sender is gone. `clock` (a current-thread
+    /// runtime with time) waits for the next operation or the end of the linger, whichever
+    /// comes first.
+    fn run(mut self, mut rx: mpsc::Receiver<Op>, clock: &tokio::runtime::Runtime) {
         let mut batch = Vec::with_capacity(64);
         while let Some(op) = rx.blocking_recv() {
             batch.push(op);
-            let deadline = std::time::Instant::now() + self.linger;
+            let deadline = tokio::time::Instant::now() + self.linger;
             loop {
                 while batch.len() < self.batch_max {
                     match rx.try_recv() {
@@ -568,13 +575,20 @@ impl Writer {
                         Err(_) => break,
                     }
                 }
-                let now = std::time::Instant::now();
                 let stopping = matches!(batch.last(), Some(Op::Stop { .. }));
-                if batch.len() >= LINGER_ENOUGH.min(self.batch_max) || stopping || now >= deadline {
+                if batch.len() >= LINGER_ENOUGH.min(self.batch_max)
+                    || stopping
+                    || tokio::time::Instant::now() >= deadline
+                {
                     break;
                 }
-                // Short naps, so a burst that fills the batch is committed promptly.
-                std::thread::sleep((deadline - now).min(Duration::from_micros(250)));
+                // The timeout is made inside `block_on`: its timer needs the clock's context.
+                let next =
+                    clock.block_on(async { tokio::time::timeout_at(deadline, rx.recv()).await });
+                match next {
+                    Ok(Some(op)) => batch.push(op),
+                    Ok(None) | Err(_) => break, // every sender gone, or the linger is over
+                }
             }
             let stop = batch.iter().any(|op| matches!(op, Op::Stop { .. }));
             let outcomes = self.commit(std::mem::take(&mut batch));
@@ -898,6 +912,43 @@ fn room_id(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Messages arriving within the linger share one transaction, so each reader gets them
+    /// as one queued item; with no linger, messages that arrive apart commit apart.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn linger_groups_messages_into_one_commit() {
+        for (linger_ms, want_items) in [(200, 1), (0, 3)] {
+            let dir = tempfile::tempdir().unwrap();
+            let db = Database::open(&dir.path().join("t.db"), Sync::Normal).unwrap();
+            let rooms = Rooms::spawn();
+            let options = WriterOptions {
+                linger: Duration::from_millis(linger_ms),
+                ..WriterOptions::default()
+            };
+            let store = Store::start(db, rooms.clone(), options).unwrap();
+            let user = store.create_user("ann", "x".into()).await.unwrap();
+            let outbox = crate::outbox::Outbox::new(100, 1 << 20);
+            rooms.attach(1, user.id, outbox.clone()).await;
+            let room: Arc<str> = Arc::from("r");
+            store.join(1, &user, &room, 0).await.unwrap();
+            let joined = outbox.len();
+            let t = std::time::Instant::now();
+            for i in 0..3 {
+                store.say(1, &user, &room, format!("m{i}")).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            while outbox.len() < joined + want_items && t.elapsed() < Duration::from_secs(5) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert_eq!(outbox.len() - joined, want_items, "linger {linger_ms} ms");
+            assert!(
+                t.elapsed() < Duration::from_secs(1),
+                "linger {linger_ms} ms"
+            );
+            store.stop().await;
+        }
+    }
 
     #[test]
     fn schema_applies_twice_and_records_version() {
