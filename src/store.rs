@@ -104,7 +104,8 @@ pub struct WriterOptions {
     /// Most operations per transaction (1: one transaction per message).
     pub batch_max: usize,
     /// How long the writer waits after the first queued operation for more to join its
-    /// transaction, unless [`LINGER_ENOUGH`] are already there. Zero commits at once.
+    /// transaction, unless [`LINGER_ENOUGH`] are already there. Zero commits at once. The
+    /// writer's clock counts whole milliseconds, so the end is rounded up to the next one.
     pub linger: Duration,
 }
 
@@ -117,9 +118,9 @@ impl Default for WriterOptions {
     }
 }
 
-/// Default commit linger: at light load a couple of messages share a transaction and a write
-/// to each recipient, for little latency.
-pub const DEFAULT_LINGER: Duration = Duration::from_millis(2);
+/// Default commit linger: at light load a few messages share a transaction and a write to each
+/// recipient, for a few milliseconds of latency (docs/performance.md, L1, measures the trade).
+pub const DEFAULT_LINGER: Duration = Duration::from_millis(crate::config::DEFAULT_COMMIT_LINGER_MS);
 /// A batch this large commits without lingering.
 pub const LINGER_ENOUGH: usize = 256;
 /// How often the background checkpointer folds the WAL into the database file.
