@@ -113,15 +113,60 @@ fn now_us(epoch: Instant) -> u64 {
     epoch.elapsed().as_micros() as u64
 }
 
-/// Nanoseconds the process has spent on CPU, all threads.
-fn cpu_ns(pid: u32) -> u64 {
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    dir.flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
+/// The server's CPU time so far: per thread from `/proc/PID/task/*/schedstat` (nanoseconds),
+/// and for the whole process from `/proc/PID/stat` (clock ticks, but it keeps the time of
+/// threads that have exited, such as idle blocking-pool threads).
+#[derive(Debug, Default, Clone)]
+struct CpuSample {
+    threads: std::collections::HashMap<u64, u64>,
+    process_ns: u64,
+}
+
+impl CpuSample {
+    fn take(pid: u32) -> CpuSample {
+        let mut threads = std::collections::HashMap::new();
+        if let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+            for t in dir.flatten() {
+                let tid = t.file_name().to_string_lossy().parse::<u64>().ok();
+                let ns = std::fs::read_to_string(t.path().join("schedstat"))
+                    .ok()
+                    .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok());
+                if let (Some(tid), Some(ns)) = (tid, ns) {
+                    threads.insert(tid, ns);
+                }
+            }
+        }
+        // utime and stime are fields 14 and 15; the command name (field 2) may hold spaces.
+        let process_ns = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                let rest = s.rsplit_once(')')?.1;
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+                Some(ticks * 10_000_000) // USER_HZ is 100 on Linux
+            })
+            .unwrap_or(0);
+        CpuSample {
+            threads,
+            process_ns,
+        }
+    }
+
+    /// CPU nanoseconds from `self` to `later`: the precise per-thread sum, unless threads
+    /// that have since exited took time with them (the process total, 10 ms resolution, is
+    /// then clearly larger, and is used).
+    fn until(&self, later: &CpuSample) -> u64 {
+        const TICKS_SLACK_NS: u64 = 50_000_000;
+        let sum = |m: &std::collections::HashMap<u64, u64>| m.values().sum::<u64>();
+        let threads = sum(&later.threads).saturating_sub(sum(&self.threads));
+        let process = later.process_ns.saturating_sub(self.process_ns);
+        let lost_thread = !self.threads.keys().all(|t| later.threads.contains_key(t));
+        if lost_thread || process > threads + TICKS_SLACK_NS {
+            process
+        } else {
+            threads
+        }
+    }
 }
 
 /// Resident memory in KiB.
@@ -513,7 +558,7 @@ async fn fanout(
             Ok::<_, std::io::Error>((w?, t?))
         }));
     }
-    let cpu0 = pid.map(cpu_ns).unwrap_or(0);
+    let cpu0 = pid.map(CpuSample::take).unwrap_or_default();
     let t0 = Instant::now();
     start.wait().await;
     let mut outcome = Outcome {
@@ -536,7 +581,7 @@ async fn fanout(
         }
     }
     outcome.seconds = t0.elapsed().as_secs_f64();
-    outcome.cpu_ns = pid.map(cpu_ns).unwrap_or(0).saturating_sub(cpu0);
+    outcome.cpu_ns = pid.map_or(0, |p| cpu0.until(&CpuSample::take(p)));
     outcome.lost = outcome.expected.saturating_sub(outcome.deliveries);
     outcome.latencies_us.sort_unstable();
     drop(writers);
