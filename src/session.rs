@@ -126,7 +126,17 @@ fn serve(
             let item = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
-                    Box::pin(s.farewell()).await;
+                    // Keep writing while the farewell waits for this session's queued
+                    // messages, so that a busy room cannot fill the queue meanwhile.
+                    let farewell = s.farewell();
+                    let flushing = flusher.flush_when_ready(&s.outbox, &mut write, false);
+                    Box::pin(async {
+                        tokio::select! {
+                            _ = farewell => {}
+                            _ = flushing => {}
+                        }
+                    })
+                    .await;
                     break SHUTDOWN;
                 }
                 flushed = flusher.flush_when_ready(&s.outbox, &mut write, !reading) => match flushed {
