@@ -114,7 +114,7 @@ fn serve(
         let mut lines = LineReader::new(read, s.shared.config.max_line);
         event!(info, s, "connected");
         for text in protocol::greeting() {
-            s.reply(Reply::Info(&text)).await;
+            s.reply(Reply::Info(&text));
         }
         let deadline = tokio::time::sleep(s.shared.config.login_timeout);
         tokio::pin!(deadline);
@@ -149,7 +149,7 @@ fn serve(
                         State::Guest => format!("no login within {} s, closing", config.login_timeout.as_secs()),
                         _ => format!("idle for {} s, closing", config.idle_timeout.as_secs()),
                     };
-                    Box::pin(s.reply(Reply::Err(ErrCode::Timeout, &text))).await;
+                    s.reply(Reply::Err(ErrCode::Timeout, &text));
                     break "timeout";
                 }
                 item = lines.next(), if reading => item,
@@ -165,20 +165,19 @@ fn serve(
                         "line longer than {} bytes discarded",
                         s.shared.config.max_line
                     );
-                    Box::pin(s.reply(Reply::Err(ErrCode::TooLong, &text))).await;
+                    s.reply(Reply::Err(ErrCode::TooLong, &text));
                     Flow::Continue
                 }
                 Some(Ok(Line::BadUtf8)) => {
                     s.reply(Reply::Err(
                         ErrCode::Utf8,
                         "line is not valid UTF-8, discarded",
-                    ))
-                    .await;
+                    ));
                     Flow::Continue
                 }
                 Some(Ok(Line::Text(line))) => {
                     if std::mem::take(&mut first_line) && protocol::looks_like_http(&line) {
-                        Box::pin(s.reply(Reply::Err(ErrCode::Http, HTTP_REPLY))).await;
+                        s.reply(Reply::Err(ErrCode::Http, HTTP_REPLY));
                         break "spoke HTTP";
                     }
                     // Boxed: the request futures (bcrypt, store round trips) are large, and an idle
@@ -225,12 +224,13 @@ fn serve(
 }
 
 impl Session {
-    async fn reply(&self, r: Reply<'_>) {
+    /// Queues a reply (never refused for the queue's bounds, see [`Outbox::push`]).
+    fn reply(&self, r: Reply<'_>) {
         self.outbox.push(r.to_bytes());
     }
 
-    async fn error(&self, e: &ProtoError) {
-        self.reply(Reply::Err(e.code, &e.text)).await;
+    fn error(&self, e: &ProtoError) {
+        self.reply(Reply::Err(e.code, &e.text));
     }
 
     /// Server shutdown: the session's own queued messages are committed and acknowledged
@@ -268,7 +268,7 @@ impl Session {
             Ok(Some(r)) => r,
             Ok(None) => return Flow::Continue,
             Err(e) => {
-                self.error(&e).await;
+                self.error(&e);
                 return Flow::Continue;
             }
         };
@@ -279,32 +279,31 @@ impl Session {
                 self.error(&ProtoError::new(
                     ErrCode::Auth,
                     "log in first: #login NAME PASSWORD or #register NAME PASSWORD",
-                ))
-                .await;
+                ));
                 return Flow::Continue;
             }
         };
         event!(debug, self, "request {}", verb_of(&request));
         match (request, user) {
-            (Request::Ping, _) => self.reply(Reply::Pong).await,
+            (Request::Ping, _) => self.reply(Reply::Pong),
             (Request::Health, _) => self.health().await,
-            (Request::Help, _) => self.help().await,
+            (Request::Help, _) => self.help(),
             (Request::Quit, _) => {
-                self.reply(Reply::Ok("quit", "")).await;
+                self.reply(Reply::Ok("quit", ""));
                 return Flow::Close("quit");
             }
             (Request::Register { .. } | Request::Login { .. }, Some(u)) => {
                 let text = format!("already logged in as {}", u.name);
-                self.error(&ProtoError::new(ErrCode::Usage, text)).await
+                self.error(&ProtoError::new(ErrCode::Usage, text))
             }
             (Request::Register { name, password }, None) => self.register(name, password).await,
             (Request::Login { name, password }, None) => return self.login(name, password).await,
             (_, None) => return Flow::Continue, // guests only reach the verbs above
-            (r, Some(u)) if r.is_rate_limited() && !self.admit(&u).await => {
+            (r, Some(u)) if r.is_rate_limited() && !self.admit(&u) => {
                 let strikes = self.shared.config.flood_strikes;
                 return if self.strikes >= strikes {
                     let text = format!("{strikes} messages over the rate limit in a row, closing");
-                    self.error(&ProtoError::new(ErrCode::Flood, text)).await;
+                    self.error(&ProtoError::new(ErrCode::Flood, text));
                     Flow::Close("flooding")
                 } else {
                     Flow::Continue
@@ -318,17 +317,17 @@ impl Session {
             (Request::Stats, Some(_)) => self.stats().await,
             (Request::AllMessages(page), Some(u)) => {
                 let rows = self.shared.store.all_messages(u.id, page).await;
-                self.history("all_messages", rows).await
+                self.history("all_messages", rows)
             }
             (Request::MyMessages(page), Some(u)) => {
                 let rows = self.shared.store.my_messages(u.id, page).await;
-                self.history("my_messages", rows).await
+                self.history("my_messages", rows)
             }
         }
         Flow::Continue
     }
 
-    async fn help(&self) {
+    fn help(&self) {
         let mut buf = BytesMut::new();
         for line in protocol::HELP {
             Reply::Info(line).encode(&mut buf);
@@ -341,12 +340,10 @@ impl Session {
             Ok(h) => h,
             Err(e) => {
                 event!(warn, self, "bcrypt failed: {e}");
-                return self
-                    .error(&ProtoError::new(
-                        ErrCode::Storage,
-                        "could not hash the password",
-                    ))
-                    .await;
+                return self.error(&ProtoError::new(
+                    ErrCode::Storage,
+                    "could not hash the password",
+                ));
             }
         };
         match self.shared.store.create_user(name, hash).await {
@@ -356,14 +353,14 @@ impl Session {
             }
             Err(e) => {
                 event!(info, self, "register {name} refused: {e}");
-                self.error(&e.to_proto()).await;
+                self.error(&e.to_proto());
             }
         }
     }
 
     /// Takes a rate-limit token for `user`; on refusal answers `ERR ratelimit` and counts a
     /// strike.
-    async fn admit(&mut self, user: &User) -> bool {
+    fn admit(&mut self, user: &User) -> bool {
         match self.shared.message_rate.take(&user.id) {
             Ok(()) => {
                 self.strikes = 0;
@@ -382,7 +379,7 @@ impl Session {
                         c.rate_per_sec,
                         c.rate_burst
                     );
-                    self.error(&ProtoError::new(ErrCode::RateLimit, text)).await;
+                    self.error(&ProtoError::new(ErrCode::RateLimit, text));
                 }
                 false
             }
@@ -403,14 +400,14 @@ impl Session {
                 "retry-after={} too many failed logins for this name or address",
                 ratelimit::retry_after_ms(throttled)
             );
-            self.error(&ProtoError::new(ErrCode::RateLimit, text)).await;
-            return self.login_failed().await;
+            self.error(&ProtoError::new(ErrCode::RateLimit, text));
+            return self.login_failed();
         }
         let found = match self.shared.store.find_user(name).await {
             Ok(f) => f,
             Err(e) => {
                 event!(warn, self, "login lookup failed: {e}");
-                self.error(&e.to_proto()).await;
+                self.error(&e.to_proto());
                 return Flow::Continue;
             }
         };
@@ -430,20 +427,19 @@ impl Session {
                 event!(info, self, "login {name} failed");
                 self.shared.login_by_ip.charge(&ip);
                 self.shared.login_by_account.charge(&account);
-                self.error(&ProtoError::new(ErrCode::Auth, "wrong name or password"))
-                    .await;
-                self.login_failed().await
+                self.error(&ProtoError::new(ErrCode::Auth, "wrong name or password"));
+                self.login_failed()
             }
         }
     }
 
     /// Counts a failed login on this connection; closes it after `--max-login-failures`.
-    async fn login_failed(&mut self) -> Flow {
+    fn login_failed(&mut self) -> Flow {
         self.login_failures += 1;
         let max = self.shared.config.max_login_failures;
         if self.login_failures >= max {
             let text = format!("{max} failed logins, closing");
-            self.error(&ProtoError::new(ErrCode::Auth, text)).await;
+            self.error(&ProtoError::new(ErrCode::Auth, text));
             Flow::Close("too many failed logins")
         } else {
             Flow::Continue
@@ -455,7 +451,7 @@ impl Session {
             .rooms
             .attach(self.id, user.id, self.outbox.clone())
             .await;
-        self.reply(Reply::Ok(verb, &user.name)).await;
+        self.reply(Reply::Ok(verb, &user.name));
         self.state = State::LoggedIn(user);
     }
 
@@ -469,32 +465,32 @@ impl Session {
             }
             Err(e) => {
                 event!(warn, self, "join {room} failed: {e}");
-                self.error(&e.to_proto()).await;
+                self.error(&e.to_proto());
             }
         }
     }
 
     async fn leave(&mut self, user: User) {
         if !matches!(self.state, State::InRoom(..)) {
-            return self.error(&not_in_room()).await;
+            return self.error(&not_in_room());
         }
         match self.shared.store.leave(self.id).await {
             Ok(Some(room)) => {
                 event!(info, self, "left");
                 self.state = State::LoggedIn(user);
-                self.reply(Reply::Ok("leave", &room)).await;
+                self.reply(Reply::Ok("leave", &room));
             }
             Ok(None) => {
                 self.state = State::LoggedIn(user);
-                self.error(&not_in_room()).await;
+                self.error(&not_in_room());
             }
-            Err(e) => self.error(&e.to_proto()).await,
+            Err(e) => self.error(&e.to_proto()),
         }
     }
 
     async fn say(&mut self, user: User, text: &str) {
         let State::InRoom(_, room) = &self.state else {
-            return self.error(&not_in_room()).await;
+            return self.error(&not_in_room());
         };
         if let Err(e) = self
             .shared
@@ -502,7 +498,7 @@ impl Session {
             .say(self.id, &user, room, text.to_string())
             .await
         {
-            self.error(&e.to_proto()).await;
+            self.error(&e.to_proto());
         }
     }
 
@@ -514,22 +510,21 @@ impl Session {
                     room: &room,
                     names: &names,
                 })
-                .await
             }
-            None => self.error(&not_in_room()).await,
+            None => self.error(&not_in_room()),
         }
     }
 
     async fn health(&self) {
         match tokio::time::timeout(HEALTH_TIMEOUT, self.shared.store.health()).await {
-            Ok(true) => self.reply(Reply::Ok("health", "")).await,
+            Ok(true) => self.reply(Reply::Ok("health", "")),
             Ok(false) => {
                 let text = "the database is failing";
-                self.reply(Reply::Err(ErrCode::Storage, text)).await
+                self.reply(Reply::Err(ErrCode::Storage, text))
             }
             Err(_) => {
                 let text = "the database did not answer in time";
-                self.reply(Reply::Err(ErrCode::Storage, text)).await
+                self.reply(Reply::Err(ErrCode::Storage, text))
             }
         }
     }
@@ -539,7 +534,7 @@ impl Session {
         let rooms = shared.rooms.stats().await.unwrap_or_default();
         let messages = match shared.store.message_count().await {
             Ok(n) => n,
-            Err(e) => return self.error(&e.to_proto()).await,
+            Err(e) => return self.error(&e.to_proto()),
         };
         let stats = protocol::Stats {
             uptime: shared.started.elapsed().as_secs(),
@@ -553,7 +548,7 @@ impl Session {
             writer_queue: shared.store.writer_queue(),
             actor_queue: rooms.inbox,
         };
-        self.reply(Reply::Stats(&stats)).await;
+        self.reply(Reply::Stats(&stats));
     }
 
     async fn rooms(&self) {
@@ -571,7 +566,7 @@ impl Session {
     }
 
     /// A history page and its closing `OK` as one queue item.
-    async fn history(&self, verb: &str, rows: Result<Vec<HistRow>, crate::store::StoreError>) {
+    fn history(&self, verb: &str, rows: Result<Vec<HistRow>, crate::store::StoreError>) {
         match rows {
             Ok(rows) => {
                 let mut buf = BytesMut::new();
@@ -583,7 +578,7 @@ impl Session {
             }
             Err(e) => {
                 event!(warn, self, "{verb} failed: {e}");
-                self.error(&e.to_proto()).await
+                self.error(&e.to_proto())
             }
         }
     }
