@@ -104,8 +104,7 @@ pub struct WriterOptions {
     /// Most operations per transaction (1: one transaction per message).
     pub batch_max: usize,
     /// How long the writer waits after the first queued operation for more to join its
-    /// transaction, unless [`LINGER_ENOUGH`] are already there. Zero commits at once. The
-    /// writer's clock counts whole milliseconds, so the end is rounded up to the next one.
+    /// transaction, unless [`LINGER_ENOUGH`] are already there. Zero commits at once.
     pub linger: Duration,
 }
 
@@ -255,6 +254,8 @@ enum Outcome {
 #[derive(Clone)]
 pub struct Store {
     ops: mpsc::Sender<Op>,
+    /// The writer thread, unparked after every queued operation (see [`Writer::run`]).
+    writer: std::thread::Thread,
     pool: Pool,
 }
 
@@ -264,24 +265,25 @@ impl Store {
         let (ops, rx) = mpsc::channel(QUEUE);
         let Database { writer, pool, path } = db;
         let (alive, writer_gone) = std::sync::mpsc::channel::<()>();
-        // The writer's own clock: lingering for a batch is one timed wait, not a polling loop.
-        let clock = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()?;
         std::thread::Builder::new()
             .name("linechat-checkpoint".into())
             .spawn(move || checkpointer(&path, writer_gone))?;
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("linechat-writer".into())
             .spawn(move || {
-                Writer::new(writer, rooms, options).run(rx, &clock);
+                Writer::new(writer, rooms, options).run(rx);
                 drop(alive);
-            })?;
-        Ok(Store { ops, pool })
+            })?
+            .thread()
+            .clone();
+        Ok(Store { ops, writer, pool })
     }
 
     async fn queue(&self, op: Op) -> Result<(), StoreError> {
-        self.ops.send(op).await.map_err(|_| StoreError::Closed)
+        self.ops.send(op).await.map_err(|_| StoreError::Closed)?;
+        // Wakes a writer lingering for more (a no-op store of a token otherwise).
+        self.writer.unpark();
+        Ok(())
     }
 
     /// Creates an account; `Exists` if the name (in any case) is taken.
@@ -561,14 +563,14 @@ impl Writer {
         }
     }
 
-    /// Commits batches until a `Stop` or until every sender is gone. `clock` (a current-thread
-    /// runtime with time) waits for the next operation or the end of the linger, whichever
-    /// comes first.
-    fn run(mut self, mut rx: mpsc::Receiver<Op>, clock: &tokio::runtime::Runtime) {
+    /// Commits batches until a `Stop` or until every sender is gone. While lingering the
+    /// thread parks until the end of the linger (to the microsecond, where a timer wheel would
+    /// round up to the next millisecond) or until [`Store::queue`] unparks it.
+    fn run(mut self, mut rx: mpsc::Receiver<Op>) {
         let mut batch = Vec::with_capacity(64);
         while let Some(op) = rx.blocking_recv() {
             batch.push(op);
-            let deadline = tokio::time::Instant::now() + self.linger;
+            let deadline = std::time::Instant::now() + self.linger;
             loop {
                 while batch.len() < self.batch_max {
                     match rx.try_recv() {
@@ -577,19 +579,13 @@ impl Writer {
                     }
                 }
                 let stopping = matches!(batch.last(), Some(Op::Stop { .. }));
-                if batch.len() >= LINGER_ENOUGH.min(self.batch_max)
-                    || stopping
-                    || tokio::time::Instant::now() >= deadline
-                {
+                let now = std::time::Instant::now();
+                if batch.len() >= LINGER_ENOUGH.min(self.batch_max) || stopping || now >= deadline {
                     break;
                 }
-                // The timeout is made inside `block_on`: its timer needs the clock's context.
-                let next =
-                    clock.block_on(async { tokio::time::timeout_at(deadline, rx.recv()).await });
-                match next {
-                    Ok(Some(op)) => batch.push(op),
-                    Ok(None) | Err(_) => break, // every sender gone, or the linger is over
-                }
+                // An unpark that came before this park makes it return at once: nothing queued
+                // after the `try_recv` above is missed.
+                std::thread::park_timeout(deadline - now);
             }
             let stop = batch.iter().any(|op| matches!(op, Op::Stop { .. }));
             let outcomes = self.commit(std::mem::take(&mut batch));
