@@ -492,18 +492,19 @@ fn merge_rooms(c: &Connection, user: UserId, page: Page) -> rusqlite::Result<Vec
     Ok(out)
 }
 
+/// One row of [`HIST_SELECT`].
+fn hist_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistRow> {
+    Ok(HistRow {
+        id: r.get(0)?,
+        time: r.get(1)?,
+        room: r.get(2)?,
+        name: r.get(3)?,
+        text: r.get(4)?,
+    })
+}
+
 fn next_hist(rows: &mut rusqlite::Rows<'_>) -> rusqlite::Result<Option<HistRow>> {
-    rows.next()?
-        .map(|r| {
-            Ok(HistRow {
-                id: r.get(0)?,
-                time: r.get(1)?,
-                room: r.get(2)?,
-                name: r.get(3)?,
-                text: r.get(4)?,
-            })
-        })
-        .transpose()
+    rows.next()?.map(hist_row).transpose()
 }
 
 const HIST_SELECT: &str = "SELECT m.id, m.created_at, r.name, u.name, m.body \
@@ -515,15 +516,7 @@ fn query_hist(
     params: impl rusqlite::Params,
 ) -> rusqlite::Result<Vec<HistRow>> {
     c.prepare_cached(sql)?
-        .query_map(params, |r| {
-            Ok(HistRow {
-                id: r.get(0)?,
-                time: r.get(1)?,
-                room: r.get(2)?,
-                name: r.get(3)?,
-                text: r.get(4)?,
-            })
-        })?
+        .query_map(params, hist_row)?
         .collect()
 }
 
