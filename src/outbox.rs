@@ -84,6 +84,17 @@ impl Outbox {
     /// or the connection is closing; the caller then drops the session. An item larger than
     /// the byte bound is accepted into an empty queue, so a long reply still gets through.
     pub fn try_push(&self, item: Bytes) -> bool {
+        self.enqueue(item, true)
+    }
+
+    /// Queues one of the session's own replies. Never refused for the bounds: the session
+    /// reads no further request while the queue is full ([`Outbox::is_full`]), so its replies
+    /// exceed them by at most one request's worth. False if the connection was killed.
+    pub fn push(&self, item: Bytes) -> bool {
+        self.enqueue(item, false)
+    }
+
+    fn enqueue(&self, item: Bytes, bounded: bool) -> bool {
         let s = &self.shared;
         if s.is_killed() {
             return false;
@@ -92,26 +103,9 @@ impl Outbox {
             let mut q = s.lock();
             let full = q.items.len() >= s.max_items
                 || (q.bytes != 0 && q.bytes + item.len() > s.max_bytes);
-            if full {
+            if bounded && full {
                 return false;
             }
-            q.bytes += item.len();
-            q.items.push_back(item);
-        }
-        s.waker.wake();
-        true
-    }
-
-    /// Queues one of the session's own replies. Never refused for the bounds: the session
-    /// reads no further request while the queue is full ([`Outbox::is_full`]), so its replies
-    /// exceed them by at most one request's worth. False if the connection was killed.
-    pub fn push(&self, item: Bytes) -> bool {
-        let s = &self.shared;
-        if s.is_killed() {
-            return false;
-        }
-        {
-            let mut q = s.lock();
             q.bytes += item.len();
             q.items.push_back(item);
         }
