@@ -134,11 +134,6 @@ impl Outbox {
         self.shared.killed.store(true, Ordering::Release);
         self.shared.waker.wake();
     }
-
-    /// Whether the connection was killed.
-    pub fn is_killed(&self) -> bool {
-        self.shared.is_killed()
-    }
 }
 
 /// The writing end of an [`Outbox`], owned by the session task. It holds the batch being
