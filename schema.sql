@@ -27,7 +27,9 @@ CREATE TABLE IF NOT EXISTS memberships (
     PRIMARY KEY (user_id, room_id)
 ) WITHOUT ROWID;
 
--- Every chat message, in commit order: id is the order of delivery and of history.
+-- Every chat message, in commit order: id is the order of delivery and of history. The id is a
+-- plain INTEGER PRIMARY KEY (no AUTOINCREMENT): the writer relies on a new row getting the
+-- largest id + 1, so a multi-row INSERT's rows get consecutive ids.
 CREATE TABLE IF NOT EXISTS messages (
     id         INTEGER PRIMARY KEY,
     room_id    INTEGER NOT NULL REFERENCES rooms (id),

@@ -127,7 +127,7 @@ for s in "${SCENARIOS[@]}"; do
             ;;
         store)
             for k in $(seq "$RUNS"); do
-                "$BENCH" --scenario store --messages 20000 --label "run$k" | grep '^RESULT' >>"$RESULTS" || true
+                "$BENCH" --scenario store --messages 100000 --label "run$k" | grep '^RESULT' >>"$RESULTS" || true
             done
             ;;
         *) echo "unknown scenario $s" >&2; exit 2 ;;

@@ -210,7 +210,7 @@ pub async fn run(
         .await
         .is_err()
     {
-        warn!("shutting down: the store did not finish committing in time");
+        warn!("shutting down: the store did not finish committing and checkpointing in time");
     }
     info!("shut down");
     Ok(())

@@ -6,6 +6,8 @@
 //!   [`BATCH_MAX`]) into one transaction: under load many messages share a commit, when idle each
 //!   message commits alone, with no lingering. Only after the commit does it hand results to the
 //!   room actor, so every line a client saw is on disk (as durable as `--sync` makes it).
+//!   Consecutive messages in a batch go in with multi-row `INSERT`s: SQLite's per-statement
+//!   work (cursors, binding, reset) is paid once per chunk, not once per message.
 //! - Joins and leaves travel the same queue as messages. A join reads the room's recent messages
 //!   inside the transaction that records it, and reaches the actor in commit order: each message
 //!   reaches a joiner exactly once, as `HIST` (committed before the join) or `MSG` (after).
@@ -265,14 +267,20 @@ impl Store {
         let (ops, rx) = mpsc::channel(QUEUE);
         let Database { writer, pool, path } = db;
         let (alive, writer_gone) = std::sync::mpsc::channel::<()>();
-        std::thread::Builder::new()
+        let checkpoints = std::thread::Builder::new()
             .name("linechat-checkpoint".into())
             .spawn(move || checkpointer(&path, writer_gone))?;
         let writer = std::thread::Builder::new()
             .name("linechat-writer".into())
             .spawn(move || {
-                Writer::new(writer, rooms, options).run(rx);
+                let stopped = Writer::new(writer, rooms, options).run(rx);
+                // The checkpointer's last checkpoint folds in everything committed, then a
+                // `stop` returns.
                 drop(alive);
+                let _ = checkpoints.join();
+                if let Some(done) = stopped {
+                    let _ = done.send(());
+                }
             })?
             .thread()
             .clone();
@@ -388,7 +396,8 @@ impl Store {
         .await
     }
 
-    /// Commits everything queued so far and stops the writer thread.
+    /// Commits everything queued so far, stops the writer thread and returns once the final
+    /// checkpoint has folded the WAL into the database file.
     pub async fn stop(&self) {
         let (done, rx) = oneshot::channel();
         if self.queue(Op::Stop { done }).await.is_ok() {
@@ -559,7 +568,8 @@ impl Writer {
     /// Commits batches until a `Stop` or until every sender is gone. While lingering the
     /// thread parks until the end of the linger (to the microsecond, where a timer wheel would
     /// round up to the next millisecond) or until [`Store::queue`] unparks it.
-    fn run(mut self, mut rx: mpsc::Receiver<Op>) {
+    /// Returns the `Stop`'s reply, sent once the checkpointer has finished too.
+    fn run(mut self, mut rx: mpsc::Receiver<Op>) -> Option<oneshot::Sender<()>> {
         let mut batch = Vec::with_capacity(64);
         while let Some(op) = rx.blocking_recv() {
             batch.push(op);
@@ -580,67 +590,48 @@ impl Writer {
                 // after the `try_recv` above is missed.
                 std::thread::park_timeout(deadline - now);
             }
-            let stop = batch.iter().any(|op| matches!(op, Op::Stop { .. }));
             let outcomes = self.commit(std::mem::take(&mut batch));
-            self.dispatch(outcomes);
-            if stop {
+            if let Some(done) = self.dispatch(outcomes) {
                 info!("store: writer stopped, everything queued is committed");
-                return;
+                return Some(done);
             }
         }
+        None
     }
 
     /// Runs the batch in one transaction. If any statement or the commit fails, the whole
     /// batch is rolled back and every write in it is reported failed; nothing of it is delivered.
     fn commit(&mut self, ops: Vec<Op>) -> Vec<Outcome> {
         let n = ops.len();
-        let mut outcomes = Vec::with_capacity(n);
         let mut new_rooms: Vec<Arc<str>> = Vec::new();
-        let mut failure: Option<rusqlite::Error> = None;
         // One timestamp per transaction: its messages are committed at the same moment.
         let now = chrono::Utc::now()
             .format("%Y-%m-%dT%H:%M:%S%.3fZ")
             .to_string();
-        match self
+        let result = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-        {
-            Ok(tx) => {
-                for op in ops {
-                    if failure.is_some() {
-                        outcomes.push(not_done(op));
-                        continue;
-                    }
-                    match execute(&tx, &self.room_ids, &mut new_rooms, &now, &op) {
-                        Ok(done) => outcomes.push(finish(op, done)),
-                        Err(e) => {
-                            failure = Some(e);
-                            outcomes.push(not_done(op));
-                        }
-                    }
-                }
-                if failure.is_none() {
-                    failure = tx.commit().err();
-                }
-            }
-            Err(e) => {
-                failure = Some(e);
-                outcomes.extend(ops.into_iter().map(not_done));
-            }
-        }
-        match failure {
-            None => {
+            .and_then(|tx| {
+                let dones = execute_all(&tx, &self.room_ids, &mut new_rooms, &now, &ops)?;
+                tx.commit()?;
+                Ok(dones)
+            });
+        match result {
+            Ok(dones) => {
                 for r in new_rooms {
                     if let Some(id) = self.lookup_room(&r) {
                         self.room_ids.insert(r, id);
                     }
                 }
                 debug!("store: committed {n} operations");
-                outcomes
+                ops.into_iter()
+                    .zip(dones)
+                    .map(|(op, done)| finish(op, done))
+                    .collect()
             }
-            Some(e) => {
+            Err(e) => {
                 error!("store: transaction of {n} operations rolled back: {e}");
-                outcomes.into_iter().map(rolled_back).collect()
+                ops.into_iter().map(not_done).map(rolled_back).collect()
             }
         }
     }
@@ -652,7 +643,8 @@ impl Writer {
             .ok()
     }
 
-    fn dispatch(&self, outcomes: Vec<Outcome>) {
+    /// Hands each outcome on; returns a `Stop`'s reply, for the caller to send when it stops.
+    fn dispatch(&self, outcomes: Vec<Outcome>) -> Option<oneshot::Sender<()>> {
         let storage_err = || {
             let e = StoreError::Sqlite(String::new()).to_proto();
             Reply::Err(e.code, &e.text).to_bytes()
@@ -660,6 +652,7 @@ impl Writer {
         // Consecutive committed messages go to the actor as one batch, so it can encode each
         // room's share once and queue it to each member as one item.
         let mut said: Vec<Committed> = Vec::new();
+        let mut stop = None;
         for o in outcomes {
             if let Outcome::Said(c) = o {
                 said.push(c);
@@ -683,14 +676,13 @@ impl Writer {
                 Outcome::Health(reply, ok) => {
                     let _ = reply.send(ok);
                 }
-                Outcome::Stop(done) => {
-                    let _ = done.send(());
-                }
+                Outcome::Stop(done) => stop = Some(done),
             }
         }
         if !said.is_empty() {
             self.rooms.blocking_deliver(said);
         }
+        stop
     }
 }
 
@@ -702,13 +694,114 @@ enum Done {
     Nothing,
 }
 
+/// Executes a batch's statements in order, one result per operation; an `Err` aborts the
+/// whole transaction. Consecutive messages are inserted together (see [`insert_messages`]);
+/// they are flushed before any other operation, so a join's history sees the messages queued
+/// ahead of it.
+fn execute_all(
+    tx: &Connection,
+    cache: &HashMap<Arc<str>, i64>,
+    new_rooms: &mut Vec<Arc<str>>,
+    now: &str,
+    ops: &[Op],
+) -> rusqlite::Result<Vec<Done>> {
+    let mut dones = Vec::with_capacity(ops.len());
+    // (index in `ops`, room id, user id, body) of messages not yet inserted.
+    let mut says: Vec<(usize, i64, UserId, &str)> = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        if let Op::Say {
+            user, room, text, ..
+        } = op
+        {
+            let room_id = room_id(tx, cache, new_rooms, room)?;
+            says.push((i, room_id, user.id, text));
+            // Its id is filled in when the message is inserted.
+            dones.push(Done::Said(0));
+            continue;
+        }
+        insert_messages(tx, now, &says, &mut dones)?;
+        says.clear();
+        dones.push(execute(tx, cache, new_rooms, op)?);
+    }
+    insert_messages(tx, now, &says, &mut dones)?;
+    Ok(dones)
+}
+
+/// Most messages in one multi-row `INSERT`.
+const INSERT_ROWS: usize = 64;
+
+/// Inserts `says` with as few statements as it can: chunks of [`INSERT_ROWS`], then powers of
+/// two, so a handful of cached statements serve any batch. Each chunk's rows get consecutive
+/// ids ending at `last_insert_rowid()`: this connection is the only writer, and a row inserted
+/// without an id into a table whose key is a plain `INTEGER PRIMARY KEY` gets the largest id
+/// so far plus one (schema.sql keeps it so: no AUTOINCREMENT). Writes each id into `dones`.
+fn insert_messages(
+    tx: &Connection,
+    now: &str,
+    says: &[(usize, i64, UserId, &str)],
+    dones: &mut [Done],
+) -> rusqlite::Result<()> {
+    let mut rest = says;
+    while !rest.is_empty() {
+        let rows = if rest.len() >= INSERT_ROWS {
+            INSERT_ROWS
+        } else {
+            1 << rest.len().ilog2()
+        };
+        let (chunk, tail) = rest.split_at(rows);
+        rest = tail;
+        let mut stmt = tx.prepare_cached(&INSERT_SQL[rows.ilog2() as usize])?;
+        for (k, (_, room_id, user_id, text)) in chunk.iter().enumerate() {
+            let at = 4 * k;
+            stmt.raw_bind_parameter(at + 1, room_id)?;
+            stmt.raw_bind_parameter(at + 2, user_id)?;
+            stmt.raw_bind_parameter(at + 3, now)?;
+            stmt.raw_bind_parameter(at + 4, text)?;
+        }
+        let inserted = stmt.raw_execute()?;
+        if inserted != rows {
+            return Err(rusqlite::Error::StatementChangedRows(inserted));
+        }
+        let first = tx.last_insert_rowid() - rows as i64 + 1;
+        for (k, (i, ..)) in chunk.iter().enumerate() {
+            dones[*i] = Done::Said(first + k as i64);
+        }
+    }
+    Ok(())
+}
+
+/// `INSERT INTO messages` statements of 1, 2, 4 .. [`INSERT_ROWS`] rows, built once.
+static INSERT_SQL: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+    (0..=INSERT_ROWS.ilog2())
+        .map(|k| insert_sql(1 << k))
+        .collect()
+});
+
+/// `INSERT INTO messages` of `rows` rows, four parameters each.
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from("INSERT INTO messages (room_id, user_id, created_at, body) VALUES ");
+    for k in 0..rows {
+        if k > 0 {
+            sql.push(',');
+        }
+        let at = 4 * k;
+        sql.push_str(&format!(
+            "(?{},?{},?{},?{})",
+            at + 1,
+            at + 2,
+            at + 3,
+            at + 4
+        ));
+    }
+    sql
+}
+
 /// Executes `op`'s statements; an `Err` aborts the whole transaction. A taken name is not an
 /// error of the transaction: SQLite undoes just that statement.
 fn execute(
     tx: &Connection,
     cache: &HashMap<Arc<str>, i64>,
     new_rooms: &mut Vec<Arc<str>>,
-    now: &str,
     op: &Op,
 ) -> rusqlite::Result<Done> {
     Ok(match op {
@@ -725,16 +818,6 @@ fn execute(
                 }
                 Err(e) => return Err(e),
             }
-        }
-        Op::Say {
-            user, room, text, ..
-        } => {
-            let room_id = room_id(tx, cache, new_rooms, room)?;
-            tx.prepare_cached(
-                "INSERT INTO messages (room_id, user_id, created_at, body) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![room_id, user.id, now, text])?;
-            Done::Said(tx.last_insert_rowid())
         }
         Op::Join {
             user,
@@ -761,7 +844,8 @@ fn execute(
             })?;
             Done::Nothing
         }
-        Op::Leave { .. } | Op::Farewell { .. } | Op::Stop { .. } => Done::Nothing,
+        // Messages are inserted by `insert_messages`.
+        Op::Say { .. } | Op::Leave { .. } | Op::Farewell { .. } | Op::Stop { .. } => Done::Nothing,
     })
 }
 
@@ -938,6 +1022,80 @@ mod tests {
             );
             store.stop().await;
         }
+    }
+
+    /// Messages batched into multi-row INSERTs get the ids of their own rows, in queue order,
+    /// across chunk sizes and rooms; a join in the middle sees exactly the messages before it.
+    #[test]
+    fn a_batch_of_messages_gets_the_ids_of_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Database::open(&dir.path().join("t.db"), Sync::Normal).unwrap();
+        let tx = db.writer.transaction().unwrap();
+        tx.execute(
+            "INSERT INTO users (name, password_hash) VALUES ('ann', 'x')",
+            [],
+        )
+        .unwrap();
+        let user = User {
+            id: tx.last_insert_rowid(),
+            name: Arc::from("ann"),
+        };
+        let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
+        let mut ops = Vec::new();
+        // 70 messages (64 + 4 + 2 rows), a join, then 131 more (64 + 64 + 2 + 1).
+        for i in 0..201 {
+            if i == 70 {
+                let (reply, _) = oneshot::channel();
+                ops.push(Op::Join {
+                    session: 1,
+                    user: user.clone(),
+                    room: a.clone(),
+                    history: 500,
+                    reply,
+                });
+            }
+            ops.push(Op::Say {
+                session: 1,
+                user: user.clone(),
+                room: if i % 3 == 0 { b.clone() } else { a.clone() },
+                text: format!("m{i}"),
+            });
+        }
+        let mut new_rooms = Vec::new();
+        let now = "2026-11-29T08:00:00.000Z";
+        let dones = execute_all(&tx, &HashMap::new(), &mut new_rooms, now, &ops).unwrap();
+        assert_eq!(dones.len(), ops.len());
+        let mut ids = Vec::new();
+        for (op, done) in ops.iter().zip(&dones) {
+            match (op, done) {
+                (Op::Say { room, text, .. }, Done::Said(id)) => {
+                    let (got_room, got_text): (String, String) = tx
+                        .query_row(
+                            "SELECT r.name, m.body FROM messages m JOIN rooms r ON r.id = m.room_id \
+                             WHERE m.id = ?1",
+                            [id],
+                            |r| Ok((r.get(0)?, r.get(1)?)),
+                        )
+                        .unwrap();
+                    assert_eq!((got_room.as_str(), got_text.as_str()), (&**room, &**text));
+                    ids.push(*id);
+                }
+                (Op::Join { .. }, Done::Joined(rows)) => {
+                    let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
+                    let want: Vec<String> = (0..70)
+                        .filter(|i| i % 3 != 0)
+                        .map(|i| format!("m{i}"))
+                        .collect();
+                    assert_eq!(texts, want);
+                }
+                _ => panic!("an operation without its result"),
+            }
+        }
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids in queue order");
+        let stored: i64 = tx
+            .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(stored, 201);
     }
 
     #[test]
