@@ -8,7 +8,7 @@
 
 use bytes::BytesMut;
 use std::io;
-use tokio::net::tcp::ReadHalf;
+use tokio::net::TcpStream;
 use tokio_util::codec::{Decoder, LinesCodec, LinesCodecError};
 
 /// Bytes asked of the socket per read.
@@ -160,7 +160,7 @@ impl LineCodec {
 /// [`LineReader::next`] mid-way loses nothing.
 #[derive(Debug)]
 pub struct LineReader<'a> {
-    read: ReadHalf<'a>,
+    read: &'a TcpStream,
     codec: LineCodec,
     buf: BytesMut,
     eof: bool,
@@ -168,7 +168,7 @@ pub struct LineReader<'a> {
 
 impl<'a> LineReader<'a> {
     /// A reader of lines of at most `max_line` bytes.
-    pub fn new(read: ReadHalf<'a>, max_line: usize) -> Self {
+    pub fn new(read: &'a TcpStream, max_line: usize) -> Self {
         LineReader {
             read,
             codec: LineCodec::new(max_line),
@@ -193,7 +193,7 @@ impl<'a> LineReader<'a> {
                 self.codec.release();
             }
             // Polled, not `readable()`: that future would sit in every idle session.
-            let stream: &tokio::net::TcpStream = self.read.as_ref();
+            let stream = self.read;
             if let Err(e) = std::future::poll_fn(|cx| stream.poll_read_ready(cx)).await {
                 return Some(Err(e));
             }

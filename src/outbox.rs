@@ -11,6 +11,11 @@
 //! (a [`Flusher`] is one arm of the session's `select!`), which keeps an idle connection to one
 //! task. The session stops reading requests while its queue is over the bounds, so its own
 //! replies ([`Outbox::push`], never refused for being over them) cannot pile up either.
+//!
+//! The outbox owns the connection's socket. A delivery to a connection with nothing queued and
+//! nothing being written goes straight to the socket from [`Outbox::try_push`] (a non-blocking
+//! send under the queue's lock), so a reader that keeps up costs one send per delivery and no
+//! wake-up of its session; only what the socket does not take is queued for the flusher.
 
 use bytes::{Buf, Bytes};
 use futures_util::task::AtomicWaker;
@@ -22,6 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// Most items gathered into one socket write.
 const WRITE_BATCH_ITEMS: usize = 64;
@@ -32,6 +38,9 @@ const WRITE_BATCH_BYTES: usize = 256 * 1024;
 struct Queue {
     items: VecDeque<Bytes>,
     bytes: usize,
+    /// The flusher holds items taken from the queue and not yet written: nothing may be
+    /// written around it.
+    in_hand: bool,
 }
 
 #[derive(Debug)]
@@ -44,6 +53,8 @@ struct Shared {
     killed: AtomicBool,
     max_items: usize,
     max_bytes: usize,
+    /// The connection, when the queue belongs to one: see [`Outbox::try_push`].
+    socket: Option<TcpStream>,
 }
 
 impl Shared {
@@ -69,6 +80,17 @@ pub struct Killed;
 impl Outbox {
     /// A queue bounded to `max_items` items and (roughly) `max_bytes` bytes.
     pub fn new(max_items: usize, max_bytes: usize) -> Outbox {
+        Outbox::build(max_items, max_bytes, None)
+    }
+
+    /// The queue of the connection `socket`, which it then owns: the session reads and
+    /// flushes through [`Outbox::socket`], and [`Outbox::try_push`] writes to it directly
+    /// while nothing is queued.
+    pub fn with_socket(max_items: usize, max_bytes: usize, socket: TcpStream) -> Outbox {
+        Outbox::build(max_items, max_bytes, Some(socket))
+    }
+
+    fn build(max_items: usize, max_bytes: usize, socket: Option<TcpStream>) -> Outbox {
         Outbox {
             shared: Arc::new(Shared {
                 queue: Mutex::new(Queue::default()),
@@ -76,13 +98,24 @@ impl Outbox {
                 killed: AtomicBool::new(false),
                 max_items,
                 max_bytes,
+                socket,
             }),
         }
+    }
+
+    /// The connection, for an outbox made [`Outbox::with_socket`].
+    pub fn socket(&self) -> Option<&TcpStream> {
+        self.shared.socket.as_ref()
     }
 
     /// Queues `item` without waiting. Returns false when the queue is full (in items or bytes)
     /// or the connection is closing; the caller then drops the session. An item larger than
     /// the byte bound is accepted into an empty queue, so a long reply still gets through.
+    ///
+    /// With nothing queued or being written, the item is written to the socket at once,
+    /// without waking the session: a delivery to a reader that keeps up costs one send, as in
+    /// a single-threaded IRC daemon. Only what the socket does not take is queued, and the
+    /// session writes it when the socket drains.
     pub fn try_push(&self, item: Bytes) -> bool {
         self.enqueue(item, true)
     }
@@ -94,7 +127,7 @@ impl Outbox {
         self.enqueue(item, false)
     }
 
-    fn enqueue(&self, item: Bytes, bounded: bool) -> bool {
+    fn enqueue(&self, mut item: Bytes, bounded: bool) -> bool {
         let s = &self.shared;
         if s.is_killed() {
             return false;
@@ -105,6 +138,18 @@ impl Outbox {
                 || (q.bytes != 0 && q.bytes + item.len() > s.max_bytes);
             if bounded && full {
                 return false;
+            }
+            if let Some(socket) = s.socket.as_ref().filter(|_| bounded)
+                && q.items.is_empty()
+                && !q.in_hand
+            {
+                // Under the lock: the flusher cannot take a batch meanwhile, so the stream's
+                // order holds. An error is left for the flusher to meet.
+                match socket.try_write(&item) {
+                    Ok(n) if n == item.len() => return true,
+                    Ok(n) => item.advance(n),
+                    Err(_) => {}
+                }
             }
             q.bytes += item.len();
             q.items.push_back(item);
@@ -252,6 +297,7 @@ impl Flusher {
     /// Moves up to a batch's worth of items from the queue into hand.
     fn take(&mut self, s: &Shared) {
         let mut q = s.lock();
+        q.in_hand = !q.items.is_empty();
         let mut bytes = 0;
         while let Some(item) = q.items.pop_front() {
             bytes += item.len();
@@ -276,6 +322,59 @@ impl Flusher {
             n -= first.len();
             self.batch.pop_front();
         }
+    }
+}
+
+/// The writing side of a connection shared through an [`Outbox`]: writes wait for the socket
+/// to be writable, then write what it takes.
+#[derive(Debug, Clone, Copy)]
+pub struct SocketWriter<'a>(pub &'a TcpStream);
+
+impl SocketWriter<'_> {
+    fn poll_io(
+        &self,
+        cx: &mut Context<'_>,
+        mut write: impl FnMut(&TcpStream) -> std::io::Result<usize>,
+    ) -> Poll<std::io::Result<usize>> {
+        loop {
+            std::task::ready!(self.0.poll_write_ready(cx))?;
+            match write(self.0) {
+                // Readiness was stale: tokio cleared it, so the next poll waits.
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for SocketWriter<'_> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.poll_io(cx, |s| s.try_write(buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        self.poll_io(cx, |s| s.try_write_vectored(bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    /// Sends FIN: the client reads what was written, then end of stream.
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(socket2::SockRef::from(self.0).shutdown(std::net::Shutdown::Write))
     }
 }
 
@@ -363,6 +462,90 @@ mod tests {
         assert_eq!(f.flush_when_ready(&o, &mut wtx, true).await, Err(Killed));
         stop.await.unwrap();
         assert!(!o.try_push(Bytes::from_static(b"late")));
+    }
+
+    /// A connected pair on loopback: (the server side, the client side).
+    async fn tcp_pair() -> (TcpStream, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap());
+        let (client, accepted) = tokio::join!(client, listener.accept());
+        (accepted.unwrap().0, client.unwrap())
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_is_written_at_once_without_queueing() {
+        let (server, mut client) = tcp_pair().await;
+        let o = Outbox::with_socket(8, 1000, server);
+        assert!(o.try_push(Bytes::from_static(b"MSG one\r\n")));
+        assert!(o.is_empty(), "written, not queued");
+        // No flusher runs: the bytes are already on the wire.
+        let mut got = [0u8; 9];
+        tokio::io::AsyncReadExt::read_exact(&mut client, &mut got)
+            .await
+            .unwrap();
+        assert_eq!(&got, b"MSG one\r\n");
+        // The session's own replies are queued for its flusher, and a delivery after them
+        // waits its turn behind them.
+        assert!(o.push(Bytes::from_static(b"OK a\r\n")));
+        assert!(o.try_push(Bytes::from_static(b"MSG two\r\n")));
+        assert_eq!(o.len(), 2);
+        let socket = o.socket().unwrap();
+        let mut f = Flusher::new();
+        let flushed = f.flush(&o, &mut SocketWriter(socket)).await;
+        assert_eq!(flushed, Ok(()));
+        let mut got = [0u8; 15];
+        tokio::io::AsyncReadExt::read_exact(&mut client, &mut got)
+            .await
+            .unwrap();
+        assert_eq!(&got, b"OK a\r\nMSG two\r\n");
+    }
+
+    /// A reader that stops reading fills the socket: what it did not take is queued, in
+    /// order, nothing is written around what the flusher holds, and the flusher finishes it
+    /// all once the reader reads again.
+    #[tokio::test]
+    async fn a_full_socket_queues_the_rest_in_order() {
+        let (server, mut client) = tcp_pair().await;
+        let o = Outbox::with_socket(10_000, 1 << 30, server);
+        let mut sent = Vec::new();
+        let mut i = 0u32;
+        while o.is_empty() {
+            let item = Bytes::from(format!("{i:08} {}\r\n", "x".repeat(4000)));
+            sent.extend_from_slice(&item);
+            assert!(o.try_push(item));
+            i += 1;
+        }
+        // The flusher takes the queue in hand and blocks on the full socket.
+        let mut f = Flusher::new();
+        let socket = o.socket().unwrap();
+        let cut = std::time::Duration::from_millis(50);
+        let blocked = tokio::time::timeout(cut, f.flush(&o, &mut SocketWriter(socket))).await;
+        assert!(blocked.is_err());
+        assert!(o.is_empty());
+        // The reader takes everything written so far, so the socket has room again.
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 1 << 16];
+        while let Ok(Ok(n @ 1..)) =
+            tokio::time::timeout(cut, tokio::io::AsyncReadExt::read(&mut client, &mut buf)).await
+        {
+            got.extend_from_slice(&buf[..n]);
+        }
+        // The queue is empty but the flusher holds unwritten items: this goes behind them,
+        // not onto the wire ahead of them.
+        let item = Bytes::from(format!("{i:08} last\r\n"));
+        sent.extend_from_slice(&item);
+        assert!(o.try_push(item));
+        assert_eq!(o.len(), 1);
+        let reader = tokio::spawn(async move {
+            let mut rest = vec![0u8; sent.len() - got.len()];
+            tokio::io::AsyncReadExt::read_exact(&mut client, &mut rest)
+                .await
+                .unwrap();
+            got.extend_from_slice(&rest);
+            assert!(got == sent, "bytes out of order");
+        });
+        assert_eq!(f.flush(&o, &mut SocketWriter(socket)).await, Ok(()));
+        reader.await.unwrap();
     }
 
     #[tokio::test]

@@ -5,7 +5,7 @@
 //! and the `OK join` + welcome + replay item) is queued by the room actor into the same outbox.
 
 use crate::codec::{Line, LineReader};
-use crate::outbox::{Flusher, Outbox};
+use crate::outbox::{Flusher, Outbox, SocketWriter};
 use crate::protocol::{self, ErrCode, HistRow, ProtoError, Reply, Request};
 use crate::ratelimit;
 use crate::server::Shared;
@@ -84,7 +84,7 @@ pub fn run(
 ) -> impl Future<Output = ()> + Send {
     // Built here, not in an async fn, so the arguments are not kept beside the session for
     // the connection's whole life (every idle connection carries this future).
-    let outbox = Outbox::new(shared.config.sendq_lines, shared.config.sendq_bytes);
+    let outbox = Outbox::with_socket(shared.config.sendq_lines, shared.config.sendq_bytes, stream);
     let s = Session {
         id,
         peer,
@@ -94,7 +94,7 @@ pub fn run(
         login_failures: 0,
         strikes: 0,
     };
-    serve(stream, s, shutdown)
+    serve(s, shutdown)
 }
 
 /// The session's life. An `async move` block rather than an `async fn`, whose arguments would
@@ -103,15 +103,17 @@ pub fn run(
     clippy::manual_async_fn,
     reason = "an async fn keeps its arguments and their moved copies"
 )]
-fn serve(
-    mut stream: TcpStream,
-    mut s: Session,
-    shutdown: CancellationToken,
-) -> impl Future<Output = ()> + Send {
+fn serve(mut s: Session, shutdown: CancellationToken) -> impl Future<Output = ()> + Send {
     async move {
-        let (read, mut write) = stream.split();
+        // The outbox owns the socket (the room actor writes to it directly, see
+        // `Outbox::try_push`); this handle lends it to the reader and the writer.
+        let outbox = s.outbox.clone();
+        let Some(socket) = outbox.socket() else {
+            return;
+        };
+        let mut write = SocketWriter(socket);
         let mut flusher = Flusher::new();
-        let mut lines = LineReader::new(read, s.shared.config.max_line);
+        let mut lines = LineReader::new(socket, s.shared.config.max_line);
         event!(info, s, "connected");
         for text in protocol::greeting() {
             s.reply(Reply::Info(&text));
@@ -205,7 +207,6 @@ fn serve(
         // closes too. Closing a socket with unread input makes the kernel send RST, and the
         // client could lose the lines just written. A connection dropped for not reading is
         // closed at once instead.
-        let outbox = s.outbox.clone();
         drop(s);
         let closing = async {
             if flusher.flush(&outbox, &mut write).await.is_ok() {
