@@ -42,7 +42,7 @@ pub const DEFAULT_MAX_LOGIN_FAILURES: u32 = 5;
 /// Default rate-limit refusals in a row before a flooding connection is closed.
 pub const DEFAULT_FLOOD_STRIKES: u32 = 20;
 /// Default commit linger, milliseconds (see `store::WriterOptions::linger`).
-pub const DEFAULT_COMMIT_LINGER_MS: u64 = 4;
+pub const DEFAULT_COMMIT_LINGER_MS: u64 = 6;
 /// Largest accepted commit linger, milliseconds.
 pub const MAX_COMMIT_LINGER_MS: u64 = 100;
 
@@ -149,8 +149,9 @@ pub struct Args {
     #[argh(option, default = "DEFAULT_FLOOD_STRIKES")]
     pub flood_strikes: u32,
 
-    /// milliseconds the database writer waits for more messages to share a transaction (and a
-    /// write to each reader) after the first; 0 commits at once (default 4)
+    /// longest the database writer waits, in milliseconds, for more messages to share a
+    /// transaction (and a write to each reader); it stops as soon as, at the recent pace, no
+    /// other message is due before then; 0 commits at once (default 6)
     /// [env LINECHAT_COMMIT_LINGER_MS]
     #[argh(option, default = "DEFAULT_COMMIT_LINGER_MS")]
     pub commit_linger_ms: u64,

@@ -3,8 +3,9 @@
 //!
 //! Decisions:
 //! - One writer thread owns the only writing connection. It takes every queued operation (up to
-//!   [`BATCH_MAX`]) into one transaction: under load many messages share a commit, when idle each
-//!   message commits alone, with no lingering. Only after the commit does it hand results to the
+//!   [`BATCH_MAX`]) into one transaction: under load many messages share a commit; at moderate
+//!   load it lingers (up to `--commit-linger-ms`) while the recent pace says another message is
+//!   due; when idle each message commits alone, with no lingering. Only after the commit does it hand results to the
 //!   room actor, so every line a client saw is on disk (as durable as `--sync` makes it).
 //!   Consecutive messages in a batch go in with multi-row `INSERT`s: SQLite's per-statement
 //!   work (cursors, binding, reset) is paid once per chunk, not once per message.
@@ -105,8 +106,9 @@ pub struct Database {
 pub struct WriterOptions {
     /// Most operations per transaction (1: one transaction per message).
     pub batch_max: usize,
-    /// How long the writer waits after the first queued operation for more to join its
-    /// transaction, unless [`LINGER_ENOUGH`] are already there. Zero commits at once.
+    /// The longest the writer waits after the first queued operation for more to join its
+    /// transaction, unless [`LINGER_ENOUGH`] are already there or, at the recent pace, no other
+    /// is due before the end (see `Pace`). Zero commits at once.
     pub linger: Duration,
 }
 
@@ -120,7 +122,8 @@ impl Default for WriterOptions {
 }
 
 /// Default commit linger: at light load a few messages share a transaction and a write to each
-/// recipient, for a few milliseconds of latency (docs/performance.md, L1, measures the trade).
+/// recipient, for a few milliseconds of latency, and none at all when no other message is due
+/// (docs/performance.md, L1, measures the trade).
 pub const DEFAULT_LINGER: Duration = Duration::from_millis(crate::config::DEFAULT_COMMIT_LINGER_MS);
 /// A batch this large commits without lingering.
 pub const LINGER_ENOUGH: usize = 256;
@@ -567,14 +570,20 @@ impl Writer {
 
     /// Commits batches until a `Stop` or until every sender is gone. While lingering the
     /// thread parks until the end of the linger (to the microsecond, where a timer wheel would
-    /// round up to the next millisecond) or until [`Store::queue`] unparks it.
+    /// round up to the next millisecond) or until [`Store::queue`] unparks it. It stops
+    /// lingering early when, at the recent pace, the next operation is not due before the end
+    /// (see [`Pace`]): waiting longer would add latency and batch nothing.
     /// Returns the `Stop`'s reply, sent once the checkpointer has finished too.
     fn run(mut self, mut rx: mpsc::Receiver<Op>) -> Option<oneshot::Sender<()>> {
         let mut batch = Vec::with_capacity(64);
+        let mut pace = Pace::new(self.linger);
         while let Some(op) = rx.blocking_recv() {
             batch.push(op);
-            let deadline = std::time::Instant::now() + self.linger;
+            let start = std::time::Instant::now();
+            pace.arrived(start, 1);
+            let deadline = start + self.linger;
             loop {
+                let before = batch.len();
                 while batch.len() < self.batch_max {
                     match rx.try_recv() {
                         Ok(op) => batch.push(op),
@@ -583,7 +592,12 @@ impl Writer {
                 }
                 let stopping = matches!(batch.last(), Some(Op::Stop { .. }));
                 let now = std::time::Instant::now();
-                if batch.len() >= LINGER_ENOUGH.min(self.batch_max) || stopping || now >= deadline {
+                pace.arrived(now, batch.len() - before);
+                if batch.len() >= LINGER_ENOUGH.min(self.batch_max)
+                    || stopping
+                    || now >= deadline
+                    || pace.next_due() >= deadline
+                {
                     break;
                 }
                 // An unpark that came before this park makes it return at once: nothing queued
@@ -683,6 +697,53 @@ impl Writer {
             self.rooms.blocking_deliver(said);
         }
         stop
+    }
+}
+
+/// The recent pace of the writer's queue: a moving average of the gap between operations, to
+/// tell whether another is due within a linger. Gaps longer than two lingers count as two
+/// lingers, so after a quiet spell the pace catches up with a burst within a few operations.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    /// When the last operation arrived.
+    last: Option<std::time::Instant>,
+    /// Exponentially weighted mean gap (weight 1/4 to the newest), in nanoseconds. Starts at
+    /// zero: with no history the writer lingers in full.
+    mean_gap_ns: u64,
+    /// The longest gap counted, in nanoseconds.
+    cap_ns: u64,
+}
+
+impl Pace {
+    fn new(linger: Duration) -> Pace {
+        Pace {
+            last: None,
+            mean_gap_ns: 0,
+            cap_ns: u64::try_from(linger.as_nanos().saturating_mul(2)).unwrap_or(u64::MAX),
+        }
+    }
+
+    /// Notes `n` operations that arrived since the last call, the latest at `now`.
+    fn arrived(&mut self, now: std::time::Instant, n: usize) {
+        if n == 0 {
+            return;
+        }
+        if let Some(last) = self.last {
+            let span =
+                u64::try_from(now.saturating_duration_since(last).as_nanos()).unwrap_or(u64::MAX);
+            for gap in std::iter::repeat_n((span / n as u64).min(self.cap_ns), n) {
+                self.mean_gap_ns = self.mean_gap_ns - self.mean_gap_ns / 4 + gap / 4;
+            }
+        }
+        self.last = Some(now);
+    }
+
+    /// When the next operation is due at the recent pace (long ago if nothing came yet).
+    fn next_due(&self) -> std::time::Instant {
+        match self.last {
+            Some(last) => last + Duration::from_nanos(self.mean_gap_ns),
+            None => std::time::Instant::now(),
+        }
     }
 }
 
@@ -1022,6 +1083,77 @@ mod tests {
             );
             store.stop().await;
         }
+    }
+
+    #[test]
+    fn pace_follows_the_gap_between_operations() {
+        let linger = Duration::from_millis(4);
+        let t0 = std::time::Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let mut pace = Pace::new(linger);
+        // No history: due at once, so the writer lingers in full.
+        assert!(pace.next_due() <= std::time::Instant::now());
+        // Steady, one every 2 ms: the next is due 2 ms after the last.
+        for k in 0..30 {
+            pace.arrived(ms(2 * k), 1);
+        }
+        let due = pace.next_due() - ms(58);
+        assert!(
+            due > Duration::from_micros(1900) && due <= Duration::from_millis(2),
+            "{due:?}"
+        );
+        // Eight that came together over 8 ms count as eight 1 ms gaps.
+        pace.arrived(ms(66), 8);
+        let due = pace.next_due() - ms(66);
+        assert!(due < Duration::from_micros(1200), "{due:?}");
+        // A quiet room: gaps of a second count as two lingers, and soon nothing is due
+        // within a linger.
+        for k in 1..=4 {
+            pace.arrived(ms(66 + 1000 * k), 1);
+        }
+        let due = pace.next_due() - ms(4066);
+        assert!(due > linger && due <= 2 * linger, "{due:?}");
+        // A burst after it: within a few operations the writer lingers again.
+        for k in 1..=4 {
+            pace.arrived(ms(4066 + k), 1);
+        }
+        let due = pace.next_due() - ms(4070);
+        assert!(due < linger, "{due:?}");
+    }
+
+    /// When operations come further apart than the linger, lingering would batch nothing:
+    /// the writer commits at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_quiet_queue_commits_without_lingering() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("t.db"), Sync::Normal).unwrap();
+        let rooms = Rooms::spawn();
+        let linger = Duration::from_millis(200);
+        let options = WriterOptions {
+            linger,
+            ..WriterOptions::default()
+        };
+        let store = Store::start(db, rooms.clone(), options).unwrap();
+        let user = store.create_user("ann", "x".into()).await.unwrap();
+        let outbox = crate::outbox::Outbox::new(100, 1 << 20);
+        rooms.attach(1, user.id, outbox.clone()).await;
+        let room: Arc<str> = Arc::from("r");
+        store.join(1, &user, &room, 0).await.unwrap();
+        let mut waited = Vec::new();
+        for i in 0..5 {
+            tokio::time::sleep(Duration::from_millis(450)).await;
+            let before = outbox.len();
+            let t = std::time::Instant::now();
+            store.say(1, &user, &room, format!("m{i}")).await.unwrap();
+            while outbox.len() == before && t.elapsed() < Duration::from_secs(5) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            waited.push(t.elapsed());
+        }
+        // The first lingers in full (no pace yet); by the last the pace says none is due.
+        assert!(waited[0] >= linger, "{waited:?}");
+        assert!(waited[4] < linger / 2, "{waited:?}");
+        store.stop().await;
     }
 
     /// Messages batched into multi-row INSERTs get the ids of their own rows, in queue order,
