@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the benchmark scenarios against linechatd, ngircd and InspIRCd on loopback, in one go on
 # this machine, and prints one table of medians (docs/performance.md explains every column).
+# F1, F2 and L1 run round-robin (a run on each server, RUNS times), so that the machine's
+# drift hits every server alike.
 #
 #   bench/peers.sh                 # everything (about 20 minutes on 2 cores)
 #   RUNS=5 bench/peers.sh f1 l1    # chosen scenarios, more runs each
@@ -97,7 +99,13 @@ run_all() {
 
 for s in "${SCENARIOS[@]}"; do
     case $s in
-        f1 | f2 | l1) run_all "$s" --runs "$RUNS" ;;
+        f1 | f2 | l1)
+            # Round-robin, one run per server per round: the machine's drift over the minutes a
+            # scenario takes hits every server alike (medians are taken below).
+            for k in $(seq "$RUNS"); do
+                run_all "$s" --runs 1
+            done
+            ;;
         i1) run_all i1 ;;
         a1)
             # linechatd only (the peers have no passwords): L1 alone, then L1 with 50 logins at
@@ -134,7 +142,39 @@ for s in "${SCENARIOS[@]}"; do
     esac
 done
 
+# One line per server and scenario: the median of each numeric field over its lines (the
+# round-robin runs; the other scenarios have one line each, already a median of their runs).
+medians() {
+    awk '
+    function median(list,    v, n, i, j, t) {
+        n = split(list, v, " ")
+        for (i = 2; i <= n; i++)
+            for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+        return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+    }
+    !/=/ { order[++keys] = $0; nf[$0] = 0; next }   # a note such as "login storm: ..."
+    {
+        key = $1 " " $2
+        if (!(key in nf)) { order[++keys] = key; nf[key] = NF }
+        for (i = 3; i <= NF; i++) {
+            eq = index($i, "=")
+            f = substr($i, 1, eq - 1); x = substr($i, eq + 1)
+            name[key, i] = f
+            if (x ~ /^-?[0-9.]+$/) vals[key, i] = vals[key, i] " " x; else text[key, i] = x
+        }
+    }
+    END {
+        for (k = 1; k <= keys; k++) {
+            key = order[k]; line = key
+            for (i = 3; i <= nf[key]; i++)
+                line = line " " name[key, i] "=" (((key, i) in vals) ? median(vals[key, i]) : text[key, i])
+            print line
+        }
+    }' "$1"
+}
+
 echo
 echo "Results ($RUNS runs each where it applies; medians; raw output in $WORK/raw.txt)"
 echo
-sed 's/^RESULT //' "$RESULTS" | column -t
+sed 's/^RESULT //' "$RESULTS" >"$WORK/lines.txt"
+medians "$WORK/lines.txt" | column -t
