@@ -154,8 +154,10 @@ medians() {
     }
     !/=/ { order[++keys] = $0; nf[$0] = 0; next }   # a note such as "login storm: ..."
     {
+        # Lines that differ in a text field (store: sync=normal, sync=full) are kept apart.
         key = $1 " " $2
-        if (!(key in nf)) { order[++keys] = key; nf[key] = NF }
+        for (i = 3; i <= NF; i++) if ($i !~ /=-?[0-9.]+$/) key = key " " $i
+        if (!(key in nf)) { order[++keys] = key; nf[key] = NF; head[key] = $1 " " $2 }
         for (i = 3; i <= NF; i++) {
             eq = index($i, "=")
             f = substr($i, 1, eq - 1); x = substr($i, eq + 1)
@@ -165,7 +167,7 @@ medians() {
     }
     END {
         for (k = 1; k <= keys; k++) {
-            key = order[k]; line = key
+            key = order[k]; line = (nf[key] ? head[key] : key)
             for (i = 3; i <= nf[key]; i++)
                 line = line " " name[key, i] "=" (((key, i) in vals) ? median(vals[key, i]) : text[key, i])
             print line
