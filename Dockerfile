@@ -4,8 +4,10 @@
 
 FROM rust:1-slim-bookworm AS builder
 WORKDIR /src
-# Dependencies first: this layer is rebuilt only when Cargo.toml or Cargo.lock change.
+# Dependencies first: this layer is rebuilt only when Cargo.toml, Cargo.lock or the build
+# settings (.cargo/config.toml: SQLite's compile-time options) change.
 COPY Cargo.toml Cargo.lock ./
+COPY .cargo ./.cargo
 RUN mkdir -p src/bin \
     && echo 'fn main() {}' > src/bin/linechatd.rs \
     && echo 'fn main() {}' > src/bin/linechat.rs \
