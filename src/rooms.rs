@@ -5,7 +5,8 @@
 //! commands and get answers on oneshot channels; the store's writer thread hands it committed
 //! messages, joins and leaves in commit order, so live order = commit order = history order.
 //! The actor never awaits a session: it only `try_push`es (a non-blocking send when the
-//! session has nothing queued, see `outbox`), and drops a session whose queue is full. It is also the single place a later cross-node bus would plug into.
+//! session has nothing queued, see `outbox`), and drops a session whose queue is full. It is
+//! also the single place a later cross-node bus would plug into.
 
 use crate::outbox::Outbox;
 use crate::protocol::{HistRow, Reply};
