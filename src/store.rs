@@ -1048,24 +1048,40 @@ fn room_id(
 mod tests {
     use super::*;
 
+    /// A store with the given linger over a fresh database, and session 1 of user "ann" joined
+    /// to room "r" (the database's directory lives as long as the first element).
+    async fn one_member_room(
+        linger: Duration,
+    ) -> (
+        tempfile::TempDir,
+        Store,
+        User,
+        Arc<str>,
+        crate::outbox::Outbox,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("t.db"), Sync::Normal).unwrap();
+        let rooms = Rooms::spawn();
+        let options = WriterOptions {
+            linger,
+            ..WriterOptions::default()
+        };
+        let store = Store::start(db, rooms.clone(), options).unwrap();
+        let user = store.create_user("ann", "x".into()).await.unwrap();
+        let outbox = crate::outbox::Outbox::new(100, 1 << 20);
+        rooms.attach(1, user.id, outbox.clone()).await;
+        let room: Arc<str> = Arc::from("r");
+        store.join(1, &user, &room, 0).await.unwrap();
+        (dir, store, user, room, outbox)
+    }
+
     /// Messages arriving within the linger share one transaction, so each reader gets them
     /// as one queued item; with no linger, messages that arrive apart commit apart.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn linger_groups_messages_into_one_commit() {
         for (linger_ms, want_items) in [(200, 1), (0, 3)] {
-            let dir = tempfile::tempdir().unwrap();
-            let db = Database::open(&dir.path().join("t.db"), Sync::Normal).unwrap();
-            let rooms = Rooms::spawn();
-            let options = WriterOptions {
-                linger: Duration::from_millis(linger_ms),
-                ..WriterOptions::default()
-            };
-            let store = Store::start(db, rooms.clone(), options).unwrap();
-            let user = store.create_user("ann", "x".into()).await.unwrap();
-            let outbox = crate::outbox::Outbox::new(100, 1 << 20);
-            rooms.attach(1, user.id, outbox.clone()).await;
-            let room: Arc<str> = Arc::from("r");
-            store.join(1, &user, &room, 0).await.unwrap();
+            let (_dir, store, user, room, outbox) =
+                one_member_room(Duration::from_millis(linger_ms)).await;
             let joined = outbox.len();
             let t = std::time::Instant::now();
             for i in 0..3 {
@@ -1125,20 +1141,8 @@ mod tests {
     /// the writer commits at once.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_quiet_queue_commits_without_lingering() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("t.db"), Sync::Normal).unwrap();
-        let rooms = Rooms::spawn();
         let linger = Duration::from_millis(200);
-        let options = WriterOptions {
-            linger,
-            ..WriterOptions::default()
-        };
-        let store = Store::start(db, rooms.clone(), options).unwrap();
-        let user = store.create_user("ann", "x".into()).await.unwrap();
-        let outbox = crate::outbox::Outbox::new(100, 1 << 20);
-        rooms.attach(1, user.id, outbox.clone()).await;
-        let room: Arc<str> = Arc::from("r");
-        store.join(1, &user, &room, 0).await.unwrap();
+        let (_dir, store, user, room, outbox) = one_member_room(linger).await;
         let mut waited = Vec::new();
         for i in 0..5 {
             tokio::time::sleep(Duration::from_millis(450)).await;
