@@ -5,8 +5,9 @@
 //! - One writer thread owns the only writing connection. It takes every queued operation (up to
 //!   [`BATCH_MAX`]) into one transaction: under load many messages share a commit; at moderate
 //!   load it lingers (up to `--commit-linger-ms`) while the recent pace says another message is
-//!   due; when idle each message commits alone, with no lingering. Only after the commit does it hand results to the
-//!   room actor, so every line a client saw is on disk (as durable as `--sync` makes it).
+//!   due; when idle each message commits alone, with no lingering. Only after the commit does it
+//!   hand results to the room actor, so every line a client saw is on disk (as durable as
+//!   `--sync` makes it).
 //!   Consecutive messages in a batch go in with multi-row `INSERT`s: SQLite's per-statement
 //!   work (cursors, binding, reset) is paid once per chunk, not once per message.
 //! - Joins and leaves travel the same queue as messages. A join reads the room's recent messages
@@ -645,7 +646,7 @@ impl Writer {
             }
             Err(e) => {
                 error!("store: transaction of {n} operations rolled back: {e}");
-                ops.into_iter().map(not_done).map(rolled_back).collect()
+                ops.into_iter().map(not_done).collect()
             }
         }
     }
@@ -992,7 +993,8 @@ fn checkpointer(path: &Path, writer_gone: std::sync::mpsc::Receiver<()>) {
     checkpoint("TRUNCATE");
 }
 
-/// The outcome of an operation that was not executed (its transaction had already failed).
+/// The outcome of an operation whose transaction did not commit: every write in it is reported
+/// failed, the rest (leave, farewell, stop) still answered.
 fn not_done(op: Op) -> Outcome {
     match op {
         Op::CreateUser { reply, .. } => {
@@ -1008,19 +1010,6 @@ fn not_done(op: Op) -> Outcome {
         } => Outcome::Farewell(session, line, reply),
         Op::Health { reply } => Outcome::Health(reply, false),
         Op::Stop { done } => Outcome::Stop(done),
-    }
-}
-
-/// The outcome of an operation whose transaction did not commit.
-fn rolled_back(o: Outcome) -> Outcome {
-    match o {
-        Outcome::Created(reply, _) => {
-            Outcome::Created(reply, Err(StoreError::Sqlite("rolled back".into())))
-        }
-        Outcome::Said(c) => Outcome::SayFailed(c.sender),
-        Outcome::Joined(_) => Outcome::JoinFailed,
-        Outcome::Health(reply, _) => Outcome::Health(reply, false),
-        other => other,
     }
 }
 
