@@ -402,9 +402,8 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-/// One fan-out run: all clients join one room, senders send, everyone counts.
-/// Runs one load; `started` (if any) is told when the send phase begins, after every client
-/// has joined.
+/// One fan-out run: all clients join one room, senders send, everyone counts. `started` (if
+/// any) is told when the send phase begins, after every client has joined.
 async fn fanout(
     proto: Proto,
     addr: SocketAddr,
