@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpSocket;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::Barrier;
@@ -438,6 +438,17 @@ async fn fanout(
     };
     let expected = total * per_message;
     let start = Arc::new(Barrier::new(load.clients + 1));
+    // Fixed-rate senders are written by one thread of their own (see [`pace`]).
+    let pacer = if load.rate > 0.0 && load.senders > 0 {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (load, room) = (load.clone(), room.clone());
+        std::thread::Builder::new()
+            .name("bench-pacer".into())
+            .spawn(move || pace(rx, &load, proto, &room, epoch, per_sender))?;
+        Some(tx)
+    } else {
+        None
+    };
     let delivered = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for (i, c) in clients.into_iter().enumerate() {
@@ -446,11 +457,10 @@ async fn fanout(
         let is_sender = i < load.senders;
         let load = load.clone();
         let room = room.clone();
+        let pacer = pacer.clone();
         tasks.push(tokio::spawn(async move {
             let Client {
-                mut reader,
-                mut writer,
-                ..
+                reader, mut writer, ..
             } = c;
             start.wait().await;
             let mut tally = Tally::default();
@@ -461,6 +471,7 @@ async fn fanout(
                 0
             };
             let want = total - own;
+            tally.latencies.reserve(want as usize);
             let acked = Arc::new(AtomicU64::new(0));
             let acked_r = acked.clone();
             let notify = Arc::new(tokio::sync::Notify::new());
@@ -469,17 +480,26 @@ async fn fanout(
                 if !is_sender {
                     return Ok::<_, std::io::Error>(writer);
                 }
-                let interval = (load.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / load.rate));
-                // Fixed-rate senders are spread evenly over one interval, as independent users
-                // would be, rather than all sending in the same instant.
-                let phase = interval.map_or(Duration::ZERO, |iv| {
-                    iv.mul_f64(i as f64 / load.senders.max(1) as f64)
-                });
-                let mut next_at = tokio::time::Instant::now() + phase;
+                if let Some(pacer) = pacer {
+                    let (done, writer_back) = tokio::sync::oneshot::channel();
+                    let paced = Paced {
+                        i,
+                        writer,
+                        acked,
+                        done,
+                    };
+                    pacer
+                        .send(paced)
+                        .map_err(|_| std::io::Error::other("pacer gone"))?;
+                    return writer_back
+                        .await
+                        .map_err(|_| std::io::Error::other("pacer gone"))?;
+                }
+                // As fast as the window allows: never more than `window` unacknowledged, and
+                // what the window allows goes in one write.
                 let mut out = Vec::with_capacity(4096);
                 let mut seq = 0u64;
                 while seq < per_sender {
-                    // Window: never more than `window` unacknowledged.
                     loop {
                         let woken = notify.notified();
                         tokio::pin!(woken);
@@ -489,31 +509,12 @@ async fn fanout(
                         }
                         woken.await;
                     }
-                    if let Some(iv) = interval {
-                        tokio::time::sleep_until(next_at).await;
-                        next_at += iv;
-                    }
                     out.clear();
-                    // Send what the window allows in one write.
                     let room_in_window = load.window as u64 - (seq - acked.load(Ordering::Acquire));
-                    let burst = if interval.is_some() {
-                        1
-                    } else {
-                        room_in_window.min(per_sender - seq)
-                    };
+                    let burst = room_in_window.min(per_sender - seq);
                     for _ in 0..burst {
-                        let p = payload(i, seq, now_us(epoch));
-                        match proto {
-                            Proto::Linechat => out.extend_from_slice(p.as_bytes()),
-                            Proto::Irc => {
-                                out.extend_from_slice(format!("PRIVMSG #{room} :{p}").as_bytes())
-                            }
-                        }
-                        out.extend_from_slice(b"\r\n");
+                        encode_message(proto, &room, i, seq, now_us(epoch), &mut out);
                         seq += 1;
-                        if proto == Proto::Irc && seq.is_multiple_of(16) {
-                            out.extend_from_slice(format!("PING :{seq}\r\n").as_bytes());
-                        }
                     }
                     writer.write_all(&out).await?;
                 }
@@ -525,19 +526,12 @@ async fn fanout(
                 Ok(writer)
             };
             let recv = async move {
-                let mut buf = Vec::with_capacity(256);
                 let mine = if is_sender { per_sender } else { 0 };
-                while tally.deliveries + tally.duplicates < want
-                    || acked_r.load(Ordering::Acquire) < mine
-                {
-                    buf.clear();
-                    if reader.read_until(b'\n', &mut buf).await? == 0 {
-                        break;
-                    }
-                    let line = std::str::from_utf8(&buf).unwrap_or("").trim_end();
+                let mut on_line = |line: &[u8], now: u64| {
+                    let line = std::str::from_utf8(line).unwrap_or("").trim_end();
                     if let Some(text) = chat_text(proto, line) {
                         if let Some((s, seq, t)) = parse_payload(text) {
-                            tally.record(s, seq, t, now_us(epoch));
+                            tally.record(s, seq, t, now);
                             delivered.fetch_add(1, Ordering::Relaxed);
                             if s == i && proto == Proto::Linechat {
                                 acked_r.store(seq + 1, Ordering::Release);
@@ -550,9 +544,42 @@ async fn fanout(
                             acked_r.store(n, Ordering::Release);
                             notify_r.notify_one();
                         }
-                    } else if line.starts_with("PING ") {
-                        // Answered below (rare during a run).
                     }
+                    tally.deliveries + tally.duplicates < want
+                        || acked_r.load(Ordering::Acquire) < mine
+                };
+                // Whole reads, split into lines here: the lines of one read arrived together
+                // and share one clock reading, and the reader costs little per line (it shares
+                // the machine with the server).
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut have = reader.buffer().len();
+                buf[..have].copy_from_slice(reader.buffer());
+                let mut sock = reader.into_inner();
+                let mut now = now_us(epoch);
+                let mut more = want > 0 || mine > 0;
+                while more {
+                    let mut start = 0;
+                    while let Some(n) = buf[start..have].iter().position(|&b| b == b'\n') {
+                        more = on_line(&buf[start..start + n], now);
+                        start += n + 1;
+                        if !more {
+                            break;
+                        }
+                    }
+                    if !more {
+                        break;
+                    }
+                    buf.copy_within(start..have, 0);
+                    have -= start;
+                    if have == buf.len() {
+                        return Err(std::io::Error::other("line longer than 64 KiB"));
+                    }
+                    let n = sock.read(&mut buf[have..]).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    have += n;
+                    now = now_us(epoch);
                 }
                 Ok::<_, std::io::Error>(tally)
             };
@@ -560,6 +587,8 @@ async fn fanout(
             Ok::<_, std::io::Error>((w?, t?))
         }));
     }
+    // The pacer starts once every sender is handed over and ends with the last message.
+    drop(pacer);
     let cpu0 = pid.map(CpuSample::take).unwrap_or_default();
     let t0 = Instant::now();
     start.wait().await;
@@ -591,6 +620,97 @@ async fn fanout(
     outcome.latencies_us.sort_unstable();
     drop(writers);
     Ok(outcome)
+}
+
+/// Appends message `seq` of sender `i`, sent at `t`, as the protocol's chat line; on IRC,
+/// which does not echo, every 16th is followed by a PING whose PONG acknowledges them.
+fn encode_message(proto: Proto, room: &str, i: usize, seq: u64, t: u64, out: &mut Vec<u8>) {
+    let p = payload(i, seq, t);
+    match proto {
+        Proto::Linechat => out.extend_from_slice(p.as_bytes()),
+        Proto::Irc => out.extend_from_slice(format!("PRIVMSG #{room} :{p}").as_bytes()),
+    }
+    out.extend_from_slice(b"\r\n");
+    if proto == Proto::Irc && (seq + 1).is_multiple_of(16) {
+        out.extend_from_slice(format!("PING :{}\r\n", seq + 1).as_bytes());
+    }
+}
+
+/// A fixed-rate sender handed to the pacer: its socket, its acknowledgements, and where the
+/// socket goes back once every message is written.
+struct Paced {
+    i: usize,
+    writer: OwnedWriteHalf,
+    acked: Arc<AtomicU64>,
+    done: tokio::sync::oneshot::Sender<std::io::Result<OwnedWriteHalf>>,
+}
+
+/// Writes every fixed-rate sender's messages, each when it is due (sender *i* of *S* starts
+/// *i/S* of an interval late), from a thread of its own that sleeps to the microsecond: on
+/// the receivers' thread, timers round to the millisecond and fire late while it reads a
+/// fan-out, and evenly spread senders bunch up. The send time in each payload is read as it
+/// is written. Starts once every sender has been handed over.
+fn pace(
+    senders: std::sync::mpsc::Receiver<Paced>,
+    load: &Load,
+    proto: Proto,
+    room: &str,
+    epoch: Instant,
+    per_sender: u64,
+) {
+    let mut paced: Vec<Paced> = senders.iter().take(load.senders).collect();
+    if per_sender == 0 {
+        for p in paced.drain(..) {
+            let _ = p.done.send(Ok(p.writer));
+        }
+    }
+    let interval = Duration::from_secs_f64(1.0 / load.rate);
+    let t0 = Instant::now();
+    let mut next: Vec<Instant> = paced
+        .iter()
+        .map(|p| t0 + interval.mul_f64(p.i as f64 / load.senders as f64))
+        .collect();
+    let mut seq = vec![0u64; paced.len()];
+    let mut out = Vec::with_capacity(256);
+    while let Some(k) = (0..paced.len()).min_by_key(|&k| next[k]) {
+        if let Some(wait) = next[k].checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let p = &paced[k];
+        // Window: never more than `window` unacknowledged; look again shortly.
+        if seq[k] - p.acked.load(Ordering::Acquire) >= load.window as u64 {
+            next[k] += Duration::from_millis(1);
+            continue;
+        }
+        out.clear();
+        encode_message(proto, room, p.i, seq[k], now_us(epoch), &mut out);
+        seq[k] += 1;
+        if proto == Proto::Irc && seq[k] == per_sender {
+            out.extend_from_slice(format!("PING :{per_sender}\r\n").as_bytes());
+        }
+        let written = write_fully(&p.writer, &out);
+        next[k] += interval;
+        if written.is_err() || seq[k] == per_sender {
+            let p = paced.swap_remove(k);
+            next.swap_remove(k);
+            seq.swap_remove(k);
+            let _ = p.done.send(written.map(|()| p.writer));
+        }
+    }
+}
+
+/// Writes all of `buf` to a non-blocking socket from a plain thread.
+fn write_fully(w: &OwnedWriteHalf, mut buf: &[u8]) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        match w.try_write(buf) {
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_micros(100))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn report(label: &str, name: &str, runs: &[Outcome]) {
@@ -1062,4 +1182,46 @@ async fn store_path(args: &Args) -> std::io::Result<()> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_and_irc_pings_every_sixteenth() {
+        let mut out = Vec::new();
+        encode_message(Proto::Linechat, "r", 3, 14, 99, &mut out);
+        let line = String::from_utf8(out.clone()).unwrap();
+        assert_eq!(line, format!("{}\r\n", payload(3, 14, 99)));
+        assert_eq!(parse_payload(line.trim_end()), Some((3, 14, 99)));
+
+        out.clear();
+        encode_message(Proto::Irc, "r", 3, 14, 99, &mut out);
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            format!("PRIVMSG #r :{}\r\n", payload(3, 14, 99))
+        );
+        out.clear();
+        encode_message(Proto::Irc, "r", 3, 15, 99, &mut out);
+        assert!(
+            String::from_utf8(out)
+                .unwrap()
+                .ends_with("\r\nPING :16\r\n")
+        );
+    }
+
+    #[test]
+    fn chat_text_finds_the_payload_in_both_protocols() {
+        let p = payload(1, 2, 3);
+        assert_eq!(
+            chat_text(Proto::Linechat, &format!("MSG r ann {p}")),
+            Some(p.as_str())
+        );
+        assert_eq!(
+            chat_text(Proto::Irc, &format!(":ann!a@h PRIVMSG #r :{p}")),
+            Some(p.as_str())
+        );
+        assert_eq!(chat_text(Proto::Linechat, "JOIN r ann 2"), None);
+    }
 }
