@@ -646,10 +646,10 @@ struct Paced {
 }
 
 /// Writes every fixed-rate sender's messages, each when it is due (sender *i* of *S* starts
-/// *i/S* of an interval late), from a thread of its own that sleeps to the microsecond: on
-/// the receivers' thread, timers round to the millisecond and fire late while it reads a
-/// fan-out, and evenly spread senders bunch up. The send time in each payload is read as it
-/// is written. Starts once every sender has been handed over.
+/// *i/S* of an interval late), from a thread of its own that sleeps until then (`nanosleep`,
+/// not a millisecond timer wheel): on the receivers' thread, timers round to the millisecond
+/// and fire late while it reads a fan-out, and evenly spread senders bunch up. The send time
+/// in each payload is read as it is written. Starts once every sender has been handed over.
 fn pace(
     senders: std::sync::mpsc::Receiver<Paced>,
     load: &Load,
