@@ -5,16 +5,22 @@ mod common;
 use common::TestServer;
 use std::process::Command;
 
-/// Runs linechat-bench with `args` against `srv`; returns its `run 0 ...` line.
-fn bench(srv: &TestServer, args: &[&str]) -> String {
+/// Runs linechat-bench against `srv` with 5 clients, 2 of them sending, and `args` (split
+/// on spaces); returns its `run 0 ...` line.
+fn bench(srv: &TestServer, args: &str) -> String {
+    let (addr, pid) = (srv.addr.to_string(), srv.pid().to_string());
     let out = Command::new(env!("CARGO_BIN_EXE_linechat-bench"))
         .args([
             "--addr",
-            &srv.addr.to_string(),
+            &addr,
             "--pid",
-            &srv.pid().to_string(),
+            &pid,
+            "--clients",
+            "5",
+            "--senders",
+            "2",
         ])
-        .args(args)
+        .args(args.split(' '))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
@@ -34,39 +40,13 @@ fn bench(srv: &TestServer, args: &[&str]) -> String {
 fn the_load_generator_counts_every_delivery_in_both_modes() {
     let srv = TestServer::start_with(&["--rate-per-sec", "0", "--max-per-ip", "0"]);
     // 5 clients, 2 of them sending: every message reaches all 5 (the sender's copy included).
-    let windowed = bench(
-        &srv,
-        &[
-            "--clients",
-            "5",
-            "--senders",
-            "2",
-            "--messages",
-            "100",
-            "--window",
-            "8",
-        ],
-    );
+    let windowed = bench(&srv, "--messages 100 --window 8");
     assert!(
         windowed.contains(": deliveries=1000 lost=0 dup=0 reorder=0 "),
         "{windowed}"
     );
     // Paced: 40 messages a second each for half a second, 20 per sender.
-    let paced = bench(
-        &srv,
-        &[
-            "--clients",
-            "5",
-            "--senders",
-            "2",
-            "--messages",
-            "0",
-            "--rate",
-            "40",
-            "--duration",
-            "0.5",
-        ],
-    );
+    let paced = bench(&srv, "--messages 0 --rate 40 --duration 0.5");
     assert!(
         paced.contains(": deliveries=200 lost=0 dup=0 reorder=0 "),
         "{paced}"
