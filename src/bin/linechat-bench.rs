@@ -559,12 +559,9 @@ async fn fanout(
                 let mut more = want > 0 || mine > 0;
                 while more {
                     let mut start = 0;
-                    while let Some(n) = buf[start..have].iter().position(|&b| b == b'\n') {
+                    while more && let Some(n) = buf[start..have].iter().position(|&b| b == b'\n') {
                         more = on_line(&buf[start..start + n], now);
                         start += n + 1;
-                        if !more {
-                            break;
-                        }
                     }
                     if !more {
                         break;
@@ -658,42 +655,49 @@ fn pace(
     epoch: Instant,
     per_sender: u64,
 ) {
-    let mut paced: Vec<Paced> = senders.iter().take(load.senders).collect();
+    let paced = senders.iter().take(load.senders);
     if per_sender == 0 {
-        for p in paced.drain(..) {
+        for p in paced {
             let _ = p.done.send(Ok(p.writer));
         }
+        return;
+    }
+    /// A sender's place in the schedule.
+    struct Slot {
+        p: Paced,
+        next: Instant,
+        seq: u64,
     }
     let interval = Duration::from_secs_f64(1.0 / load.rate);
     let t0 = Instant::now();
-    let mut next: Vec<Instant> = paced
-        .iter()
-        .map(|p| t0 + interval.mul_f64(p.i as f64 / load.senders as f64))
+    let mut slots: Vec<Slot> = paced
+        .map(|p| Slot {
+            next: t0 + interval.mul_f64(p.i as f64 / load.senders as f64),
+            seq: 0,
+            p,
+        })
         .collect();
-    let mut seq = vec![0u64; paced.len()];
     let mut out = Vec::with_capacity(256);
-    while let Some(k) = (0..paced.len()).min_by_key(|&k| next[k]) {
-        if let Some(wait) = next[k].checked_duration_since(Instant::now()) {
+    while let Some(k) = (0..slots.len()).min_by_key(|&k| slots[k].next) {
+        let s = &mut slots[k];
+        if let Some(wait) = s.next.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
-        let p = &paced[k];
         // Window: never more than `window` unacknowledged; look again shortly.
-        if seq[k] - p.acked.load(Ordering::Acquire) >= load.window as u64 {
-            next[k] += Duration::from_millis(1);
+        if s.seq - s.p.acked.load(Ordering::Acquire) >= load.window as u64 {
+            s.next += Duration::from_millis(1);
             continue;
         }
         out.clear();
-        encode_message(proto, room, p.i, seq[k], now_us(epoch), &mut out);
-        seq[k] += 1;
-        if proto == Proto::Irc && seq[k] == per_sender {
+        encode_message(proto, room, s.p.i, s.seq, now_us(epoch), &mut out);
+        s.seq += 1;
+        if proto == Proto::Irc && s.seq == per_sender {
             out.extend_from_slice(format!("PING :{per_sender}\r\n").as_bytes());
         }
-        let written = write_fully(&p.writer, &out);
-        next[k] += interval;
-        if written.is_err() || seq[k] == per_sender {
-            let p = paced.swap_remove(k);
-            next.swap_remove(k);
-            seq.swap_remove(k);
+        let written = write_fully(&s.p.writer, &out);
+        s.next += interval;
+        if written.is_err() || s.seq == per_sender {
+            let Slot { p, .. } = slots.swap_remove(k);
             let _ = p.done.send(written.map(|()| p.writer));
         }
     }
