@@ -1130,11 +1130,14 @@ mod tests {
     /// the writer commits at once.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_quiet_queue_commits_without_lingering() {
-        let linger = Duration::from_millis(200);
+        // A long linger, so that a machine busy with the other tests (a commit once took
+        // 107 ms under the full suite) cannot pass for lingering. Gaps above two lingers
+        // count as two: after four, the pace is ~1.4 lingers.
+        let linger = Duration::from_millis(600);
         let (_dir, store, user, room, outbox) = one_member_room(linger).await;
         let mut waited = Vec::new();
         for i in 0..5 {
-            tokio::time::sleep(Duration::from_millis(450)).await;
+            tokio::time::sleep(Duration::from_millis(1350)).await;
             let before = outbox.len();
             let t = std::time::Instant::now();
             store.say(1, &user, &room, format!("m{i}")).await.unwrap();
