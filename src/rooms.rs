@@ -193,6 +193,18 @@ pub struct Joined {
     pub reply: oneshot::Sender<usize>,
 }
 
+/// A session ending, sequenced after every message it sent: those are delivered (and so
+/// acknowledged to it) before `line`, its last line, and before its room hears `LEAVE`.
+#[derive(Debug)]
+pub struct Departure {
+    /// The session ending.
+    pub session: SessionId,
+    /// Its last line (`OK quit`, the shutdown notice), if any.
+    pub line: Option<Bytes>,
+    /// Whether its room hears `LEAVE` (not during server shutdown).
+    pub announce: bool,
+}
+
 /// A room and the sorted names of the users in it.
 pub type RoomUsers = (Arc<str>, Vec<Arc<str>>);
 
@@ -223,9 +235,8 @@ enum Command {
         session: SessionId,
         line: Bytes,
     },
-    Farewell {
-        session: SessionId,
-        line: Bytes,
+    Depart {
+        departure: Departure,
         reply: oneshot::Sender<()>,
     },
     Stats {
@@ -369,14 +380,9 @@ impl Rooms {
         let _ = self.tx.blocking_send(Command::Left { session, reply });
     }
 
-    /// From the store's writer thread (server shutdown): send `line` as the session's last line
-    /// and forget the session, without announcing `LEAVE`.
-    pub fn blocking_farewell(&self, session: SessionId, line: Bytes, reply: oneshot::Sender<()>) {
-        let _ = self.tx.blocking_send(Command::Farewell {
-            session,
-            line,
-            reply,
-        });
+    /// From the store's writer thread, in commit order: a session ends (see [`Departure`]).
+    pub fn blocking_depart(&self, departure: Departure, reply: oneshot::Sender<()>) {
+        let _ = self.tx.blocking_send(Command::Depart { departure, reply });
     }
 
     /// From the store's writer thread: send one line to one session (e.g. `ERR storage`).
@@ -451,14 +457,17 @@ impl Actor {
                 let _ = reply.send(room);
             }
             Command::Send { session, line } => self.send(session, line),
-            Command::Farewell {
-                session,
-                line,
-                reply,
-            } => {
-                self.send(session, line);
+            Command::Depart { departure, reply } => {
+                let session = departure.session;
+                if let Some(line) = departure.line {
+                    self.send(session, line);
+                }
                 self.forget(session);
-                self.table.leave(session);
+                if departure.announce {
+                    self.leave(session);
+                } else {
+                    self.table.leave(session);
+                }
                 let _ = reply.send(());
             }
         }

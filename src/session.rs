@@ -8,9 +8,10 @@ use crate::codec::{Line, LineReader};
 use crate::outbox::{Flusher, Outbox, SocketWriter};
 use crate::protocol::{self, ErrCode, HistRow, ProtoError, Reply, Request};
 use crate::ratelimit;
+use crate::rooms::Departure;
 use crate::server::Shared;
 use crate::{SessionId, User};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +49,8 @@ enum Flow {
     Continue,
     /// Close the connection; the reason is logged.
     Close(&'static str),
+    /// `#quit`: close with `OK quit` once the session's messages are acknowledged.
+    Quit,
 }
 
 struct Session {
@@ -121,6 +124,7 @@ fn serve(mut s: Session, shutdown: CancellationToken) -> impl Future<Output = ()
         let deadline = tokio::time::sleep(s.shared.config.login_timeout);
         tokio::pin!(deadline);
         let mut first_line = true;
+        let mut quit = false;
         let reason = loop {
             // Requests are read only while the queue is under its bounds: a client that does not
             // read its replies stops being served instead of growing the queue.
@@ -128,17 +132,8 @@ fn serve(mut s: Session, shutdown: CancellationToken) -> impl Future<Output = ()
             let item = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
-                    // Keep writing while the farewell waits for this session's queued
-                    // messages, so that a busy room cannot fill the queue meanwhile.
-                    let farewell = s.farewell();
-                    let flushing = flusher.flush_when_ready(&s.outbox, &mut write, false);
-                    Box::pin(async {
-                        tokio::select! {
-                            _ = farewell => {}
-                            _ = flushing => {}
-                        }
-                    })
-                    .await;
+                    let line = Reply::Info(SHUTDOWN).to_bytes();
+                    Box::pin(s.depart(&mut flusher, &mut write, Some(line), false)).await;
                     break SHUTDOWN;
                 }
                 flushed = flusher.flush_when_ready(&s.outbox, &mut write, !reading) => match flushed {
@@ -187,8 +182,13 @@ fn serve(mut s: Session, shutdown: CancellationToken) -> impl Future<Output = ()
                     Box::pin(s.handle(&protocol::sanitize(&line))).await
                 }
             };
-            if let Flow::Close(reason) = flow {
-                break reason;
+            match flow {
+                Flow::Continue => {}
+                Flow::Close(reason) => break reason,
+                Flow::Quit => {
+                    quit = true;
+                    break "quit";
+                }
             }
             // Anything a logged-in client sends keeps it alive; a guest's clock never resets.
             if !matches!(s.state, State::Guest) {
@@ -197,13 +197,16 @@ fn serve(mut s: Session, shutdown: CancellationToken) -> impl Future<Output = ()
                     .reset(tokio::time::Instant::now() + s.shared.config.idle_timeout);
             }
         };
-        // The one cleanup path: presence first, so the room hears LEAVE promptly.
-        if !matches!(s.state, State::Guest) && reason != SHUTDOWN {
-            Box::pin(s.shared.rooms.detach(s.id)).await;
+        // The one cleanup path. Every line read before the end was queued in order; the
+        // departure goes behind them, so they are committed and acknowledged, then `OK quit`,
+        // then the room hears LEAVE.
+        if reason != SHUTDOWN {
+            let line = quit.then(|| Reply::Ok("quit", "").to_bytes());
+            Box::pin(s.depart(&mut flusher, &mut write, line, true)).await;
         }
         event!(info, s, "disconnected: {reason}");
-        // The room actor no longer queues to this session (detached, or forgotten by the
-        // farewell): write what is queued, send FIN, then read and discard until the client
+        // The room actor no longer queues to this session (it departed): write what is
+        // queued, send FIN, then read and discard until the client
         // closes too. Closing a socket with unread input makes the kernel send RST, and the
         // client could lose the lines just written. A connection dropped for not reading is
         // closed at once instead.
@@ -234,15 +237,46 @@ impl Session {
         self.reply(Reply::Err(e.code, &e.text));
     }
 
-    /// Server shutdown: the session's own queued messages are committed and acknowledged
-    /// first, then `INFO server shutting down` is its last line.
-    async fn farewell(&self) {
-        let line = Reply::Info(SHUTDOWN).to_bytes();
-        if matches!(self.state, State::Guest) {
-            self.outbox.push(line);
-        } else if let Err(e) = self.shared.store.farewell(self.id, line.clone()).await {
-            event!(debug, self, "farewell not ordered: {e}");
-            self.outbox.push(line);
+    /// Ends the session in order with its own queued messages: those are committed and
+    /// acknowledged first, then `line` (`OK quit`, the shutdown notice) is its last line, and
+    /// with `announce` its room hears `LEAVE`. Keeps writing meanwhile, so that a busy room
+    /// cannot fill the queue while the departure waits its turn.
+    async fn depart(
+        &self,
+        flusher: &mut Flusher,
+        write: &mut SocketWriter<'_>,
+        line: Option<Bytes>,
+        announce: bool,
+    ) {
+        let Some(_) = self.user() else {
+            if let Some(line) = line {
+                self.outbox.push(line);
+            }
+            return;
+        };
+        let departure = Departure {
+            session: self.id,
+            line: line.clone(),
+            announce,
+        };
+        let departing = self.shared.store.depart(departure);
+        tokio::pin!(departing);
+        let first = tokio::select! {
+            r = &mut departing => Some(r),
+            _ = flusher.flush_when_ready(&self.outbox, write, false) => None,
+        };
+        // A killed connection (the flusher's end) still leaves its room.
+        let ordered = match first {
+            Some(r) => r,
+            None => departing.await,
+        };
+        if let Err(e) = ordered {
+            // The store is gone: presence still has to be freed.
+            event!(debug, self, "departure not ordered: {e}");
+            if let Some(line) = line {
+                self.outbox.push(line);
+            }
+            self.shared.rooms.detach(self.id).await;
         }
     }
 
@@ -289,10 +323,7 @@ impl Session {
             (Request::Ping, _) => self.reply(Reply::Pong),
             (Request::Health, _) => self.health().await,
             (Request::Help, _) => self.help(),
-            (Request::Quit, _) => {
-                self.reply(Reply::Ok("quit", ""));
-                return Flow::Close("quit");
-            }
+            (Request::Quit, _) => return Flow::Quit,
             (Request::Register { .. } | Request::Login { .. }, Some(u)) => {
                 let text = format!("already logged in as {}", u.name);
                 self.error(&ProtoError::new(ErrCode::Usage, text))

@@ -20,7 +20,7 @@
 
 use crate::config::Sync;
 use crate::protocol::{ErrCode, HistRow, Page, ProtoError, Reply};
-use crate::rooms::{Committed, Joined, Rooms};
+use crate::rooms::{Committed, Departure, Joined, Rooms};
 use crate::{SessionId, User, UserId};
 use log::{debug, error, info, warn};
 use r2d2_sqlite::SqliteConnectionManager;
@@ -226,9 +226,8 @@ enum Op {
         session: SessionId,
         reply: oneshot::Sender<Option<Arc<str>>>,
     },
-    Farewell {
-        session: SessionId,
-        line: bytes::Bytes,
+    Depart {
+        departure: Departure,
         reply: oneshot::Sender<()>,
     },
     Health {
@@ -251,7 +250,7 @@ enum Outcome {
     /// The join's reply was dropped: the session answers `ERR storage` and logs it.
     JoinFailed,
     Leave(SessionId, oneshot::Sender<Option<Arc<str>>>),
-    Farewell(SessionId, bytes::Bytes, oneshot::Sender<()>),
+    Depart(Departure, oneshot::Sender<()>),
     Health(oneshot::Sender<bool>, bool),
     Stop(oneshot::Sender<()>),
 }
@@ -359,17 +358,12 @@ impl Store {
         rx.await.map_err(|_| StoreError::Closed)
     }
 
-    /// Server shutdown, in order with the session's queued messages: once those are committed
-    /// and delivered (their senders acknowledged), the actor sends `line` as the session's last
-    /// line and forgets the session without announcing `LEAVE`.
-    pub async fn farewell(&self, session: SessionId, line: bytes::Bytes) -> Result<(), StoreError> {
+    /// A session ends (`#quit`, the client closed, server shutdown), in order with its queued
+    /// messages: once those are committed and delivered (their senders acknowledged), the actor
+    /// sends the departure's last line, forgets the session and, if asked, tells its room.
+    pub async fn depart(&self, departure: Departure) -> Result<(), StoreError> {
         let (reply, rx) = oneshot::channel();
-        self.queue(Op::Farewell {
-            session,
-            line,
-            reply,
-        })
-        .await?;
+        self.queue(Op::Depart { departure, reply }).await?;
         rx.await.map_err(|_| StoreError::Closed)
     }
 
@@ -685,9 +679,7 @@ impl Writer {
                 Outcome::Joined(j) => self.rooms.blocking_joined(j),
                 Outcome::JoinFailed => {}
                 Outcome::Leave(session, reply) => self.rooms.blocking_left(session, reply),
-                Outcome::Farewell(session, line, reply) => {
-                    self.rooms.blocking_farewell(session, line, reply)
-                }
+                Outcome::Depart(departure, reply) => self.rooms.blocking_depart(departure, reply),
                 Outcome::Health(reply, ok) => {
                     let _ = reply.send(ok);
                 }
@@ -907,7 +899,7 @@ fn execute(
             Done::Nothing
         }
         // Messages are inserted by `insert_messages`.
-        Op::Say { .. } | Op::Leave { .. } | Op::Farewell { .. } | Op::Stop { .. } => Done::Nothing,
+        Op::Say { .. } | Op::Leave { .. } | Op::Depart { .. } | Op::Stop { .. } => Done::Nothing,
     })
 }
 
@@ -994,7 +986,7 @@ fn checkpointer(path: &Path, writer_gone: std::sync::mpsc::Receiver<()>) {
 }
 
 /// The outcome of an operation whose transaction did not commit: every write in it is reported
-/// failed, the rest (leave, farewell, stop) still answered.
+/// failed, the rest (leave, depart, stop) still answered.
 fn not_done(op: Op) -> Outcome {
     match op {
         Op::CreateUser { reply, .. } => {
@@ -1003,11 +995,7 @@ fn not_done(op: Op) -> Outcome {
         Op::Say { session, .. } => Outcome::SayFailed(session),
         Op::Join { .. } => Outcome::JoinFailed,
         Op::Leave { session, reply } => Outcome::Leave(session, reply),
-        Op::Farewell {
-            session,
-            line,
-            reply,
-        } => Outcome::Farewell(session, line, reply),
+        Op::Depart { departure, reply } => Outcome::Depart(departure, reply),
         Op::Health { reply } => Outcome::Health(reply, false),
         Op::Stop { done } => Outcome::Stop(done),
     }
