@@ -1,6 +1,6 @@
--- linechat database schema: the one source of truth. linechatd applies this file at start,
--- inside one exclusive transaction, and records the version in PRAGMA user_version
--- (see SCHEMA_VERSION in src/store.rs). Every statement is idempotent.
+-- linechat database schema, version 2: the readable whole. linechatd builds and upgrades a
+-- database with the ordered migrations in src/store/migrations.rs (one exclusive transaction,
+-- PRAGMA user_version = the version); a test checks that they build exactly this schema.
 -- Times are RFC 3339 UTC text with milliseconds, e.g. 2026-11-29T02:40:19.123Z.
 
 -- Accounts. Names are unique regardless of case ("Alice" and "alice" are one account) and keep
@@ -12,11 +12,15 @@ CREATE TABLE IF NOT EXISTS users (
     created_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 );
 
--- Rooms, created on first join. Names are stored in lower case.
+-- Rooms, created on first join. Names are stored in lower case. The first and last message ids
+-- (NULL while the room has none) are kept by the writer in the transaction that inserts the
+-- messages; #my_messages uses them to visit only the rooms that can be on a page.
 CREATE TABLE IF NOT EXISTS rooms (
-    id         INTEGER PRIMARY KEY,
-    name       TEXT NOT NULL UNIQUE,
-    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    id               INTEGER PRIMARY KEY,
+    name             TEXT NOT NULL UNIQUE,
+    created_at       TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    first_message_id INTEGER,                            -- since version 2
+    last_message_id  INTEGER                             -- since version 2
 );
 
 -- Which rooms a user has ever joined: the scope of #my_messages.

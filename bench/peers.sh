@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 I1_PEERS=${I1_PEERS:-1}
 SCENARIOS=("$@")
-[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(store f1 f2 l1 a1 h1 i1)
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(store f1 f2 l1 a1 h1 h3 i1)
 
 if ! command -v ngircd >/dev/null || ! command -v inspircd >/dev/null; then
     apt-get update -qq
@@ -130,6 +130,21 @@ for s in "${SCENARIOS[@]}"; do
                 echo "== h1 on $n messages" >&2
                 "$BENCH" --addr 127.0.0.1:$PORT_LC --scenario h1 --fill $n --label "linechatd" \
                     | grep '^RESULT' >>"$RESULTS" || true
+                stop_server
+            done
+            ;;
+        h3)
+            # linechatd only: #my_messages for a user of 20,000 rooms, empty and with 3 each.
+            for per in 0 3; do
+                db="$WORK/h3-$per.db"
+                "$BENCH" --scenario h3 --db "$db" --fill $per >&2
+                RUST_LOG=warn "$DAEMON" --listen 127.0.0.1:$PORT_LC --db "$db" --bcrypt-cost 4 \
+                    --rate-per-sec 0 2>>"$WORK/linechatd.log" &
+                SERVER_PID=$!
+                wait_port $PORT_LC
+                echo "== h3, 20000 rooms of $per messages" >&2
+                "$BENCH" --addr 127.0.0.1:$PORT_LC --scenario h3 --fill $per --pid "$SERVER_PID" \
+                    --label "linechatd-${per}each" | grep '^RESULT' >>"$RESULTS" || true
                 stop_server
             done
             ;;

@@ -10,6 +10,7 @@ use crate::protocol::{self, ErrCode, HistRow, ProtoError, Reply, Request};
 use crate::ratelimit;
 use crate::rooms::Departure;
 use crate::server::Shared;
+use crate::store::Health;
 use crate::{SessionId, User};
 use bytes::{Bytes, BytesMut};
 use std::net::SocketAddr;
@@ -549,9 +550,13 @@ impl Session {
 
     async fn health(&self) {
         match tokio::time::timeout(HEALTH_TIMEOUT, self.shared.store.health()).await {
-            Ok(true) => self.reply(Reply::Ok("health", "")),
-            Ok(false) => {
+            Ok(Health::Ok) => self.reply(Reply::Ok("health", "")),
+            Ok(Health::Failing) => {
                 let text = "the database is failing";
+                self.reply(Reply::Err(ErrCode::Storage, text))
+            }
+            Ok(Health::FileReplaced) => {
+                let text = "the database file was deleted or replaced; restart the daemon";
                 self.reply(Reply::Err(ErrCode::Storage, text))
             }
             Err(_) => {

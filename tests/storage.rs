@@ -126,3 +126,56 @@ fn read_only_database_gives_err_storage_then_recovers() {
     assert_eq!(common::parse_hist(&a.line()).3, "writable again");
     a.expect("OK all_messages 2");
 }
+
+/// Sustained writes as fast as the daemon takes them (rate limit off, four writers, large
+/// lines): the WAL stays under its documented bound of 64 MiB all along, while several times
+/// that goes through it.
+#[test]
+fn the_wal_stays_bounded_under_sustained_writes() {
+    const BOUND: u64 = 64 << 20;
+    const LINE: usize = 3000;
+    const WINDOW: usize = 100;
+    let srv = TestServer::start_with(&["--max-line", "8192"]);
+    let wal = format!("{}-wal", srv.db.display());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut max = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                max = max.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            max
+        })
+    };
+    // Each writer in a room of its own, reading its acknowledgements a window at a time.
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let mut c = srv.user(&format!("w{w}"));
+            c.join(&format!("r{w}"));
+            std::thread::spawn(move || {
+                let text = "x".repeat(LINE);
+                let window: String = (0..WINDOW).map(|_| format!("{text}\n")).collect();
+                let mut sent = 0;
+                let t = std::time::Instant::now();
+                while sent < 70 * 1024 * 1024 / 4
+                    && t.elapsed() < std::time::Duration::from_secs(60)
+                {
+                    c.send_raw(window.as_bytes());
+                    for _ in 0..WINDOW {
+                        c.expect_prefix(&format!("MSG r{w} w{w} x"));
+                    }
+                    sent += WINDOW * LINE;
+                }
+                sent
+            })
+        })
+        .collect();
+    let written: usize = writers.into_iter().map(|w| w.join().unwrap()).sum();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let max = sampler.join().unwrap();
+    assert!(written >= 70 * 1024 * 1024, "wrote only {written} bytes");
+    assert!(max < BOUND, "the WAL reached {max} bytes (bound {BOUND})");
+    assert!(max > 0, "the WAL was never seen");
+}

@@ -25,7 +25,7 @@ struct Args {
     /// server address (default 127.0.0.1:7878)
     #[argh(option, default = "String::from(\"127.0.0.1:7878\")")]
     addr: String,
-    /// scenario: f1, f2, l1, i1, a1, h1, store, or custom (default custom)
+    /// scenario: f1, f2, l1, i1, a1, h1, h3, store, or custom (default custom)
     #[argh(option, default = "String::from(\"custom\")")]
     scenario: String,
     /// connected clients (custom)
@@ -67,7 +67,7 @@ struct Args {
     /// database file (h1: filled before the daemon starts; store: created)
     #[argh(option)]
     db: Option<String>,
-    /// messages to put in the h1 database (default 1000000)
+    /// messages to put in the h1 database, or per room in the h3 one (default 1000000)
     #[argh(option, default = "1_000_000")]
     fill: usize,
     /// runtime threads for the clients (default 1: the load generator then uses one core and
@@ -896,6 +896,7 @@ async fn run(args: Args, proto: Proto) -> std::io::Result<()> {
             return idle(proto, addr, &args, &base_prefix).await;
         }
         "h1" => return history(addr, &args).await,
+        "h3" => return many_rooms(addr, &args).await,
         "store" => return store_path(&args).await,
         "custom" => custom,
         s => return Err(std::io::Error::other(format!("unknown scenario {s}"))),
@@ -1038,7 +1039,107 @@ fn fill(db: &str, n: usize, password: &str) -> Result<(), String> {
             .map_err(e)?;
         }
     }
+    set_room_ranges(&tx)?;
     tx.commit().map_err(|e| e.to_string())
+}
+
+/// Each room's first and last message id, which the daemon's writer keeps as it inserts
+/// (the fills insert around it).
+fn set_room_ranges(tx: &rusqlite::Connection) -> Result<(), String> {
+    tx.execute_batch(
+        "UPDATE rooms SET
+             first_message_id = (SELECT min(id) FROM messages WHERE room_id = rooms.id),
+             last_message_id = (SELECT max(id) FROM messages WHERE room_id = rooms.id);",
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// Rooms the h3 user `u0` has joined.
+const H3_ROOMS: usize = 20_000;
+
+/// Fills `db` for H3: `u0` has joined [`H3_ROOMS`] rooms with `per_room` messages each (from
+/// a second user), spread in time the way rooms joined one after another would be.
+fn fill_many_rooms(db: &str, per_room: usize, password: &str) -> Result<(), String> {
+    let path = std::path::Path::new(db);
+    if path.exists() {
+        return Ok(());
+    }
+    drop(linechat::store::Database::open(
+        path,
+        linechat::config::Sync::Normal,
+    )?);
+    let mut conn = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
+    let hash = bcrypt::hash(password, 4).map_err(|e| e.to_string())?;
+    let tx = conn.transaction().map_err(|e| e.to_string())?;
+    {
+        let e = |e: rusqlite::Error| e.to_string();
+        tx.execute(
+            "INSERT INTO users (id, name, password_hash) VALUES (1, 'u0', ?1), (2, 'u1', ?1)",
+            [&hash],
+        )
+        .map_err(e)?;
+        let mut room = tx
+            .prepare("INSERT INTO rooms (id, name) VALUES (?1, ?2)")
+            .map_err(e)?;
+        let mut member = tx
+            .prepare("INSERT INTO memberships (user_id, room_id) VALUES (1, ?1)")
+            .map_err(e)?;
+        for r in 0..H3_ROOMS {
+            room.execute(rusqlite::params![r as i64 + 1, format!("h3room{r}")])
+                .map_err(e)?;
+            member.execute(rusqlite::params![r as i64 + 1]).map_err(e)?;
+        }
+        let mut msg = tx
+            .prepare("INSERT INTO messages (room_id, user_id, body) VALUES (?1, 2, ?2)")
+            .map_err(e)?;
+        for k in 0..per_room {
+            for r in 0..H3_ROOMS {
+                msg.execute(rusqlite::params![
+                    r as i64 + 1,
+                    format!("message {k} in room {r}")
+                ])
+                .map_err(e)?;
+            }
+        }
+    }
+    set_room_ranges(&tx)?;
+    tx.commit().map_err(|e| e.to_string())
+}
+
+/// H3: `#my_messages 100` for a user of [`H3_ROOMS`] rooms, median of 200, and the daemon's
+/// memory after 20 warm-up queries (SQLite's page caches filled) and after the 200 (with
+/// `--pid`): flat when the cost does not grow with the queries.
+async fn many_rooms(addr: SocketAddr, args: &Args) -> std::io::Result<()> {
+    if let Some(db) = &args.db {
+        fill_many_rooms(db, args.fill, &args.password).map_err(std::io::Error::other)?;
+        println!("filled {db}: {H3_ROOMS} rooms of {} messages", args.fill);
+        return Ok(());
+    }
+    let mut c = Client::open(addr, 0).await?;
+    c.send(&format!("#login u0 {}", args.password)).await?;
+    c.until(&["OK login"]).await?;
+    for _ in 0..20 {
+        c.send("#my_messages 100").await?;
+        c.until(&["OK my_messages"]).await?;
+    }
+    let before = args.pid.map(rss_kib).unwrap_or(0);
+    let mut times = Vec::new();
+    for _ in 0..200 {
+        let t = Instant::now();
+        c.send("#my_messages 100").await?;
+        c.until(&["OK my_messages"]).await?;
+        times.push(t.elapsed().as_micros() as u64);
+    }
+    let after = args.pid.map(rss_kib).unwrap_or(0);
+    times.sort_unstable();
+    println!(
+        "RESULT {} h3 rooms={H3_ROOMS} per_room={} my_first_us={} p99_us={} rss_before_kib={before} rss_after_kib={after}",
+        args.label,
+        args.fill,
+        percentile(&times, 0.5),
+        percentile(&times, 0.99),
+    );
+    Ok(())
 }
 
 /// H1: history pages on a database of `--fill` messages: first page and a deep page of

@@ -15,8 +15,9 @@
 //!   reaches a joiner exactly once, as `HIST` (committed before the join) or `MSG` (after).
 //! - Reads (login lookups, history) use a pool of WAL readers on `spawn_blocking`, never the
 //!   writer, so history queries never delay chat.
-//! - `PRAGMA user_version` holds the schema version; `schema.sql` is applied idempotently in one
-//!   exclusive transaction. A file that is not a linechat database is refused, never altered.
+//! - The schema is versioned by [`migrations`] (`PRAGMA user_version`); a file that is not a
+//!   linechat database, or is newer than this daemon, is refused and never altered.
+//! - One daemon per database: [`lock`] holds an OS lock on `DB.lock` for the daemon's life.
 
 use crate::config::Sync;
 use crate::protocol::{ErrCode, HistRow, Page, ProtoError, Reply};
@@ -32,10 +33,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-/// The schema, applied at every start.
-pub const SCHEMA: &str = include_str!("../schema.sql");
-/// Version recorded in `PRAGMA user_version` once [`SCHEMA`] is applied.
-pub const SCHEMA_VERSION: i64 = 1;
+pub mod lock;
+pub mod migrations;
+
 /// Most operations committed in one transaction.
 pub const BATCH_MAX: usize = 1024;
 /// Capacity of the writer's queue.
@@ -100,6 +100,10 @@ pub struct Database {
     writer: Connection,
     pool: Pool,
     path: std::path::PathBuf,
+    /// The database file's identity when it was opened, for `#health`.
+    identity: Option<FileId>,
+    /// The daemon's lock on the database, held until the writer has finished.
+    lock: lock::DaemonLock,
 }
 
 /// How the writer thread batches.
@@ -130,6 +134,14 @@ pub const DEFAULT_LINGER: Duration = Duration::from_millis(crate::config::DEFAUL
 pub const LINGER_ENOUGH: usize = 256;
 /// How often the background checkpointer folds the WAL into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+/// The WAL's documented bound (protocol.md and README: operations): it is truncated when it
+/// passes [`WAL_TRUNCATE_AT`], and one check interval of the fastest writes adds well under the
+/// difference.
+pub const WAL_BOUND: u64 = 64 << 20;
+/// WAL size at which the writer checkpoints and truncates it.
+pub const WAL_TRUNCATE_AT: u64 = 16 << 20;
+/// How often the writer looks at the WAL's size.
+const WAL_CHECK_EVERY: Duration = Duration::from_millis(100);
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -138,13 +150,18 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 impl Database {
-    /// Opens (creating if missing) the database at `path` and applies the schema. Refuses a file
-    /// that is not SQLite, or a SQLite database that is not linechat's.
+    /// Opens (creating if missing) the database at `path`, takes the daemon's lock on it and
+    /// brings its schema up to date. Refuses a file that is not SQLite, a SQLite database that
+    /// is not linechat's, one from a newer linechatd, and one another linechatd is serving.
     pub fn open(path: &Path, sync: Sync) -> Result<Database, String> {
         let fail =
             |e: &dyn fmt::Display| format!("cannot use {} as the database: {e}", path.display());
+        let lock = lock::DaemonLock::take(path).map_err(|e| fail(&e))?;
         let mut writer = Connection::open(path).map_err(|e| fail(&e))?;
         configure(&writer).map_err(|e| fail(&e))?;
+        // Before anything is written (even the journal mode): a file that is not ours, or is
+        // newer than we know, stays as it was.
+        migrations::check(&writer).map_err(|e| fail(&e))?;
         let mode: String = writer
             .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
             .map_err(|e| fail(&e))?;
@@ -154,14 +171,22 @@ impl Database {
         writer
             .pragma_update(None, "synchronous", sync.pragma())
             .map_err(|e| fail(&e))?;
-        apply_schema(&mut writer).map_err(|e| fail(&e))?;
+        let from = migrations::migrate(&mut writer).map_err(|e| fail(&e))?;
+        if from != 0 && from != migrations::VERSION {
+            info!(
+                "store: migrated {} from schema version {from} to {}",
+                path.display(),
+                migrations::VERSION
+            );
+        }
         let manager = SqliteConnectionManager::file(path).with_init(|c| configure(c));
         let pool = r2d2::Pool::builder()
             .max_size(READERS)
             .min_idle(Some(1))
             .build(manager)
             .map_err(|e| fail(&e))?;
-        // Checkpoints run on their own thread (see `checkpointer`), never inside a commit.
+        // Checkpoints run on their own thread (see `checkpointer`), never inside a commit,
+        // except the writer's own when the WAL passes its bound (see `Writer::bound_wal`).
         writer
             .pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(|e| fail(&e))?;
@@ -169,37 +194,27 @@ impl Database {
             writer,
             pool,
             path: path.to_path_buf(),
+            identity: FileId::of(path),
+            lock,
         })
     }
 }
 
-fn apply_schema(conn: &mut Connection) -> Result<(), String> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Exclusive)
-        .map_err(|e| e.to_string())?;
-    let version: i64 = tx
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .map_err(|e| e.to_string())?;
-    if version == 0 {
-        let foreign: i64 = tx
-            .query_row(
-                "SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(|e| e.to_string())?;
-        if foreign > 0 {
-            return Err("it is a SQLite database of another program (it has tables and no linechat schema version)".into());
-        }
-    } else if version != SCHEMA_VERSION {
-        return Err(format!(
-            "its schema version is {version}, this linechatd knows version {SCHEMA_VERSION}"
-        ));
+/// A file's device and inode: which file a path names now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileId {
+    fn of(path: &Path) -> Option<FileId> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+        })
     }
-    tx.execute_batch(SCHEMA).map_err(|e| e.to_string())?;
-    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-        .map_err(|e| e.to_string())?;
-    tx.commit().map_err(|e| e.to_string())
 }
 
 /// One operation for the writer thread.
@@ -231,7 +246,7 @@ enum Op {
         reply: oneshot::Sender<()>,
     },
     Health {
-        reply: oneshot::Sender<bool>,
+        reply: oneshot::Sender<Health>,
     },
     Stop {
         done: oneshot::Sender<()>,
@@ -251,8 +266,20 @@ enum Outcome {
     JoinFailed,
     Leave(SessionId, oneshot::Sender<Option<Arc<str>>>),
     Depart(Departure, oneshot::Sender<()>),
-    Health(oneshot::Sender<bool>, bool),
+    Health(oneshot::Sender<Health>, bool),
     Stop(oneshot::Sender<()>),
+}
+
+/// What `#health` learns from the writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// A transaction committed, on the file at `--db`.
+    Ok,
+    /// The transaction failed, or the writer is gone.
+    Failing,
+    /// The file at `--db` was deleted or replaced since the daemon opened it: what the daemon
+    /// commits goes to a file nobody will open again.
+    FileReplaced,
 }
 
 /// Handle to the store: queue writes, run reads. Cheap to clone.
@@ -268,7 +295,17 @@ impl Store {
     /// Starts the writer thread on `db`; committed results go to `rooms`.
     pub fn start(db: Database, rooms: Rooms, options: WriterOptions) -> std::io::Result<Store> {
         let (ops, rx) = mpsc::channel(QUEUE);
-        let Database { writer, pool, path } = db;
+        let Database {
+            writer,
+            pool,
+            path,
+            identity,
+            lock,
+        } = db;
+        let file = WatchedFile {
+            path: path.clone(),
+            identity,
+        };
         let (alive, writer_gone) = std::sync::mpsc::channel::<()>();
         let checkpoints = std::thread::Builder::new()
             .name("linechat-checkpoint".into())
@@ -276,11 +313,12 @@ impl Store {
         let writer = std::thread::Builder::new()
             .name("linechat-writer".into())
             .spawn(move || {
-                let stopped = Writer::new(writer, rooms, options).run(rx);
+                let stopped = Writer::new(writer, rooms, options, file).run(rx);
                 // The checkpointer's last checkpoint folds in everything committed, then a
-                // `stop` returns.
+                // `stop` returns; the lock is let go only after that.
                 drop(alive);
                 let _ = checkpoints.join();
+                drop(lock);
                 if let Some(done) = stopped {
                     let _ = done.send(());
                 }
@@ -367,14 +405,15 @@ impl Store {
         rx.await.map_err(|_| StoreError::Closed)
     }
 
-    /// A round trip through the writer: true if it ran a query in a transaction that
-    /// committed, i.e. the writer thread is alive, not stuck, and the database answers.
-    pub async fn health(&self) -> bool {
+    /// A round trip through the writer: [`Health::Ok`] if it ran a query in a transaction
+    /// that committed (the writer thread is alive, not stuck, and the database answers) and
+    /// the file it writes is still the one at `--db`.
+    pub async fn health(&self) -> Health {
         let (reply, rx) = oneshot::channel();
         if self.queue(Op::Health { reply }).await.is_err() {
-            return false;
+            return Health::Failing;
         }
-        rx.await.unwrap_or(false)
+        rx.await.unwrap_or(Health::Failing)
     }
 
     /// Operations waiting for the writer.
@@ -462,41 +501,78 @@ impl Store {
     }
 }
 
+/// Messages fetched from a room's index at a time while merging.
+const MERGE_CHUNK: u32 = 32;
+
+/// The newest `page.limit` messages below `page.before` across the rooms `user` has joined,
+/// oldest first. Rooms are visited newest first by their last message id (kept in `rooms`),
+/// and a room's index is read only once its newest possible row could be the next on the page:
+/// the first page opens at most `limit + 1` rooms whatever the number of memberships, and
+/// reads at most [`MERGE_CHUNK`] rows from each beyond what the page takes. One cached
+/// statement serves every room, so memory does not grow with the memberships either.
+/// Paging back (`before` set) also skips rooms whose first message is not below it.
 fn merge_rooms(c: &Connection, user: UserId, page: Page) -> rusqlite::Result<Vec<HistRow>> {
-    let rooms: Vec<i64> = c
-        .prepare_cached("SELECT room_id FROM memberships WHERE user_id = ?1")?
-        .query_map(params![user], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    let sql =
-        format!("{HIST_SELECT} WHERE m.room_id = ?1 AND m.id < ?2 ORDER BY m.id DESC LIMIT ?3");
-    let mut stmts = Vec::with_capacity(rooms.len());
-    for _ in &rooms {
-        stmts.push(c.prepare(&sql)?);
-    }
     let before = page.before.unwrap_or(i64::MAX);
-    let mut cursors = Vec::with_capacity(rooms.len());
-    for (stmt, room) in stmts.iter_mut().zip(&rooms) {
-        cursors.push(stmt.query(params![room, before, page.limit])?);
-    }
-    let mut heads = Vec::with_capacity(cursors.len());
-    for cur in cursors.iter_mut() {
-        heads.push(next_hist(cur)?);
-    }
-    let mut out = Vec::with_capacity(page.limit as usize);
-    while out.len() < page.limit as usize {
-        let newest = heads
-            .iter()
-            .enumerate()
-            .filter_map(|(i, h)| h.as_ref().map(|h| (h.id, i)))
-            .max();
-        let Some((_, i)) = newest else { break };
-        if let Some(row) = heads[i].take() {
-            out.push(row);
+    let limit = page.limit as usize;
+    // (room id, the largest id it can have below `before`), best first.
+    let rooms: Vec<(i64, i64)> = c
+        .prepare_cached(
+            "SELECT r.id, min(r.last_message_id, ?2 - 1) AS bound \
+             FROM memberships ms JOIN rooms r ON r.id = ms.room_id \
+             WHERE ms.user_id = ?1 AND r.first_message_id < ?2 ORDER BY bound DESC",
+        )?
+        .query_map(params![user, before], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut open: Vec<OpenRoom> = Vec::new();
+    // (id of an opened room's newest untaken row, index in `open`): the merge's frontier.
+    let mut heads = std::collections::BinaryHeap::new();
+    let mut next = 0;
+    let mut out = Vec::with_capacity(limit);
+    while out.len() < limit {
+        let best = heads.peek().map(|&(id, _)| id);
+        if let Some(&(room, bound)) = rooms.get(next)
+            && best.is_none_or(|b| bound > b)
+        {
+            next += 1;
+            let r = OpenRoom::fetch(c, room, before, limit - out.len())?;
+            if let Some(h) = r.rows.front() {
+                heads.push((h.id, open.len()));
+                open.push(r);
+            }
+            continue;
         }
-        heads[i] = next_hist(&mut cursors[i])?;
+        let Some((_, i)) = heads.pop() else { break };
+        let Some(row) = open[i].rows.pop_front() else {
+            break;
+        };
+        if open[i].rows.is_empty() && open[i].more {
+            open[i] = OpenRoom::fetch(c, open[i].room, row.id, limit - out.len())?;
+        }
+        if let Some(h) = open[i].rows.front() {
+            heads.push((h.id, i));
+        }
+        out.push(row);
     }
     out.reverse();
     Ok(out)
+}
+
+/// A room being merged by [`merge_rooms`]: its fetched rows not yet taken, newest first.
+struct OpenRoom {
+    room: i64,
+    rows: std::collections::VecDeque<HistRow>,
+    /// Whether the room may have more rows below the last one fetched.
+    more: bool,
+}
+
+impl OpenRoom {
+    /// Up to [`MERGE_CHUNK`] (and at most `want`) of `room`'s newest rows below `below`.
+    fn fetch(c: &Connection, room: i64, below: i64, want: usize) -> rusqlite::Result<OpenRoom> {
+        let n = u32::try_from(want).unwrap_or(u32::MAX).min(MERGE_CHUNK);
+        let rows: std::collections::VecDeque<HistRow> = room_tail(c, room, Some(below), n)?.into();
+        let more = rows.len() == n as usize;
+        Ok(OpenRoom { room, rows, more })
+    }
 }
 
 /// One row of [`HIST_SELECT`].
@@ -508,10 +584,6 @@ fn hist_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistRow> {
         name: r.get(3)?,
         text: r.get(4)?,
     })
-}
-
-fn next_hist(rows: &mut rusqlite::Rows<'_>) -> rusqlite::Result<Option<HistRow>> {
-    rows.next()?.map(hist_row).transpose()
 }
 
 const HIST_SELECT: &str = "SELECT m.id, m.created_at, r.name, u.name, m.body \
@@ -541,8 +613,20 @@ fn room_tail(
     )
 }
 
+/// The database file as the writer opened it, to notice it being deleted or replaced.
+struct WatchedFile {
+    path: std::path::PathBuf,
+    identity: Option<FileId>,
+}
+
 struct Writer {
     conn: Connection,
+    file: WatchedFile,
+    /// The WAL file, and when its size was last looked at (see [`Writer::bound_wal`]).
+    wal_path: std::path::PathBuf,
+    wal_checked: std::time::Instant,
+    /// Whether the replaced file was logged already (once, not at every `#health`).
+    file_gone_logged: std::cell::Cell<bool>,
     rooms: Rooms,
     /// Room name -> id, for rooms known to be committed.
     room_ids: HashMap<Arc<str>, i64>,
@@ -553,9 +637,15 @@ struct Writer {
 }
 
 impl Writer {
-    fn new(conn: Connection, rooms: Rooms, options: WriterOptions) -> Writer {
+    fn new(conn: Connection, rooms: Rooms, options: WriterOptions, file: WatchedFile) -> Writer {
+        let mut wal = file.path.clone().into_os_string();
+        wal.push("-wal");
         Writer {
             conn,
+            wal_path: wal.into(),
+            wal_checked: std::time::Instant::now(),
+            file,
+            file_gone_logged: std::cell::Cell::new(false),
             rooms,
             room_ids: HashMap::new(),
             batch_max: options.batch_max.max(1),
@@ -604,8 +694,42 @@ impl Writer {
                 info!("store: writer stopped, everything queued is committed");
                 return Some(done);
             }
+            self.bound_wal();
         }
         None
+    }
+
+    /// Keeps the WAL under [`WAL_BOUND`]. The checkpointer's PASSIVE checkpoints never block
+    /// the writer, but under sustained writes the WAL always has frames newer than the last
+    /// checkpoint, so SQLite never restarts it from the top and it grows without end. When it
+    /// passes [`WAL_TRUNCATE_AT`], the writer itself, between two transactions (so nothing
+    /// waits on a lock), checkpoints in TRUNCATE mode, which folds every frame in and empties
+    /// the file. That pauses commits for one checkpoint of at most that size, only under a
+    /// load that fills it; the WAL's size is looked at every [`WAL_CHECK_EVERY`].
+    fn bound_wal(&mut self) {
+        let now = std::time::Instant::now();
+        if now < self.wal_checked + WAL_CHECK_EVERY {
+            return;
+        }
+        self.wal_checked = now;
+        let size = std::fs::metadata(&self.wal_path).map_or(0, |m| m.len());
+        if size < WAL_TRUNCATE_AT {
+            return;
+        }
+        match self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            }) {
+            Ok(0) => debug!(
+                "store: WAL of {} MiB checkpointed and truncated in {:?}",
+                size >> 20,
+                now.elapsed()
+            ),
+            // A reader held an old snapshot past the busy timeout: the next check tries again.
+            Ok(_) => debug!("store: WAL truncation was busy; retrying"),
+            Err(e) => warn!("store: WAL truncation failed: {e}"),
+        }
     }
 
     /// Runs the batch in one transaction. If any statement or the commit fails, the whole
@@ -652,6 +776,24 @@ impl Writer {
             .ok()
     }
 
+    /// `#health`'s answer once its transaction `committed` (or not).
+    fn health(&self, committed: bool) -> Health {
+        if !committed {
+            return Health::Failing;
+        }
+        if self.file.identity.is_none() || FileId::of(&self.file.path) != self.file.identity {
+            if self.file_gone_logged.replace(true) {
+                return Health::FileReplaced;
+            }
+            error!(
+                "store: {} was deleted or replaced while the daemon runs: what it commits now is lost when it stops",
+                self.file.path.display()
+            );
+            return Health::FileReplaced;
+        }
+        Health::Ok
+    }
+
     /// Hands each outcome on; returns a `Stop`'s reply, for the caller to send when it stops.
     fn dispatch(&self, outcomes: Vec<Outcome>) -> Option<oneshot::Sender<()>> {
         let storage_err = || {
@@ -681,7 +823,7 @@ impl Writer {
                 Outcome::Leave(session, reply) => self.rooms.blocking_left(session, reply),
                 Outcome::Depart(departure, reply) => self.rooms.blocking_depart(departure, reply),
                 Outcome::Health(reply, ok) => {
-                    let _ = reply.send(ok);
+                    let _ = reply.send(self.health(ok));
                 }
                 Outcome::Stop(done) => stop = Some(done),
             }
@@ -762,6 +904,8 @@ fn execute_all(
     let mut dones = Vec::with_capacity(ops.len());
     // (index in `ops`, room id, user id, body) of messages not yet inserted.
     let mut says: Vec<(usize, i64, UserId, &str)> = Vec::new();
+    // Room id -> (first, last) id of the messages inserted into it now.
+    let mut ranges: HashMap<i64, (i64, i64)> = HashMap::new();
     for (i, op) in ops.iter().enumerate() {
         if let Op::Say {
             user, room, text, ..
@@ -773,11 +917,19 @@ fn execute_all(
             dones.push(Done::Said(0));
             continue;
         }
-        insert_messages(tx, now, &says, &mut dones)?;
+        insert_messages(tx, now, &says, &mut dones, &mut ranges)?;
         says.clear();
         dones.push(execute(tx, cache, new_rooms, op)?);
     }
-    insert_messages(tx, now, &says, &mut dones)?;
+    insert_messages(tx, now, &says, &mut dones, &mut ranges)?;
+    // Each room's message range, once per room per transaction (see `merge_rooms`).
+    let mut update = tx.prepare_cached(
+        "UPDATE rooms SET last_message_id = ?2, first_message_id = coalesce(first_message_id, ?3) \
+         WHERE id = ?1",
+    )?;
+    for (room, (first, last)) in ranges {
+        update.execute(params![room, last, first])?;
+    }
     Ok(dones)
 }
 
@@ -794,6 +946,7 @@ fn insert_messages(
     now: &str,
     says: &[(usize, i64, UserId, &str)],
     dones: &mut [Done],
+    ranges: &mut HashMap<i64, (i64, i64)>,
 ) -> rusqlite::Result<()> {
     let mut rest = says;
     while !rest.is_empty() {
@@ -817,8 +970,11 @@ fn insert_messages(
             return Err(rusqlite::Error::StatementChangedRows(inserted));
         }
         let first = tx.last_insert_rowid() - rows as i64 + 1;
-        for (k, (i, ..)) in chunk.iter().enumerate() {
-            dones[*i] = Done::Said(first + k as i64);
+        for (k, (i, room_id, ..)) in chunk.iter().enumerate() {
+            let id = first + k as i64;
+            dones[*i] = Done::Said(id);
+            let range = ranges.entry(*room_id).or_insert((id, id));
+            range.1 = id;
         }
     }
     Ok(())
@@ -1214,6 +1370,110 @@ mod tests {
         assert_eq!(stored, 201);
     }
 
+    /// `#my_messages`'s lazy merge gives exactly what a plain query over every joined room
+    /// gives, for first pages and pages back, with the ranges the writer keeps per room.
+    #[test]
+    fn the_room_merge_equals_a_plain_query() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Database::open(&dir.path().join("t.db"), Sync::Normal).unwrap();
+        let user = User {
+            id: 1,
+            name: Arc::from("ann"),
+        };
+        db.writer
+            .execute(
+                "INSERT INTO users (id, name, password_hash) VALUES (1, 'ann', 'x')",
+                [],
+            )
+            .unwrap();
+        let rooms: Vec<Arc<str>> = (0..30).map(|r| Arc::from(format!("r{r}"))).collect();
+        let mut rng = fastrand::Rng::with_seed(11);
+        let mut cache = HashMap::new();
+        for batch in 0..20 {
+            let tx = db.writer.transaction().unwrap();
+            let mut ops = Vec::new();
+            for k in 0..rng.usize(1..40) {
+                // Rooms 0..10 busy, 10..25 rare, 25..30 never spoken in.
+                let r = if rng.bool() {
+                    rng.usize(0..10)
+                } else {
+                    rng.usize(10..25)
+                };
+                if rng.u8(0..10) == 0 || batch == 0 {
+                    let (reply, _) = oneshot::channel();
+                    ops.push(Op::Join {
+                        session: 1,
+                        user: user.clone(),
+                        room: rooms[rng.usize(0..30)].clone(),
+                        history: 0,
+                        reply,
+                    });
+                }
+                ops.push(Op::Say {
+                    session: 1,
+                    user: user.clone(),
+                    room: rooms[r].clone(),
+                    text: format!("b{batch} m{k}"),
+                });
+            }
+            let mut new_rooms = Vec::new();
+            execute_all(
+                &tx,
+                &cache,
+                &mut new_rooms,
+                "2026-12-01T00:00:00.000Z",
+                &ops,
+            )
+            .unwrap();
+            tx.commit().unwrap();
+            for r in new_rooms {
+                let id = db
+                    .writer
+                    .query_row("SELECT id FROM rooms WHERE name = ?1", [&*r], |row| {
+                        row.get(0)
+                    })
+                    .unwrap();
+                cache.insert(r, id);
+            }
+        }
+        let c = &db.writer;
+        let plain = |limit: u32, before: Option<i64>| -> Vec<i64> {
+            let mut ids: Vec<i64> = c
+                .prepare(
+                    "SELECT id FROM messages WHERE room_id IN \
+                     (SELECT room_id FROM memberships WHERE user_id = 1) AND id < ?1 \
+                     ORDER BY id DESC LIMIT ?2",
+                )
+                .unwrap()
+                .query_map(params![before.unwrap_or(i64::MAX), limit], |r| r.get(0))
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+            ids.reverse();
+            ids
+        };
+        let total: i64 = c
+            .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+            .unwrap();
+        assert!(total > 200, "{total}");
+        for limit in [1, 7, 33, 100, 1000] {
+            for before in [
+                None,
+                Some(2),
+                Some(total / 3),
+                Some(total / 2),
+                Some(total - 5),
+            ] {
+                let got: Vec<i64> = merge_rooms(c, 1, Page { limit, before })
+                    .unwrap()
+                    .iter()
+                    .map(|h| h.id)
+                    .collect();
+                assert_eq!(got, plain(limit, before), "limit {limit} before {before:?}");
+            }
+        }
+    }
+
     #[test]
     fn schema_applies_twice_and_records_version() {
         let dir = tempfile::tempdir().unwrap();
@@ -1224,7 +1484,7 @@ mod tests {
             .writer
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(v, SCHEMA_VERSION);
+        assert_eq!(v, migrations::VERSION);
         let mode: String = db
             .writer
             .pragma_query_value(None, "journal_mode", |r| r.get(0))

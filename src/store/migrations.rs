@@ -1,0 +1,174 @@
+//! Schema versions: an ordered list of migrations, applied at start in one exclusive
+//! transaction, each bumping `PRAGMA user_version` (the pattern of cargo's `util/sqlite.rs`).
+//!
+//! `schema.sql` is the readable whole schema at [`VERSION`]; a test builds a database from the
+//! migrations and checks that it has exactly the tables, columns, indexes and foreign keys of
+//! `schema.sql`. A database from a newer linechatd is refused before anything is written, and
+//! so is a SQLite file of another program.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+/// The whole schema at [`VERSION`], for reading (and the test that holds the migrations to it).
+pub const SCHEMA: &str = include_str!("../../schema.sql");
+
+/// Migration `k` (0-based) takes a database from version `k` to `k + 1`. Append only: a
+/// released migration is never edited.
+const MIGRATIONS: &[&str] = &[
+    // 1: accounts, rooms, memberships, messages.
+    include_str!("v1.sql"),
+    // 2: each room's first and last message id, so `#my_messages` visits only the rooms whose
+    // messages can be on the page (see `history`).
+    "ALTER TABLE rooms ADD COLUMN first_message_id INTEGER;
+     ALTER TABLE rooms ADD COLUMN last_message_id INTEGER;
+     UPDATE rooms SET
+         first_message_id = (SELECT min(id) FROM messages WHERE room_id = rooms.id),
+         last_message_id = (SELECT max(id) FROM messages WHERE room_id = rooms.id);",
+];
+
+/// The schema version this linechatd writes.
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// The database's `user_version`, refusing what this linechatd must not touch: a newer
+/// version, or tables of another program under version 0. Reads only.
+pub fn check(conn: &Connection) -> Result<i64, String> {
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(|e| e.to_string())?;
+    if version > VERSION {
+        return Err(format!(
+            "its schema version is {version}, newer than this linechatd knows ({VERSION}): \
+             run the linechatd that wrote it, or a newer one; the file was not modified"
+        ));
+    }
+    if version < 0 {
+        return Err(format!("its schema version {version} is not linechat's"));
+    }
+    if version == 0 {
+        let tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| e.to_string())?;
+        if tables > 0 {
+            return Err(
+                "it is a SQLite database of another program (it has tables and no \
+                        linechat schema version)"
+                    .into(),
+            );
+        }
+    }
+    Ok(version)
+}
+
+/// Brings the database to [`VERSION`]: every migration it lacks, in order, in one exclusive
+/// transaction (all of them or none). Returns the version it started from.
+pub fn migrate(conn: &mut Connection) -> Result<i64, String> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Exclusive)
+        .map_err(|e| e.to_string())?;
+    // Checked again under the lock: another process may have migrated meanwhile.
+    let from = check(&tx)?;
+    for (k, sql) in MIGRATIONS.iter().enumerate().skip(from as usize) {
+        tx.execute_batch(sql)
+            .map_err(|e| format!("migration to version {}: {e}", k + 1))?;
+        tx.pragma_update(None, "user_version", k as i64 + 1)
+            .map_err(|e| e.to_string())?;
+    }
+    tx.commit().map_err(|e| e.to_string())?;
+    Ok(from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Everything that makes two schemas the same, table by table, in a comparable form.
+    fn shape(conn: &Connection) -> Vec<String> {
+        let mut out = Vec::new();
+        let names: Vec<(String, String)> = conn
+            .prepare(
+                "SELECT type, name FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' ORDER BY name",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        for (kind, name) in names {
+            out.push(format!("{kind} {name}"));
+            let rows = |sql: &str| -> Vec<String> {
+                let mut s = conn.prepare(sql).unwrap();
+                let n = s.column_count();
+                s.query_map([&name], |r| {
+                    let cols: Vec<String> = (0..n)
+                        .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
+                        .collect();
+                    Ok(cols.join("|"))
+                })
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect()
+            };
+            if kind == "table" {
+                out.extend(rows("SELECT * FROM pragma_table_xinfo(?1)"));
+                out.extend(rows("SELECT * FROM pragma_foreign_key_list(?1)"));
+                out.extend(rows(
+                    "SELECT name, \"unique\", origin, partial FROM pragma_index_list(?1) \
+                     ORDER BY name",
+                ));
+            } else if kind == "index" {
+                out.extend(rows("SELECT * FROM pragma_index_xinfo(?1)"));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_migrations_build_exactly_schema_sql() {
+        let mut migrated = Connection::open_in_memory().unwrap();
+        assert_eq!(migrate(&mut migrated).unwrap(), 0);
+        let whole = Connection::open_in_memory().unwrap();
+        whole.execute_batch(SCHEMA).unwrap();
+        assert_eq!(shape(&migrated), shape(&whole));
+        let v: i64 = migrated
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, VERSION);
+        // Applying again changes nothing.
+        assert_eq!(migrate(&mut migrated).unwrap(), VERSION);
+    }
+
+    #[test]
+    fn a_newer_database_is_refused() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", VERSION + 1)
+            .unwrap();
+        let e = check(&conn).unwrap_err();
+        assert!(e.contains("newer than this linechatd knows"), "{e}");
+    }
+
+    #[test]
+    fn version_2_fills_the_message_range_of_existing_rooms() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch(
+            "PRAGMA user_version = 1;
+             INSERT INTO users (id, name, password_hash) VALUES (1, 'a', 'x');
+             INSERT INTO rooms (id, name) VALUES (1, 'busy'), (2, 'empty');
+             INSERT INTO messages (id, room_id, user_id, body) VALUES
+                 (3, 1, 1, 'x'), (5, 1, 1, 'y'), (9, 1, 1, 'z');",
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), 1);
+        let ranges: Vec<(i64, Option<i64>, Option<i64>)> = conn
+            .prepare("SELECT id, first_message_id, last_message_id FROM rooms ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(ranges, [(1, Some(3), Some(9)), (2, None, None)]);
+    }
+}

@@ -1,0 +1,176 @@
+//! The database file's life: upgrading a version-1 database, refusing a newer one, one daemon
+//! per database, and `#health` noticing the file deleted or replaced under the daemon.
+mod common;
+use common::{TestServer, run_daemon};
+
+/// The committed version-1 database (made by linechatd 0.1.0 before migrations existed; see
+/// tests/fixtures/README.md), copied to a temp dir.
+fn v1_copy() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("old.db");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/v1.db"),
+        &db,
+    )
+    .unwrap();
+    (dir, db)
+}
+
+fn user_version(db: &std::path::Path) -> i64 {
+    rusqlite::Connection::open(db)
+        .unwrap()
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap()
+}
+
+fn hist_lines(c: &mut common::TestClient, verb: &str) -> Vec<String> {
+    c.send(&format!("#{verb}"));
+    let mut lines = Vec::new();
+    loop {
+        let l = c.line();
+        if l.starts_with(&format!("OK {verb} ")) {
+            assert_eq!(l, format!("OK {verb} {}", lines.len()));
+            return lines;
+        }
+        // The time differs per line; id, room, name and text are what was stored.
+        let (id, room, name, text) = common::parse_hist(&l);
+        lines.push(format!("{id} {room} {name} {text}"));
+    }
+}
+
+#[test]
+fn a_version_1_database_is_migrated_and_serves_everything_unchanged() {
+    let (_dir, db) = v1_copy();
+    assert_eq!(user_version(&db), 1);
+    let mut srv = TestServer::start_on(&db, &[]);
+    // Accounts: the old passwords still log in, names keep their case.
+    let mut alice = srv.client();
+    alice.send("#login alice alice-pass-1");
+    alice.expect("OK login alice");
+    let mut bob = srv.client();
+    bob.send("#login bob bob-pass-22");
+    bob.expect("OK login Bob");
+    // Messages and memberships: every old message, in the old order, with the old ids.
+    assert_eq!(
+        hist_lines(&mut alice, "my_messages"),
+        [
+            "1 general alice hello bob",
+            "2 general alice how are you?",
+            "3 general Bob fine, thanks — ünïcode ✓",
+            "4 random Bob anyone here?",
+            "5 random alice #hashtag",
+        ]
+    );
+    assert_eq!(
+        hist_lines(&mut alice, "all_messages"),
+        [
+            "1 general alice hello bob",
+            "2 general alice how are you?",
+            "5 random alice #hashtag"
+        ]
+    );
+    assert_eq!(
+        hist_lines(&mut bob, "all_messages"),
+        [
+            "3 general Bob fine, thanks — ünïcode ✓",
+            "4 random Bob anyone here?"
+        ]
+    );
+    // The rooms exist still: joining replays their history, and new ids follow the old ones.
+    let (_, replay) = bob.join("random");
+    assert_eq!(replay.len(), 2, "{replay:?}");
+    bob.say("random", "Bob", "after the upgrade");
+    let mine = hist_lines(&mut bob, "all_messages");
+    assert_eq!(mine.last().unwrap(), "6 random Bob after the upgrade");
+    // A taken name is still taken, in any case.
+    let mut c = srv.client();
+    c.send("#register ALICE another-pass");
+    c.expect("ERR exists that name is taken");
+    srv.signal("TERM");
+    let log = srv.all_log();
+    assert!(
+        log.iter().any(|l| l.contains("from schema version 1 to 2")),
+        "the upgrade is logged: {log:?}"
+    );
+    assert_eq!(user_version(&db), 2);
+    let ranges: Vec<(String, i64, i64)> = rusqlite::Connection::open(&db)
+        .unwrap()
+        .prepare("SELECT name, first_message_id, last_message_id FROM rooms ORDER BY name")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(ranges, [("general".into(), 1, 3), ("random".into(), 4, 6)]);
+}
+
+#[test]
+fn a_database_from_a_newer_version_is_refused_and_not_modified() {
+    let (_dir, db) = v1_copy();
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
+    let before = std::fs::read(&db).unwrap();
+    let (status, err) = run_daemon(&["--listen", "127.0.0.1:0", "--db", db.to_str().unwrap()]);
+    assert!(!status.success());
+    assert!(
+        err.contains("its schema version is 99, newer than this linechatd knows (2)"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&db).unwrap(), before, "the file was modified");
+}
+
+#[test]
+fn a_second_daemon_on_the_same_database_is_refused() {
+    let srv = TestServer::start();
+    let (status, err) = run_daemon(&["--listen", "127.0.0.1:0", "--db", srv.db.to_str().unwrap()]);
+    assert!(!status.success());
+    let lock = format!("{}.lock", srv.db.display());
+    let pid = srv.pid();
+    assert!(
+        err.contains(&format!(
+            "another linechatd (pid {pid}) is serving it and holds the lock {lock}"
+        )),
+        "{err}"
+    );
+    // The first goes on serving.
+    let mut a = srv.user("alice");
+    a.send("#health");
+    a.expect("OK health");
+}
+
+#[test]
+fn the_lock_ends_with_the_daemon_even_after_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db");
+    let mut srv = TestServer::start_on(&db, &[]);
+    srv.signal("KILL");
+    let srv = TestServer::start_on(&db, &[]);
+    let mut c = srv.client();
+    c.send("#health");
+    c.expect("OK health");
+}
+
+#[test]
+fn health_fails_once_the_database_file_is_deleted_or_replaced() {
+    for replace in [false, true] {
+        let srv = TestServer::start();
+        let mut a = srv.user("alice");
+        a.send("#health");
+        a.expect("OK health");
+        std::fs::remove_file(&srv.db).unwrap();
+        if replace {
+            std::fs::write(&srv.db, b"").unwrap();
+        }
+        let want = "ERR storage the database file was deleted or replaced; restart the daemon";
+        a.send("#health");
+        a.expect(want);
+        // It stays failed: the open file is not the one at --db.
+        let mut b = srv.client();
+        b.send("#health");
+        b.expect(want);
+        let log = srv.wait_log("was deleted or replaced").expect("logged");
+        assert!(log.contains("ERROR"), "{log}");
+    }
+}
