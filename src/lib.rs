@@ -24,19 +24,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod auth;
 pub mod client;
-pub mod codec;
 pub mod config;
-pub mod health;
 pub mod logging;
-pub mod outbox;
 pub mod protocol;
-pub mod ratelimit;
-pub mod render;
 pub mod rooms;
 pub mod server;
-pub mod session;
 pub mod store;
 
 use std::sync::Arc;

@@ -1,8 +1,8 @@
 //! Property tests of the pure parts: arbitrary bytes never panic the codec, sanitizer or
 //! parser, and every parsed request formats back to a line that parses to the same request.
 use bytes::BytesMut;
-use linechat::codec::{Line, LineCodec};
-use linechat::protocol::{Request, sanitize};
+use linechat::protocol::{ErrCode, HistRow, Reply, Request, ServerLine, sanitize};
+use linechat::server::codec::{Line, LineCodec};
 use proptest::prelude::*;
 use tokio_util::codec::Decoder;
 
@@ -75,5 +75,63 @@ proptest! {
     #[test]
     fn commands_roundtrip(line in commandish()) {
         check_line(&line);
+    }
+
+    /// Every server line the daemon encodes parses back, in the client, to the same fields.
+    #[test]
+    fn every_server_line_parses_back(
+        name in "[A-Za-z0-9_-]{1,32}",
+        room in "[a-z0-9_-]{1,32}",
+        text in "[^\r\n\x00-\x1f]{0,80}",
+        count in 0usize..100_000,
+        id in 1i64..i64::MAX,
+        names in prop::collection::vec("[A-Za-z0-9_-]{1,32}", 0..5),
+        code in prop::sample::select(ErrCode::ALL.to_vec()),
+    ) {
+        let line = |r: Reply| {
+            let b = r.to_bytes();
+            let s = String::from_utf8(b.to_vec()).unwrap();
+            prop_assert!(s.ends_with("\r\n"));
+            Ok(s.trim_end_matches("\r\n").to_string())
+        };
+        let n = count.to_string();
+        let l = line(Reply::Info(&text))?;
+        prop_assert_eq!(ServerLine::parse(&l), ServerLine::Info(&text));
+        let l = line(Reply::Ok("join", &text))?;
+        prop_assert_eq!(ServerLine::parse(&l), ServerLine::Ok("join", &text));
+        let l = line(Reply::Err(code, &text))?;
+        prop_assert_eq!(ServerLine::parse(&l), ServerLine::Err(code.as_str(), &text));
+        let l = line(Reply::Pong)?;
+        prop_assert_eq!(ServerLine::parse(&l), ServerLine::Pong);
+        let l = line(Reply::Msg { room: &room, name: &name, text: &text })?;
+        prop_assert_eq!(ServerLine::parse(&l), ServerLine::Msg(&room, &name, &text));
+        let l = line(Reply::Join { room: &room, name: &name, count })?;
+        prop_assert_eq!(ServerLine::parse(&l), ServerLine::Join(&room, &name, &n));
+        let l = line(Reply::Leave { room: &room, name: &name, count })?;
+        prop_assert_eq!(ServerLine::parse(&l), ServerLine::Leave(&room, &name, &n));
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let l = line(Reply::Users { room: &room, names: &refs })?;
+        let joined = refs.join(" ");
+        prop_assert_eq!(
+            ServerLine::parse(&l),
+            ServerLine::Users(&room, &names.len().to_string(), &joined)
+        );
+        let l = line(Reply::Rooms(count))?;
+        prop_assert_eq!(ServerLine::parse(&l), ServerLine::Rooms(&n));
+        let l = line(Reply::Room { room: &room, count })?;
+        prop_assert_eq!(ServerLine::parse(&l), ServerLine::Room(&room, &n));
+        let h = HistRow {
+            id,
+            time: "2026-12-01T21:33:41.737Z".into(),
+            room: room.clone(),
+            name: name.clone(),
+            text: text.clone(),
+        };
+        let l = line(Reply::Hist(&h))?;
+        let id_s = id.to_string();
+        prop_assert_eq!(
+            ServerLine::parse(&l),
+            ServerLine::Hist { id: &id_s, time: &h.time, room: &room, name: &name, text: &text }
+        );
     }
 }

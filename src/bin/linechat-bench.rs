@@ -1243,7 +1243,7 @@ async fn store_path(args: &Args) -> std::io::Result<()> {
                 .create_user("bench", "x".into())
                 .await
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
-            let outbox = linechat::outbox::Outbox::new(1 << 20, 1 << 30);
+            let outbox = linechat::rooms::outbox::Outbox::new(1 << 20, 1 << 30);
             rooms.attach(1, user.id, outbox.clone()).await;
             let room: Arc<str> = Arc::from("bench");
             store
@@ -1257,7 +1257,7 @@ async fn store_path(args: &Args) -> std::io::Result<()> {
                 want: n + 2,
                 done: Some(done),
             };
-            let writer = tokio::spawn(linechat::outbox::drain(outbox.clone(), counter));
+            let writer = tokio::spawn(linechat::rooms::outbox::drain(outbox.clone(), counter));
             let t = Instant::now();
             for i in 0..n {
                 store

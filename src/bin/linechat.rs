@@ -3,9 +3,9 @@
 //! and acknowledged before the next).
 
 use argh::FromArgs;
+use linechat::client::render::Screen;
 use linechat::client::{Conn, Identity, Link, Output, read_loop};
 use linechat::protocol::{validate_name, validate_password};
-use linechat::render::Screen;
 use rustyline::error::ReadlineError;
 use rustyline::{DefaultEditor, ExternalPrinter};
 use std::io::{BufRead, IsTerminal, Write};

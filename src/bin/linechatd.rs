@@ -2,9 +2,9 @@
 //! serve until SIGINT/SIGTERM. `linechatd health` checks a running daemon instead.
 
 use argh::FromArgs;
-use linechat::auth::Auth;
+use linechat::client::health::{self, HealthArgs};
 use linechat::config::{Args, Config, with_env};
-use linechat::health::{self, HealthArgs};
+use linechat::server::auth::Auth;
 use linechat::store::Database;
 use linechat::{logging, server};
 use log::{error, info};

@@ -1190,7 +1190,7 @@ mod tests {
         Store,
         User,
         Arc<str>,
-        crate::outbox::Outbox,
+        crate::rooms::outbox::Outbox,
     ) {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::open(&dir.path().join("t.db"), Sync::Normal).unwrap();
@@ -1201,7 +1201,7 @@ mod tests {
         };
         let store = Store::start(db, rooms.clone(), options).unwrap();
         let user = store.create_user("ann", "x".into()).await.unwrap();
-        let outbox = crate::outbox::Outbox::new(100, 1 << 20);
+        let outbox = crate::rooms::outbox::Outbox::new(100, 1 << 20);
         rooms.attach(1, user.id, outbox.clone()).await;
         let room: Arc<str> = Arc::from("r");
         store.join(1, &user, &room, 0).await.unwrap();

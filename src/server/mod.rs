@@ -1,15 +1,19 @@
 //! The accept loop: connection limit, one session task per socket, and graceful shutdown
 //! (stop accepting, tell every session, let them flush, commit what is queued).
 
+pub mod auth;
+pub mod codec;
+pub mod ratelimit;
+mod session;
+
 use crate::UserId;
-use crate::auth::Auth;
 use crate::config::Config;
 use crate::protocol::{ErrCode, Reply};
-use crate::ratelimit::Limiter;
 use crate::rooms::Rooms;
-use crate::session;
 use crate::store::{Database, Store, WriterOptions};
+use auth::Auth;
 use log::{info, warn};
+use ratelimit::Limiter;
 use socket2::{SockRef, TcpKeepalive};
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -2,100 +2,10 @@
 //! what a person reads (`[14:02] alice: hi`, `--> bob joined general (3 users)`), with or without
 //! colour.
 
+use crate::protocol::ServerLine;
+use crate::protocol::server_line::split2;
 use anstyle::{AnsiColor, Style};
 use chrono::{DateTime, Local};
-
-/// One line from the server, split into its fields (the grammar of protocol.md, read back).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ServerLine<'a> {
-    /// `INFO TEXT`
-    Info(&'a str),
-    /// `OK VERB [ARGS]`
-    Ok(&'a str, &'a str),
-    /// `ERR CODE TEXT`
-    Err(&'a str, &'a str),
-    /// `PONG`
-    Pong,
-    /// `MSG ROOM NAME TEXT`
-    Msg(&'a str, &'a str, &'a str),
-    /// `JOIN ROOM NAME N`
-    Join(&'a str, &'a str, &'a str),
-    /// `LEAVE ROOM NAME N`
-    Leave(&'a str, &'a str, &'a str),
-    /// `USERS ROOM N NAMES...`
-    Users(&'a str, &'a str, &'a str),
-    /// `ROOMS N`
-    Rooms(&'a str),
-    /// `ROOM NAME N`
-    Room(&'a str, &'a str),
-    /// `HIST ID TIME ROOM NAME TEXT`
-    Hist {
-        /// Message id.
-        id: &'a str,
-        /// RFC 3339 time.
-        time: &'a str,
-        /// Room.
-        room: &'a str,
-        /// Sender.
-        name: &'a str,
-        /// Text.
-        text: &'a str,
-    },
-    /// `STATS ...`
-    Stats(&'a str),
-    /// Anything else (a newer server's line).
-    Other(&'a str),
-}
-
-fn split2(s: &str) -> (&str, &str) {
-    s.split_once(' ').unwrap_or((s, ""))
-}
-
-impl<'a> ServerLine<'a> {
-    /// Parses one line (without its line ending).
-    pub fn parse(line: &'a str) -> ServerLine<'a> {
-        let (tag, rest) = split2(line);
-        let fields = |n: usize| -> Option<Vec<&'a str>> {
-            let v: Vec<&str> = rest.splitn(n, ' ').collect();
-            (v.len() == n).then_some(v)
-        };
-        let parsed = match tag {
-            "INFO" => Some(ServerLine::Info(rest)),
-            "OK" => {
-                let (verb, args) = split2(rest);
-                Some(ServerLine::Ok(verb, args))
-            }
-            "ERR" => {
-                let (code, text) = split2(rest);
-                Some(ServerLine::Err(code, text))
-            }
-            "PONG" => Some(ServerLine::Pong),
-            "MSG" => fields(3).map(|f| ServerLine::Msg(f[0], f[1], f[2])),
-            "JOIN" => fields(3).map(|f| ServerLine::Join(f[0], f[1], f[2])),
-            "LEAVE" => fields(3).map(|f| ServerLine::Leave(f[0], f[1], f[2])),
-            "USERS" => {
-                let v: Vec<&str> = rest.splitn(3, ' ').collect();
-                match v.as_slice() {
-                    [room, n] => Some(ServerLine::Users(room, n, "")),
-                    [room, n, names] => Some(ServerLine::Users(room, n, names)),
-                    _ => None,
-                }
-            }
-            "ROOMS" => Some(ServerLine::Rooms(rest)),
-            "ROOM" => fields(2).map(|f| ServerLine::Room(f[0], f[1])),
-            "HIST" => fields(5).map(|f| ServerLine::Hist {
-                id: f[0],
-                time: f[1],
-                room: f[2],
-                name: f[3],
-                text: f[4],
-            }),
-            "STATS" => Some(ServerLine::Stats(rest)),
-            _ => None,
-        };
-        parsed.unwrap_or(ServerLine::Other(line))
-    }
-}
 
 /// How to draw lines.
 #[derive(Debug, Clone)]

@@ -4,12 +4,12 @@
 //! The session writes its own replies to its [`Outbox`]; room traffic (`MSG`, `JOIN`, `LEAVE`,
 //! and the `OK join` + welcome + replay item) is queued by the room actor into the same outbox.
 
-use crate::codec::{Line, LineReader};
-use crate::outbox::{Flusher, Outbox, SocketWriter};
 use crate::protocol::{self, ErrCode, HistRow, ProtoError, Reply, Request};
-use crate::ratelimit;
 use crate::rooms::Departure;
+use crate::rooms::outbox::{Flusher, Outbox, SocketWriter};
 use crate::server::Shared;
+use crate::server::codec::{Line, LineReader};
+use crate::server::ratelimit;
 use crate::store::Health;
 use crate::{SessionId, User};
 use bytes::{Bytes, BytesMut};
@@ -319,7 +319,7 @@ impl Session {
                 return Flow::Continue;
             }
         };
-        event!(debug, self, "request {}", verb_of(&request));
+        event!(debug, self, "request {}", request.verb().spec().name);
         match (request, user) {
             (Request::Ping, _) => self.reply(Reply::Pong),
             (Request::Health, _) => self.health().await,
@@ -362,8 +362,8 @@ impl Session {
 
     fn help(&self) {
         let mut buf = BytesMut::new();
-        for line in protocol::HELP {
-            Reply::Info(line).encode(&mut buf);
+        for line in protocol::help_lines() {
+            Reply::Info(&line).encode(&mut buf);
         }
         self.outbox.push(buf.freeze());
     }
@@ -623,23 +623,4 @@ impl Session {
 
 fn not_in_room() -> ProtoError {
     ProtoError::new(ErrCode::NoRoom, "you are not in a room: #join ROOM first")
-}
-
-fn verb_of(r: &Request<'_>) -> &'static str {
-    match r {
-        Request::Register { .. } => "register",
-        Request::Login { .. } => "login",
-        Request::Join { .. } => "join",
-        Request::Leave => "leave",
-        Request::Users => "users",
-        Request::Rooms => "rooms",
-        Request::AllMessages(_) => "all_messages",
-        Request::MyMessages(_) => "my_messages",
-        Request::Ping => "ping",
-        Request::Health => "health",
-        Request::Stats => "stats",
-        Request::Help => "help",
-        Request::Quit => "quit",
-        Request::Say(_) => "say",
-    }
 }

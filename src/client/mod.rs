@@ -6,7 +6,11 @@
 //! input. The connection's writer is shared behind a mutex so the reader can swap in a new one
 //! after reconnecting.
 
-use crate::render::{Screen, ServerLine};
+pub mod health;
+pub mod render;
+
+use crate::protocol::ServerLine;
+use render::Screen;
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};

@@ -8,11 +8,13 @@
 //! session has nothing queued, see `outbox`), and drops a session whose queue is full. It is
 //! also the single place a later cross-node bus would plug into.
 
-use crate::outbox::Outbox;
+pub mod outbox;
+
 use crate::protocol::{HistRow, Reply};
 use crate::{SessionId, User, UserId};
 use bytes::{Bytes, BytesMut};
 use log::{debug, info};
+use outbox::Outbox;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};

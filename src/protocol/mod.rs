@@ -1,0 +1,304 @@
+//! The wire protocol, pure: parsing client lines into [`Request`]s, validating names and
+//! passwords, formatting every server line ([`Reply`]), and reading server lines back
+//! ([`ServerLine`], for the line client). Nothing here does I/O.
+//!
+//! `protocol.md` is the contract this module implements; every reply form in it is produced by
+//! [`Reply::encode`] and nowhere else.
+//!
+//! - [`error`]: error codes and the texts of `ERR` lines.
+//! - [`request`]: client lines -> [`Request`].
+//! - [`reply`]: [`Reply`] -> server lines.
+//! - [`server_line`]: server lines -> [`ServerLine`].
+
+pub mod error;
+pub mod reply;
+pub mod request;
+pub mod server_line;
+
+pub use error::{ErrCode, ProtoError};
+pub use reply::{HistRow, Reply, Stats, greeting, help_lines, welcome};
+pub use request::{
+    Page, Request, Verb, VerbSpec, looks_like_http, sanitize, validate_name, validate_password,
+};
+pub use server_line::ServerLine;
+
+/// Longest user or room name, in bytes (`[A-Za-z0-9_-]{1,32}`).
+pub const NAME_MAX: usize = 32;
+/// Shortest accepted password, in bytes.
+pub const PASSWORD_MIN: usize = 8;
+/// Longest accepted password, in bytes: bcrypt's input limit, so nothing is ever truncated.
+pub const PASSWORD_MAX: usize = 72;
+/// Page size of `#all_messages` / `#my_messages` when the client gives none.
+pub const HISTORY_DEFAULT_LIMIT: u32 = 100;
+/// Largest page a client may ask for.
+pub const HISTORY_MAX_LIMIT: u32 = 1000;
+/// At most this many names are listed in the welcome line on join; the rest are counted.
+pub const WELCOME_NAMES_MAX: usize = 20;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    fn line(r: Reply) -> String {
+        String::from_utf8(r.to_bytes().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn parses_every_verb() {
+        assert_eq!(
+            Request::parse("#register alice s3cret-pass").unwrap(),
+            Some(Request::Register {
+                name: "alice",
+                password: "s3cret-pass"
+            })
+        );
+        assert_eq!(
+            Request::parse("#login Bob hunter22-pass").unwrap(),
+            Some(Request::Login {
+                name: "Bob",
+                password: "hunter22-pass"
+            })
+        );
+        assert_eq!(
+            Request::parse("#join General").unwrap(),
+            Some(Request::Join {
+                room: "general".into()
+            })
+        );
+        assert_eq!(Request::parse("#leave").unwrap(), Some(Request::Leave));
+        assert_eq!(Request::parse("#USERS").unwrap(), Some(Request::Users));
+        assert_eq!(Request::parse("#rooms").unwrap(), Some(Request::Rooms));
+        assert_eq!(Request::parse("#ping").unwrap(), Some(Request::Ping));
+        assert_eq!(Request::parse("#help").unwrap(), Some(Request::Help));
+        assert_eq!(Request::parse("#quit").unwrap(), Some(Request::Quit));
+        assert_eq!(
+            Request::parse("#all_messages").unwrap(),
+            Some(Request::AllMessages(Page {
+                limit: 100,
+                before: None
+            }))
+        );
+        assert_eq!(
+            Request::parse("#my_messages 5 42").unwrap(),
+            Some(Request::MyMessages(Page {
+                limit: 5,
+                before: Some(42)
+            }))
+        );
+    }
+
+    #[test]
+    fn chat_lines_are_verbatim() {
+        assert_eq!(
+            Request::parse("  hello  bob ").unwrap(),
+            Some(Request::Say("  hello  bob "))
+        );
+        assert_eq!(
+            Request::parse("##hashtag").unwrap(),
+            Some(Request::Say("#hashtag"))
+        );
+        assert_eq!(Request::parse("").unwrap(), None);
+        assert_eq!(Request::parse("   ").unwrap(), None);
+    }
+
+    #[test]
+    fn rejects_bad_input_with_codes() {
+        let code = |l: &str| Request::parse(l).unwrap_err().code;
+        assert_eq!(code("#frobnicate"), ErrCode::Unknown);
+        assert_eq!(code("#"), ErrCode::Unknown);
+        assert_eq!(code("#register alice"), ErrCode::Usage);
+        assert_eq!(code("#register alice pass word extra"), ErrCode::Usage);
+        assert_eq!(code("#register al!ce s3cret-pass"), ErrCode::BadName);
+        assert_eq!(code("#register alice short"), ErrCode::BadPass);
+        assert_eq!(
+            code(&format!("#register alice {}", "p".repeat(73))),
+            ErrCode::BadPass
+        );
+        assert!(Request::parse(&format!("#register alice {}", "p".repeat(72))).is_ok());
+        assert_eq!(code(&format!("#join {}", "r".repeat(33))), ErrCode::BadName);
+        assert!(Request::parse(&format!("#join {}", "r".repeat(32))).is_ok());
+        assert_eq!(code("#leave now"), ErrCode::Usage);
+        assert_eq!(code("#all_messages 0"), ErrCode::Usage);
+        assert_eq!(code("#all_messages 1001"), ErrCode::Usage);
+        assert_eq!(code("#all_messages +5"), ErrCode::Usage);
+        assert_eq!(code("#my_messages 10 -1"), ErrCode::Usage);
+        assert_eq!(code("#my_messages 10 1 2"), ErrCode::Usage);
+    }
+
+    #[test]
+    fn sanitize_strips_controls_and_bom() {
+        assert!(matches!(
+            sanitize("plain\ttext"),
+            Cow::Borrowed("plain\ttext")
+        ));
+        assert_eq!(sanitize("\u{feff}#ping"), "#ping");
+        assert_eq!(
+            sanitize("red \x1b[31malert\x07\x7f\u{9b}2J"),
+            "red [31malert2J"
+        );
+    }
+
+    #[test]
+    fn http_request_lines() {
+        assert!(looks_like_http("GET / HTTP/1.1"));
+        assert!(looks_like_http("POST /api HTTP/1.0"));
+        assert!(!looks_like_http("GET me a coffee"));
+        assert!(!looks_like_http("#login alice pass HTTP/1.1"));
+    }
+
+    #[test]
+    fn guest_verbs() {
+        assert!(Request::Ping.allowed_as_guest());
+        assert!(!Request::Users.allowed_as_guest());
+        assert!(!Request::Say("x").allowed_as_guest());
+    }
+
+    #[test]
+    fn formats_every_reply() {
+        assert_eq!(line(Reply::Info("hi there")), "INFO hi there\r\n");
+        assert_eq!(line(Reply::Ok("leave", "general")), "OK leave general\r\n");
+        assert_eq!(line(Reply::Ok("quit", "")), "OK quit\r\n");
+        assert_eq!(
+            line(Reply::Err(ErrCode::NoRoom, "join a room first")),
+            "ERR noroom join a room first\r\n"
+        );
+        assert_eq!(line(Reply::Pong), "PONG\r\n");
+        assert_eq!(
+            line(Reply::Msg {
+                room: "general",
+                name: "alice",
+                text: " hi  bob"
+            }),
+            "MSG general alice  hi  bob\r\n"
+        );
+        assert_eq!(
+            line(Reply::Join {
+                room: "g",
+                name: "bob",
+                count: 2
+            }),
+            "JOIN g bob 2\r\n"
+        );
+        assert_eq!(
+            line(Reply::Leave {
+                room: "g",
+                name: "bob",
+                count: 1
+            }),
+            "LEAVE g bob 1\r\n"
+        );
+        assert_eq!(
+            line(Reply::Users {
+                room: "g",
+                names: &["alice", "bob"]
+            }),
+            "USERS g 2 alice bob\r\n"
+        );
+        assert_eq!(line(Reply::Rooms(3)), "ROOMS 3\r\n");
+        let st = Stats {
+            uptime: 5,
+            connections: 3,
+            sessions: 2,
+            users: 2,
+            rooms: 1,
+            messages: 40,
+            delivered_per_sec: 1.25,
+            sendq_max: 0,
+            writer_queue: 0,
+            actor_queue: 1,
+        };
+        assert_eq!(
+            line(Reply::Stats(&st)),
+            "STATS uptime=5 connections=3 sessions=2 users=2 rooms=1 messages=40 \
+             delivered_per_sec=1.2 sendq_max=0 writer_queue=0 actor_queue=1\r\n"
+        );
+        assert_eq!(
+            line(Reply::Room {
+                room: "g",
+                count: 4
+            }),
+            "ROOM g 4\r\n"
+        );
+        let h = HistRow {
+            id: 7,
+            time: "2026-11-29T02:40:19.123Z".into(),
+            room: "g".into(),
+            name: "bob".into(),
+            text: "yo".into(),
+        };
+        assert_eq!(
+            line(Reply::Hist(&h)),
+            "HIST 7 2026-11-29T02:40:19.123Z g bob yo\r\n"
+        );
+    }
+
+    #[test]
+    fn welcome_caps_the_name_list() {
+        assert_eq!(
+            welcome("g", &["alice", "bob"]),
+            "welcome to g; here now (2): alice bob"
+        );
+        let many: Vec<String> = (0..25).map(|i| format!("u{i}")).collect();
+        let refs: Vec<&str> = many.iter().map(|s| s.as_str()).collect();
+        let w = welcome("g", &refs);
+        assert!(w.starts_with("welcome to g; here now (25): u0 u1"));
+        assert!(w.ends_with("u19 and 5 more"));
+    }
+
+    #[test]
+    fn help_comes_from_the_verb_table_aligned() {
+        let help = help_lines();
+        assert_eq!(help.len(), Verb::ALL.len());
+        assert_eq!(
+            help[0],
+            "#register NAME PASSWORD   make an account and log in (password 8 to 72 bytes)"
+        );
+        assert_eq!(
+            help[4],
+            "TEXT                      say TEXT in the current room (start with ## to say a line starting with #)"
+        );
+        assert_eq!(
+            help[8],
+            "#my_messages [LIMIT] [BEFORE_ID]    messages of every room you have joined"
+        );
+        assert_eq!(help[13], "#quit                     close the connection");
+        // Every command verb parses under its table name, in any case.
+        for v in Verb::ALL {
+            if v != Verb::Say {
+                assert_eq!(Verb::named(&v.spec().name.to_uppercase()), Some(v));
+            }
+        }
+    }
+
+    #[test]
+    fn protocol_md_lists_every_error_code_and_verb() {
+        let doc = include_str!("../../protocol.md");
+        for c in ErrCode::ALL {
+            assert!(
+                doc.contains(&format!("| `{c}` |")),
+                "{c} missing from protocol.md's table"
+            );
+        }
+        for line in help_lines() {
+            let verb = line.split(' ').next().unwrap();
+            if verb.starts_with('#') {
+                assert!(
+                    doc.contains(&format!("### `{verb}")),
+                    "{verb} has no section"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn error_codes_are_lower_case_words() {
+        for c in ErrCode::ALL {
+            assert!(
+                c.as_str()
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            );
+        }
+    }
+}

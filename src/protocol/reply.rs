@@ -1,0 +1,193 @@
+//! Server lines: [`Reply`] encodes every line the server sends, and nothing else does.
+
+use super::{ErrCode, Verb, WELCOME_NAMES_MAX};
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// One stored message as history shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistRow {
+    /// Message id (ascending in commit order).
+    pub id: i64,
+    /// RFC 3339 UTC time of the commit.
+    pub time: String,
+    /// Room name.
+    pub room: String,
+    /// Sender's name.
+    pub name: String,
+    /// Text, verbatim.
+    pub text: String,
+}
+
+/// Every line the server sends. [`Reply::encode`] is the one place their grammar lives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply<'a> {
+    /// `INFO TEXT`
+    Info(&'a str),
+    /// `OK VERB [ARGS]`
+    Ok(&'a str, &'a str),
+    /// `ERR CODE TEXT`
+    Err(ErrCode, &'a str),
+    /// `PONG`
+    Pong,
+    /// `MSG ROOM NAME TEXT`
+    Msg {
+        /// Room the message was said in.
+        room: &'a str,
+        /// Sender.
+        name: &'a str,
+        /// Text, verbatim.
+        text: &'a str,
+    },
+    /// `JOIN ROOM NAME N`
+    Join {
+        /// Room.
+        room: &'a str,
+        /// The user who came.
+        name: &'a str,
+        /// Distinct users now in the room.
+        count: usize,
+    },
+    /// `LEAVE ROOM NAME N`
+    Leave {
+        /// Room.
+        room: &'a str,
+        /// The user who went.
+        name: &'a str,
+        /// Distinct users now in the room.
+        count: usize,
+    },
+    /// `USERS ROOM N NAME...`
+    Users {
+        /// Room.
+        room: &'a str,
+        /// Sorted names.
+        names: &'a [&'a str],
+    },
+    /// `ROOMS N`
+    Rooms(usize),
+    /// `ROOM NAME N`
+    Room {
+        /// Room name.
+        room: &'a str,
+        /// Distinct users in it.
+        count: usize,
+    },
+    /// `HIST ID TIME ROOM NAME TEXT`
+    Hist(&'a HistRow),
+    /// `STATS key=value ...`
+    Stats(&'a Stats),
+}
+
+/// The server's vital signs, as `#stats` reports them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stats {
+    /// Seconds since the daemon started.
+    pub uptime: u64,
+    /// Open connections (guests included).
+    pub connections: usize,
+    /// Logged-in sessions.
+    pub sessions: usize,
+    /// Distinct users logged in.
+    pub users: usize,
+    /// Rooms with users in them.
+    pub rooms: usize,
+    /// Messages stored, ever.
+    pub messages: i64,
+    /// Lines delivered per second, averaged over the last minute.
+    pub delivered_per_sec: f64,
+    /// Longest outbound queue of any session, in items.
+    pub sendq_max: usize,
+    /// Operations waiting for the store's writer.
+    pub writer_queue: usize,
+    /// Commands waiting for the room actor.
+    pub actor_queue: usize,
+}
+
+impl Reply<'_> {
+    /// Appends this reply, CRLF-terminated, to `buf`.
+    pub fn encode(&self, buf: &mut BytesMut) {
+        use std::fmt::Write;
+        // Writing into a BytesMut cannot fail.
+        let _ = match self {
+            Reply::Info(text) => write!(buf, "INFO {text}"),
+            Reply::Ok(verb, "") => write!(buf, "OK {verb}"),
+            Reply::Ok(verb, args) => write!(buf, "OK {verb} {args}"),
+            Reply::Err(code, text) => write!(buf, "ERR {code} {text}"),
+            Reply::Pong => write!(buf, "PONG"),
+            Reply::Msg { room, name, text } => write!(buf, "MSG {room} {name} {text}"),
+            Reply::Join { room, name, count } => write!(buf, "JOIN {room} {name} {count}"),
+            Reply::Leave { room, name, count } => write!(buf, "LEAVE {room} {name} {count}"),
+            Reply::Users { room, names } => {
+                let _ = write!(buf, "USERS {room} {}", names.len());
+                for n in names.iter() {
+                    buf.put_u8(b' ');
+                    buf.put_slice(n.as_bytes());
+                }
+                Ok(())
+            }
+            Reply::Rooms(n) => write!(buf, "ROOMS {n}"),
+            Reply::Room { room, count } => write!(buf, "ROOM {room} {count}"),
+            Reply::Stats(st) => write!(
+                buf,
+                "STATS uptime={} connections={} sessions={} users={} rooms={} messages={} \
+                 delivered_per_sec={:.1} sendq_max={} writer_queue={} actor_queue={}",
+                st.uptime,
+                st.connections,
+                st.sessions,
+                st.users,
+                st.rooms,
+                st.messages,
+                st.delivered_per_sec,
+                st.sendq_max,
+                st.writer_queue,
+                st.actor_queue
+            ),
+            Reply::Hist(h) => write!(
+                buf,
+                "HIST {} {} {} {} {}",
+                h.id, h.time, h.room, h.name, h.text
+            ),
+        };
+        buf.put_slice(b"\r\n");
+    }
+
+    /// This reply as one shareable line.
+    pub fn to_bytes(&self) -> Bytes {
+        let mut buf = BytesMut::new();
+        self.encode(&mut buf);
+        buf.freeze()
+    }
+}
+
+/// The `INFO` lines sent on connect.
+pub fn greeting() -> Vec<String> {
+    vec![
+        format!("linechat {} ready", env!("CARGO_PKG_VERSION")),
+        "#register NAME PASSWORD to make an account, #login NAME PASSWORD to log in, #help for all commands".to_string(),
+    ]
+}
+
+/// The `INFO` lines `#help` sends: one per verb, from the verb table, forms aligned.
+pub fn help_lines() -> Vec<String> {
+    Verb::ALL
+        .iter()
+        .map(|v| {
+            let spec = v.spec();
+            let width = if spec.form.len() <= 23 { 26 } else { 36 };
+            format!("{:<width$}{}", spec.form, spec.help)
+        })
+        .collect()
+}
+
+/// The welcome line sent on join: names the room and who is here.
+pub fn welcome(room: &str, names: &[&str]) -> String {
+    let mut s = format!("welcome to {room}; here now ({}):", names.len());
+    for n in names.iter().take(WELCOME_NAMES_MAX) {
+        s.push(' ');
+        s.push_str(n);
+    }
+    if names.len() > WELCOME_NAMES_MAX {
+        s.push_str(&format!(" and {} more", names.len() - WELCOME_NAMES_MAX));
+    }
+    s
+}

@@ -1,0 +1,440 @@
+//! Client lines: cleaning, framing-level checks, and parsing into [`Request`]s.
+
+use super::{
+    ErrCode, HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, NAME_MAX, PASSWORD_MAX, PASSWORD_MIN,
+    ProtoError,
+};
+use std::borrow::Cow;
+
+/// Which page of a history listing: at most `limit` messages with id below `before`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// Number of messages, 1 to [`HISTORY_MAX_LIMIT`].
+    pub limit: u32,
+    /// Only messages with an id strictly below this one; `None` means the newest.
+    pub before: Option<i64>,
+}
+
+/// Every verb a client can send, chat lines included. [`Verb::spec`] is the one table of their
+/// names, usage forms, help lines and session rules; parsing, `#help`, logging and the session's
+/// checks all read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    /// `#register`
+    Register,
+    /// `#login`
+    Login,
+    /// `#join`
+    Join,
+    /// `#leave`
+    Leave,
+    /// a chat line
+    Say,
+    /// `#users`
+    Users,
+    /// `#rooms`
+    Rooms,
+    /// `#all_messages`
+    AllMessages,
+    /// `#my_messages`
+    MyMessages,
+    /// `#ping`
+    Ping,
+    /// `#health`
+    Health,
+    /// `#stats`
+    Stats,
+    /// `#help`
+    Help,
+    /// `#quit`
+    Quit,
+}
+
+/// What the table says of one verb.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerbSpec {
+    /// The word after `#` (`say` for chat lines, which have none).
+    pub name: &'static str,
+    /// The usage form, as `ERR usage` and `#help` show it.
+    pub form: &'static str,
+    /// The `#help` line's explanation.
+    pub help: &'static str,
+    /// Allowed before logging in.
+    pub guest: bool,
+    /// Takes a token from the user's message rate limit (the requests that make the server
+    /// write or read the database).
+    pub rate_limited: bool,
+}
+
+impl Verb {
+    /// Every verb, in `#help`'s order.
+    pub const ALL: [Verb; 14] = [
+        Verb::Register,
+        Verb::Login,
+        Verb::Join,
+        Verb::Leave,
+        Verb::Say,
+        Verb::Users,
+        Verb::Rooms,
+        Verb::AllMessages,
+        Verb::MyMessages,
+        Verb::Ping,
+        Verb::Health,
+        Verb::Stats,
+        Verb::Help,
+        Verb::Quit,
+    ];
+
+    /// The table.
+    pub const fn spec(self) -> VerbSpec {
+        const fn v(
+            name: &'static str,
+            form: &'static str,
+            help: &'static str,
+            guest: bool,
+            rate_limited: bool,
+        ) -> VerbSpec {
+            VerbSpec {
+                name,
+                form,
+                help,
+                guest,
+                rate_limited,
+            }
+        }
+        match self {
+            Verb::Register => v(
+                "register",
+                "#register NAME PASSWORD",
+                "make an account and log in (password 8 to 72 bytes)",
+                true,
+                false,
+            ),
+            Verb::Login => v("login", "#login NAME PASSWORD", "log in", true, false),
+            Verb::Join => v(
+                "join",
+                "#join ROOM",
+                "enter ROOM (leaving the current one) and see its recent messages",
+                false,
+                true,
+            ),
+            Verb::Leave => v("leave", "#leave", "leave the current room", false, false),
+            Verb::Say => v(
+                "say",
+                "TEXT",
+                "say TEXT in the current room (start with ## to say a line starting with #)",
+                false,
+                true,
+            ),
+            Verb::Users => v(
+                "users",
+                "#users",
+                "who is in the current room",
+                false,
+                false,
+            ),
+            Verb::Rooms => v("rooms", "#rooms", "rooms with users online", false, false),
+            Verb::AllMessages => v(
+                "all_messages",
+                "#all_messages [LIMIT] [BEFORE_ID]",
+                "messages you sent, in every room",
+                false,
+                true,
+            ),
+            Verb::MyMessages => v(
+                "my_messages",
+                "#my_messages [LIMIT] [BEFORE_ID]",
+                "messages of every room you have joined",
+                false,
+                true,
+            ),
+            Verb::Ping => v("ping", "#ping", "PONG", true, false),
+            Verb::Health => v(
+                "health",
+                "#health",
+                "OK health if the server and its database answer",
+                true,
+                false,
+            ),
+            Verb::Stats => v(
+                "stats",
+                "#stats",
+                "server statistics (logged in)",
+                false,
+                false,
+            ),
+            Verb::Help => v("help", "#help", "this list", true, false),
+            Verb::Quit => v("quit", "#quit", "close the connection", true, false),
+        }
+    }
+
+    /// The command verb named `word` (any case); chat lines have no name.
+    pub fn named(word: &str) -> Option<Verb> {
+        Verb::ALL
+            .into_iter()
+            .find(|v| *v != Verb::Say && v.spec().name.eq_ignore_ascii_case(word))
+    }
+}
+
+/// One parsed client line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request<'a> {
+    /// `#register NAME PASSWORD`
+    Register {
+        /// Requested user name (validated).
+        name: &'a str,
+        /// Password (length validated).
+        password: &'a str,
+    },
+    /// `#login NAME PASSWORD`
+    Login {
+        /// User name (validated).
+        name: &'a str,
+        /// Password as sent.
+        password: &'a str,
+    },
+    /// `#join ROOM` (the room name is folded to lower case).
+    Join {
+        /// Canonical (lower-case) room name.
+        room: String,
+    },
+    /// `#leave`
+    Leave,
+    /// `#users`
+    Users,
+    /// `#rooms`
+    Rooms,
+    /// `#all_messages [LIMIT] [BEFORE_ID]`
+    AllMessages(Page),
+    /// `#my_messages [LIMIT] [BEFORE_ID]`
+    MyMessages(Page),
+    /// `#ping`
+    Ping,
+    /// `#health`
+    Health,
+    /// `#stats`
+    Stats,
+    /// `#help`
+    Help,
+    /// `#quit`
+    Quit,
+    /// A chat line (anything not starting with `#`; `##x` sends `#x`).
+    Say(&'a str),
+}
+
+impl<'a> Request<'a> {
+    /// Parses one line (without its line ending). Blank lines give `Ok(None)`.
+    pub fn parse(line: &'a str) -> Result<Option<Request<'a>>, ProtoError> {
+        if line.trim().is_empty() {
+            return Ok(None);
+        }
+        let Some(command) = line.strip_prefix('#') else {
+            return Ok(Some(Request::Say(line)));
+        };
+        if command.starts_with('#') {
+            return Ok(Some(Request::Say(command)));
+        }
+        let mut words = command.split(' ').filter(|w| !w.is_empty());
+        let verb = words.next().unwrap_or("");
+        let args: Vec<&'a str> = words.collect();
+        let Some(verb) = Verb::named(verb) else {
+            return Err(ProtoError::new(
+                ErrCode::Unknown,
+                "no such command, #help lists them",
+            ));
+        };
+        let form = verb.spec().form;
+        let request = match verb {
+            Verb::Register => {
+                let [name, password] = exact::<2>(&args, form)?;
+                validate_name(name)?;
+                validate_password(password)?;
+                Request::Register { name, password }
+            }
+            Verb::Login => {
+                let [name, password] = exact::<2>(&args, form)?;
+                validate_name(name)?;
+                Request::Login { name, password }
+            }
+            Verb::Join => {
+                let [room] = exact::<1>(&args, form)?;
+                validate_name(room)?;
+                Request::Join {
+                    room: room.to_ascii_lowercase(),
+                }
+            }
+            Verb::AllMessages => Request::AllMessages(parse_page(&args, form)?),
+            Verb::MyMessages => Request::MyMessages(parse_page(&args, form)?),
+            Verb::Leave => no_args(&args, form, Request::Leave)?,
+            Verb::Users => no_args(&args, form, Request::Users)?,
+            Verb::Rooms => no_args(&args, form, Request::Rooms)?,
+            Verb::Ping => no_args(&args, form, Request::Ping)?,
+            Verb::Health => no_args(&args, form, Request::Health)?,
+            Verb::Stats => no_args(&args, form, Request::Stats)?,
+            Verb::Help => no_args(&args, form, Request::Help)?,
+            Verb::Quit => no_args(&args, form, Request::Quit)?,
+            // `Verb::named` never names chat lines.
+            Verb::Say => Request::Say(line),
+        };
+        Ok(Some(request))
+    }
+
+    /// Which verb this is.
+    pub fn verb(&self) -> Verb {
+        match self {
+            Request::Register { .. } => Verb::Register,
+            Request::Login { .. } => Verb::Login,
+            Request::Join { .. } => Verb::Join,
+            Request::Leave => Verb::Leave,
+            Request::Users => Verb::Users,
+            Request::Rooms => Verb::Rooms,
+            Request::AllMessages(_) => Verb::AllMessages,
+            Request::MyMessages(_) => Verb::MyMessages,
+            Request::Ping => Verb::Ping,
+            Request::Health => Verb::Health,
+            Request::Stats => Verb::Stats,
+            Request::Help => Verb::Help,
+            Request::Quit => Verb::Quit,
+            Request::Say(_) => Verb::Say,
+        }
+    }
+
+    /// The request as a line a client would send (without line ending). Parsing it gives back
+    /// an equal request.
+    pub fn to_line(&self) -> String {
+        let name = self.verb().spec().name;
+        let page = |p: &Page| match p.before {
+            Some(b) => format!("#{name} {} {b}", p.limit),
+            None => format!("#{name} {}", p.limit),
+        };
+        match self {
+            Request::Register { name, password } => format!("#register {name} {password}"),
+            Request::Login { name, password } => format!("#login {name} {password}"),
+            Request::Join { room } => format!("#join {room}"),
+            Request::AllMessages(p) | Request::MyMessages(p) => page(p),
+            Request::Say(text) if text.starts_with('#') => format!("#{text}"),
+            Request::Say(text) => text.to_string(),
+            _ => format!("#{name}"),
+        }
+    }
+
+    /// Whether this request takes a token from the user's message rate limit.
+    pub fn is_rate_limited(&self) -> bool {
+        self.verb().spec().rate_limited
+    }
+
+    /// Whether this request is allowed before logging in.
+    pub fn allowed_as_guest(&self) -> bool {
+        self.verb().spec().guest
+    }
+}
+
+fn usage(form: &str) -> ProtoError {
+    ProtoError::new(ErrCode::Usage, format!("usage: {form}"))
+}
+
+fn exact<'a, const N: usize>(args: &[&'a str], form: &str) -> Result<[&'a str; N], ProtoError> {
+    <[&'a str; N]>::try_from(args).map_err(|_| usage(form))
+}
+
+fn no_args<'a>(args: &[&str], form: &str, r: Request<'a>) -> Result<Request<'a>, ProtoError> {
+    if args.is_empty() {
+        Ok(r)
+    } else {
+        Err(usage(form))
+    }
+}
+
+fn parse_page(args: &[&str], form: &str) -> Result<Page, ProtoError> {
+    if args.len() > 2 {
+        return Err(usage(form));
+    }
+    let limit = match args.first() {
+        None => HISTORY_DEFAULT_LIMIT,
+        Some(s) => match s.parse::<u32>() {
+            Ok(n) if (1..=HISTORY_MAX_LIMIT).contains(&n) && is_digits(s) => n,
+            _ => {
+                return Err(ProtoError::new(
+                    ErrCode::Usage,
+                    format!("LIMIT must be 1 to {HISTORY_MAX_LIMIT}; usage: {form}"),
+                ));
+            }
+        },
+    };
+    let before = match args.get(1) {
+        None => None,
+        Some(s) => match s.parse::<i64>() {
+            Ok(n) if n >= 1 && is_digits(s) => Some(n),
+            _ => {
+                return Err(ProtoError::new(
+                    ErrCode::Usage,
+                    format!("BEFORE_ID must be a positive message id; usage: {form}"),
+                ));
+            }
+        },
+    };
+    Ok(Page { limit, before })
+}
+
+fn is_digits(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Cleans an inbound line before parsing: drops a leading byte-order mark and every control
+/// character except TAB (C0, DEL and C1), so no client can put terminal escape sequences on
+/// other users' screens. Borrowed when there is nothing to remove.
+pub fn sanitize(line: &str) -> Cow<'_, str> {
+    let line = line.strip_prefix('\u{feff}').unwrap_or(line);
+    if line.chars().any(is_stripped) {
+        Cow::Owned(line.chars().filter(|c| !is_stripped(*c)).collect())
+    } else {
+        Cow::Borrowed(line)
+    }
+}
+
+fn is_stripped(c: char) -> bool {
+    c.is_control() && c != '\t'
+}
+
+/// Whether a first line looks like an HTTP request (`GET / HTTP/1.1` and the like).
+pub fn looks_like_http(line: &str) -> bool {
+    const METHODS: [&str; 9] = [
+        "GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "CONNECT", "PATCH", "TRACE",
+    ];
+    let mut words = line.split(' ');
+    let (Some(method), Some(_target), Some(version), None) =
+        (words.next(), words.next(), words.next(), words.next())
+    else {
+        return false;
+    };
+    METHODS.contains(&method) && version.starts_with("HTTP/")
+}
+
+/// Checks a user or room name against `[A-Za-z0-9_-]{1,32}`.
+pub fn validate_name(name: &str) -> Result<(), ProtoError> {
+    let ok = !name.is_empty()
+        && name.len() <= NAME_MAX
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ProtoError::new(
+            ErrCode::BadName,
+            format!("names are 1 to {NAME_MAX} of A-Z a-z 0-9 _ -"),
+        ))
+    }
+}
+
+/// Checks a new password's length: [`PASSWORD_MIN`] to [`PASSWORD_MAX`] bytes.
+pub fn validate_password(password: &str) -> Result<(), ProtoError> {
+    if (PASSWORD_MIN..=PASSWORD_MAX).contains(&password.len()) {
+        Ok(())
+    } else {
+        Err(ProtoError::new(
+            ErrCode::BadPass,
+            format!("passwords are {PASSWORD_MIN} to {PASSWORD_MAX} bytes"),
+        ))
+    }
+}
