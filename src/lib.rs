@@ -2,30 +2,34 @@
 //! SQLite and history you can query.
 //!
 //! # Layout
-//! - [`config`]: flags -> validated [`config::Config`], defaults as named constants.
-//! - [`server`]: the accept loop, connection limit and graceful shutdown.
-//! - [`codec`]: inbound line framing (`LinesCodec` with a maximum length, errors as items).
-//! - [`protocol`]: pure parsing of client lines and formatting of every server line.
-//! - [`session`]: the per-connection state machine and its single cleanup path.
-//! - [`outbox`]: a session's bounded outbound queue and the batching writer that drains it.
-//! - [`rooms`]: the room actor: membership, presence, counts and fan-out.
-//! - [`store`]: SQLite: schema, the group-commit writer thread, the read pool.
-//! - [`auth`]: bcrypt off the async threads.
-//! - [`health`]: the `linechatd health` check (a client of `#health`).
-//! - [`logging`]: text or JSON log lines with connection fields as keys.
-//! - [`ratelimit`]: token buckets for the message rate limit and failed-login throttles.
+//! The parts are folders, and each depends only on those before it in this list
+//! (`protocol` <- `store`/`log` <- `rooms` <- `server` <- the binaries; `client` uses `protocol`).
+//! - [`protocol`]: the wire, pure: client lines -> [`protocol::Request`] (one table of verbs),
+//!   every server line encoded by [`protocol::Reply`] and read back by
+//!   [`protocol::ServerLine`], every error text in [`protocol::error`].
+//! - [`store`]: SQLite: opening (the daemon's lock, schema migrations), history and login
+//!   reads on a pool, the background checkpointer.
+//! - [`log`]: the ordered log of room events: requests in, ordered committed events out;
+//!   [`log::local`] is the SQLite writer with group commit.
+//! - [`rooms`]: the room actor (the log's sink): membership, presence, counts and fan-out into
+//!   each member's bounded [`rooms::outbox::Outbox`].
+//! - [`server`]: the accept loop, connection limits and shutdown; each connection's session
+//!   state machine, line framing, rate limits and bcrypt off the async threads.
+//! - [`client`]: the `linechat` line client and the `linechatd health` check.
+//! - [`config`], [`logging`]: flags -> validated settings; text or JSON log lines.
 //!
-//! - [`client`], [`render`]: the `linechat` line client's connection logic and screen.
-//!
-//! One chat line: socket -> codec -> `Request::parse` -> session -> store writer (commit) ->
-//! room actor (encode once, `try_push` to every member) -> each member's session task, which
-//! writes its queue with one vectored write.
+//! One chat line: socket -> `server::codec` -> `Request::parse` -> session -> `log` (sequenced
+//! and committed in a group commit) -> `Event::Said` to the room actor (encoded once,
+//! `try_push`ed to every member, written at once to idle connections) -> each member's
+//! socket. Quitting and disconnecting travel the same log, so a session's last lines are
+//! delivered before its `LEAVE`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod client;
 pub mod config;
+pub mod log;
 pub mod logging;
 pub mod protocol;
 pub mod rooms;

@@ -1215,7 +1215,8 @@ impl tokio::io::AsyncWrite for LineCounter {
 /// The store path alone, in process: messages/s through linechat's writer with group commit
 /// versus one transaction per message, same database settings, same run.
 async fn store_path(args: &Args) -> std::io::Result<()> {
-    use linechat::store::{Database, Store, WriterOptions};
+    use linechat::log::local::{self, WriterOptions};
+    use linechat::store::Database;
     let dir = std::env::temp_dir().join(format!("linechat-store-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     for sync in [linechat::config::Sync::Normal, linechat::config::Sync::Full] {
@@ -1238,7 +1239,8 @@ async fn store_path(args: &Args) -> std::io::Result<()> {
             let _ = std::fs::remove_file(&path);
             let db = Database::open(&path, sync).map_err(std::io::Error::other)?;
             let rooms = linechat::rooms::Rooms::spawn();
-            let store = Store::start(db, rooms.clone(), options)?;
+            let (_reads, writer) = db.split();
+            let store = local::start(writer, rooms.clone(), options)?;
             let user = store
                 .create_user("bench", "x".into())
                 .await

@@ -103,6 +103,127 @@ impl ProtoError {
             text: text.into(),
         }
     }
+
+    /// The line: `ERR CODE TEXT` (CRLF-terminated).
+    pub fn to_bytes(&self) -> bytes::Bytes {
+        super::Reply::Err(self.code, &self.text).to_bytes()
+    }
+
+    // Every error text the server sends, one constructor each.
+
+    /// A write the database refused: the request had no effect.
+    pub fn storage() -> Self {
+        Self::new(
+            ErrCode::Storage,
+            "the server could not store that; nothing was changed, try again",
+        )
+    }
+    /// `#register` of a taken name.
+    pub fn name_taken() -> Self {
+        Self::new(ErrCode::Exists, "that name is taken")
+    }
+    /// bcrypt failed.
+    pub fn hash_failed() -> Self {
+        Self::new(ErrCode::Storage, "could not hash the password")
+    }
+    /// `#health`: the writer's transaction failed.
+    pub fn db_failing() -> Self {
+        Self::new(ErrCode::Storage, "the database is failing")
+    }
+    /// `#health`: the file at `--db` is not the one the daemon writes.
+    pub fn db_replaced() -> Self {
+        Self::new(
+            ErrCode::Storage,
+            "the database file was deleted or replaced; restart the daemon",
+        )
+    }
+    /// `#health`: no answer in time.
+    pub fn db_timeout() -> Self {
+        Self::new(ErrCode::Storage, "the database did not answer in time")
+    }
+    /// A guest used a verb that needs a login.
+    pub fn log_in_first() -> Self {
+        Self::new(
+            ErrCode::Auth,
+            "log in first: #login NAME PASSWORD or #register NAME PASSWORD",
+        )
+    }
+    /// `#login` or `#register` while logged in.
+    pub fn already_logged_in(name: &str) -> Self {
+        Self::new(ErrCode::Usage, format!("already logged in as {name}"))
+    }
+    /// A wrong name or password (the same for both).
+    pub fn wrong_login() -> Self {
+        Self::new(ErrCode::Auth, "wrong name or password")
+    }
+    /// The last failed login a connection may have.
+    pub fn too_many_failures(max: u32) -> Self {
+        Self::new(ErrCode::Auth, format!("{max} failed logins, closing"))
+    }
+    /// Logins throttled for this name or address.
+    pub fn login_throttled(retry_ms: u64) -> Self {
+        Self::new(
+            ErrCode::RateLimit,
+            format!("retry-after={retry_ms} too many failed logins for this name or address"),
+        )
+    }
+    /// Over the message rate limit.
+    pub fn rate_limited(
+        retry_ms: u64,
+        per_sec: impl fmt::Display,
+        burst: impl fmt::Display,
+    ) -> Self {
+        Self::new(
+            ErrCode::RateLimit,
+            format!(
+                "retry-after={retry_ms} over the limit of {per_sec} messages per second (burst {burst}); not sent"
+            ),
+        )
+    }
+    /// Too many refusals in a row: the connection closes.
+    pub fn flood(strikes: u32) -> Self {
+        Self::new(
+            ErrCode::Flood,
+            format!("{strikes} messages over the rate limit in a row, closing"),
+        )
+    }
+    /// A chat line, `#users` or `#leave` outside a room.
+    pub fn not_in_room() -> Self {
+        Self::new(ErrCode::NoRoom, "you are not in a room: #join ROOM first")
+    }
+    /// No login within the login timeout.
+    pub fn login_timeout(secs: u64) -> Self {
+        Self::new(
+            ErrCode::Timeout,
+            format!("no login within {secs} s, closing"),
+        )
+    }
+    /// A logged-in session silent for the idle timeout.
+    pub fn idle_timeout(secs: u64) -> Self {
+        Self::new(ErrCode::Timeout, format!("idle for {secs} s, closing"))
+    }
+    /// A line over the line limit.
+    pub fn too_long(max: usize) -> Self {
+        Self::new(
+            ErrCode::TooLong,
+            format!("line longer than {max} bytes discarded"),
+        )
+    }
+    /// A line that is not UTF-8.
+    pub fn bad_utf8() -> Self {
+        Self::new(ErrCode::Utf8, "line is not valid UTF-8, discarded")
+    }
+    /// The first line was an HTTP request.
+    pub fn http() -> Self {
+        Self::new(
+            ErrCode::Http,
+            "this is linechat, a line-based chat server, not a web server: connect with nc or telnet",
+        )
+    }
+    /// The server, or the client's address, is at its connection limit.
+    pub fn busy(why: &str) -> Self {
+        Self::new(ErrCode::Busy, format!("{why}, try again later"))
+    }
 }
 
 impl fmt::Display for ProtoError {

@@ -2,16 +2,22 @@
 //!
 //! [`Rooms`] is the cheap cloneable handle; the task behind it owns a pure [`RoomTable`]
 //! (room -> user -> sessions) and every logged-in session's [`Outbox`]. Sessions send it
-//! commands and get answers on oneshot channels; the store's writer thread hands it committed
-//! messages, joins and leaves in commit order, so live order = commit order = history order.
-//! The actor never awaits a session: it only `try_push`es (a non-blocking send when the
-//! session has nothing queued, see `outbox`), and drops a session whose queue is full. It is
-//! also the single place a later cross-node bus would plug into.
+//! commands and get answers on oneshot channels. It is the ordered log's [`Sink`]: the log
+//! hands it committed events (messages, joins, leaves, departures, failures) in log order, and
+//! the actor turns them into lines, so live order = commit order = history order. The actor
+//! never awaits a session: it only `try_push`es (a non-blocking send when the session has
+//! nothing queued, see `outbox`), and drops a session whose queue is full.
 
+mod meter;
 pub mod outbox;
+mod table;
 
-use crate::protocol::{HistRow, Reply};
-use crate::{SessionId, User, UserId};
+pub use meter::Meter;
+pub use table::{Entered, Left, RoomTable};
+
+use crate::log::{Committed, Event, Failure, Joined, Sink};
+use crate::protocol::{ProtoError, Reply};
+use crate::{SessionId, UserId};
 use bytes::{Bytes, BytesMut};
 use log::{debug, info};
 use outbox::Outbox;
@@ -21,191 +27,6 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Capacity of the actor's inbox.
 const INBOX: usize = 4096;
-
-/// A user present in a room, with the sessions that put them there.
-#[derive(Debug)]
-struct Present {
-    name: Arc<str>,
-    sessions: Vec<SessionId>,
-}
-
-/// Where a session sits.
-#[derive(Debug)]
-struct Seat {
-    room: Arc<str>,
-    user: UserId,
-}
-
-/// Result of seating a session in a room.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Entered {
-    /// Distinct users in the room now.
-    pub count: usize,
-    /// True if this is the user's first session in the room (announce `JOIN`).
-    pub first: bool,
-    /// The room the session left to come here, if any.
-    pub left: Option<Left>,
-}
-
-/// Result of a session leaving its room.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Left {
-    /// The room left.
-    pub room: Arc<str>,
-    /// The user's name.
-    pub name: Arc<str>,
-    /// Distinct users still in the room.
-    pub count: usize,
-    /// True if that was the user's last session there (announce `LEAVE`).
-    pub last: bool,
-}
-
-/// Presence state, pure and synchronous: which session is in which room for which user.
-/// Counts are distinct users; a room with nobody left is removed.
-#[derive(Debug, Default)]
-pub struct RoomTable {
-    rooms: HashMap<Arc<str>, HashMap<UserId, Present>>,
-    seats: HashMap<SessionId, Seat>,
-}
-
-impl RoomTable {
-    /// Seats `session` (of `user`) in `room`, leaving its current room first. Joining the room
-    /// the session is already in changes nothing.
-    pub fn join(&mut self, session: SessionId, user: &User, room: &Arc<str>) -> Entered {
-        if let Some(seat) = self.seats.get(&session)
-            && &seat.room == room
-        {
-            return Entered {
-                count: self.count(room),
-                first: false,
-                left: None,
-            };
-        }
-        let left = self.leave(session);
-        let users = self.rooms.entry(room.clone()).or_default();
-        let present = users.entry(user.id).or_insert_with(|| Present {
-            name: user.name.clone(),
-            sessions: Vec::new(),
-        });
-        let first = present.sessions.is_empty();
-        present.sessions.push(session);
-        let count = users.len();
-        self.seats.insert(
-            session,
-            Seat {
-                room: room.clone(),
-                user: user.id,
-            },
-        );
-        Entered { count, first, left }
-    }
-
-    /// Takes `session` out of its room, if it is in one.
-    pub fn leave(&mut self, session: SessionId) -> Option<Left> {
-        let seat = self.seats.remove(&session)?;
-        let users = self.rooms.get_mut(&seat.room)?;
-        let present = users.get_mut(&seat.user)?;
-        present.sessions.retain(|s| *s != session);
-        let name = present.name.clone();
-        let last = present.sessions.is_empty();
-        if last {
-            users.remove(&seat.user);
-        }
-        let count = users.len();
-        if count == 0 {
-            self.rooms.remove(&seat.room);
-        }
-        Some(Left {
-            room: seat.room,
-            name,
-            count,
-            last,
-        })
-    }
-
-    /// The room `session` is in.
-    pub fn room_of(&self, session: SessionId) -> Option<&Arc<str>> {
-        self.seats.get(&session).map(|s| &s.room)
-    }
-
-    /// Distinct users in `room`.
-    pub fn count(&self, room: &str) -> usize {
-        self.rooms.get(room).map_or(0, |u| u.len())
-    }
-
-    /// Every session in `room`.
-    pub fn sessions_in<'a>(&'a self, room: &str) -> impl Iterator<Item = SessionId> + 'a {
-        self.rooms
-            .get(room)
-            .into_iter()
-            .flat_map(|users| users.values())
-            .flat_map(|p| p.sessions.iter().copied())
-    }
-
-    /// Names of the users in `room`, sorted.
-    pub fn names_in(&self, room: &str) -> Vec<Arc<str>> {
-        let mut names: Vec<Arc<str>> = self
-            .rooms
-            .get(room)
-            .map(|u| u.values().map(|p| p.name.clone()).collect())
-            .unwrap_or_default();
-        names.sort();
-        names
-    }
-
-    /// Rooms with users online and their counts, sorted by name.
-    pub fn rooms(&self) -> Vec<(Arc<str>, usize)> {
-        let mut v: Vec<(Arc<str>, usize)> = self
-            .rooms
-            .iter()
-            .map(|(r, u)| (r.clone(), u.len()))
-            .collect();
-        v.sort();
-        v
-    }
-}
-
-/// A message the store has committed, on its way to the room.
-#[derive(Debug)]
-pub struct Committed {
-    /// Message id.
-    pub id: i64,
-    /// Room it was said in.
-    pub room: Arc<str>,
-    /// Sender's name.
-    pub name: Arc<str>,
-    /// Text, verbatim.
-    pub text: String,
-    /// Sender's session: it gets its copy as the acknowledgement even if it left the room since.
-    pub sender: SessionId,
-}
-
-/// A join the store has recorded, with the room's recent messages read in the same transaction.
-#[derive(Debug)]
-pub struct Joined {
-    /// Joining session.
-    pub session: SessionId,
-    /// Its user.
-    pub user: User,
-    /// Room joined.
-    pub room: Arc<str>,
-    /// Recent messages, oldest first: exactly those committed before the join.
-    pub history: Vec<HistRow>,
-    /// Told the room's user count once the session is seated.
-    pub reply: oneshot::Sender<usize>,
-}
-
-/// A session ending, sequenced after every message it sent: those are delivered (and so
-/// acknowledged to it) before `line`, its last line, and before its room hears `LEAVE`.
-#[derive(Debug)]
-pub struct Departure {
-    /// The session ending.
-    pub session: SessionId,
-    /// Its last line (`OK quit`, the shutdown notice), if any.
-    pub line: Option<Bytes>,
-    /// Whether its room hears `LEAVE` (not during server shutdown).
-    pub announce: bool,
-}
 
 /// A room and the sorted names of the users in it.
 pub type RoomUsers = (Arc<str>, Vec<Arc<str>>);
@@ -227,20 +48,8 @@ enum Command {
     List {
         reply: oneshot::Sender<Vec<(Arc<str>, usize)>>,
     },
-    Deliver(Vec<Committed>),
-    Joined(Joined),
-    Left {
-        session: SessionId,
-        reply: oneshot::Sender<Option<Arc<str>>>,
-    },
-    Send {
-        session: SessionId,
-        line: Bytes,
-    },
-    Depart {
-        departure: Departure,
-        reply: oneshot::Sender<()>,
-    },
+    /// A committed event from the log, in log order.
+    Event(Event),
     Stats {
         reply: oneshot::Sender<RoomStats>,
     },
@@ -261,46 +70,6 @@ pub struct RoomStats {
     pub sendq_max: usize,
     /// Commands waiting in the actor's inbox.
     pub inbox: usize,
-}
-
-/// Seconds in the delivery-rate window.
-const METER_SECS: usize = 60;
-
-/// Counts events per second over the last minute, in a ring of one-second buckets.
-#[derive(Debug)]
-pub struct Meter {
-    counts: [u64; METER_SECS],
-    stamps: [u64; METER_SECS],
-}
-
-impl Default for Meter {
-    fn default() -> Self {
-        Meter {
-            counts: [0; METER_SECS],
-            stamps: [0; METER_SECS],
-        }
-    }
-}
-
-impl Meter {
-    /// Adds `n` events in second `now`.
-    pub fn add(&mut self, now: u64, n: u64) {
-        let i = (now % METER_SECS as u64) as usize;
-        if self.stamps[i] != now {
-            self.stamps[i] = now;
-            self.counts[i] = 0;
-        }
-        self.counts[i] += n;
-    }
-
-    /// Events per second over the minute ending at second `now`.
-    pub fn rate(&self, now: u64) -> f64 {
-        let total: u64 = (0..METER_SECS)
-            .filter(|&i| now.saturating_sub(self.stamps[i]) < METER_SECS as u64)
-            .map(|i| self.counts[i])
-            .sum();
-        total as f64 / METER_SECS as f64
-    }
 }
 
 /// Handle to the room actor. Cloning is cheap; the actor stops when the last handle drops.
@@ -366,30 +135,13 @@ impl Rooms {
         }
         rx.await.unwrap_or_default()
     }
+}
 
-    /// From the store's writer thread: deliver committed messages, in commit order.
-    pub fn blocking_deliver(&self, batch: Vec<Committed>) {
-        let _ = self.tx.blocking_send(Command::Deliver(batch));
-    }
-
-    /// From the store's writer thread: seat a session whose join was recorded.
-    pub fn blocking_joined(&self, j: Joined) {
-        let _ = self.tx.blocking_send(Command::Joined(j));
-    }
-
-    /// From the store's writer thread: take a session out of its room, in commit order.
-    pub fn blocking_left(&self, session: SessionId, reply: oneshot::Sender<Option<Arc<str>>>) {
-        let _ = self.tx.blocking_send(Command::Left { session, reply });
-    }
-
-    /// From the store's writer thread, in commit order: a session ends (see [`Departure`]).
-    pub fn blocking_depart(&self, departure: Departure, reply: oneshot::Sender<()>) {
-        let _ = self.tx.blocking_send(Command::Depart { departure, reply });
-    }
-
-    /// From the store's writer thread: send one line to one session (e.g. `ERR storage`).
-    pub fn blocking_send_to(&self, session: SessionId, line: Bytes) {
-        let _ = self.tx.blocking_send(Command::Send { session, line });
+/// The room actor is the log's sink: events arrive from the log's thread, in log order, and
+/// wait for room in the actor's bounded inbox (the log never drops one).
+impl Sink for Rooms {
+    fn apply(&self, event: Event) {
+        let _ = self.tx.blocking_send(Command::Event(event));
     }
 }
 
@@ -452,14 +204,26 @@ impl Actor {
             Command::List { reply } => {
                 let _ = reply.send(self.table.rooms());
             }
-            Command::Deliver(batch) => self.deliver(batch),
-            Command::Joined(j) => self.joined(j),
-            Command::Left { session, reply } => {
+            Command::Event(event) => self.apply(event),
+        }
+    }
+
+    /// Turns a committed event into lines: the actor decides what each client sees.
+    fn apply(&mut self, event: Event) {
+        match event {
+            Event::Said(batch) => self.deliver(batch),
+            Event::Joined(j) => self.joined(j),
+            Event::Failed { session, reason } => {
+                let e = match reason {
+                    Failure::Storage => ProtoError::storage(),
+                };
+                self.send(session, e.to_bytes());
+            }
+            Event::Left { session, reply } => {
                 let room = self.leave(session);
                 let _ = reply.send(room);
             }
-            Command::Send { session, line } => self.send(session, line),
-            Command::Depart { departure, reply } => {
+            Event::Departed { departure, reply } => {
                 let session = departure.session;
                 if let Some(line) = departure.line {
                     self.send(session, line);
@@ -496,7 +260,7 @@ impl Actor {
         RoomStats {
             sessions: self.outboxes.len(),
             users: self.online.len(),
-            rooms: self.table.rooms.len(),
+            rooms: self.table.room_count(),
             delivered_per_sec: self.delivered.rate(self.now_sec()),
             sendq_max: self.outboxes.values().map(Outbox::len).max().unwrap_or(0),
             inbox: self
@@ -622,93 +386,5 @@ impl Actor {
         }
         self.send(j.session, buf.freeze());
         let _ = j.reply.send(entered.count);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn user(id: UserId, name: &str) -> User {
-        User {
-            id,
-            name: name.into(),
-        }
-    }
-
-    #[test]
-    fn counts_distinct_users_across_sessions() {
-        let mut t = RoomTable::default();
-        let g: Arc<str> = "general".into();
-        let alice = user(1, "alice");
-        let bob = user(2, "bob");
-        let e = t.join(10, &alice, &g);
-        assert_eq!((e.count, e.first), (1, true));
-        let e = t.join(11, &alice, &g); // alice's second session
-        assert_eq!((e.count, e.first), (1, false));
-        let e = t.join(20, &bob, &g);
-        assert_eq!((e.count, e.first), (2, true));
-        let l = t.leave(10).unwrap();
-        assert_eq!((l.count, l.last), (2, false)); // alice still here on session 11
-        let l = t.leave(11).unwrap();
-        assert_eq!((l.count, l.last, &*l.name), (1, true, "alice"));
-        assert_eq!(t.names_in("general"), vec![Arc::<str>::from("bob")]);
-        assert!(t.leave(11).is_none()); // a second leave changes nothing
-        let l = t.leave(20).unwrap();
-        assert_eq!((l.count, l.last), (0, true));
-        assert!(t.rooms().is_empty());
-    }
-
-    #[test]
-    fn switching_rooms_leaves_the_old_one() {
-        let mut t = RoomTable::default();
-        let a: Arc<str> = "a".into();
-        let b: Arc<str> = "b".into();
-        let alice = user(1, "alice");
-        t.join(1, &alice, &a);
-        t.join(2, &user(2, "bob"), &a);
-        let e = t.join(1, &alice, &b);
-        assert_eq!(e.count, 1);
-        assert!(e.first);
-        let left = e.left.unwrap();
-        assert_eq!((&*left.room, left.count, left.last), ("a", 1, true));
-        assert_eq!(t.rooms(), vec![(a.clone(), 1), (b.clone(), 1)]);
-        // Rejoining the same room is a no-op.
-        let e = t.join(1, &alice, &b);
-        assert_eq!(
-            e,
-            Entered {
-                count: 1,
-                first: false,
-                left: None
-            }
-        );
-        assert_eq!(t.sessions_in("b").collect::<Vec<_>>(), vec![1]);
-    }
-
-    #[test]
-    fn meter_averages_the_last_minute() {
-        let mut m = Meter::default();
-        m.add(0, 60);
-        m.add(30, 60);
-        assert_eq!(m.rate(30), 2.0);
-        assert_eq!(m.rate(59), 2.0);
-        assert_eq!(m.rate(60), 1.0); // second 0 has left the window
-        assert_eq!(m.rate(200), 0.0);
-        m.add(200, 6);
-        assert_eq!(m.rate(200), 0.1);
-    }
-
-    #[test]
-    fn names_are_sorted() {
-        let mut t = RoomTable::default();
-        let g: Arc<str> = "g".into();
-        for (i, n) in ["carol", "alice", "bob"].iter().enumerate() {
-            t.join(i as u64, &user(i as i64, n), &g);
-        }
-        let names: Vec<String> = t.names_in("g").iter().map(|n| n.to_string()).collect();
-        assert_eq!(names, ["alice", "bob", "carol"]);
-        assert_eq!(t.count("g"), 3);
-        assert_eq!(t.count("nowhere"), 0);
     }
 }

@@ -8,9 +8,11 @@ mod session;
 
 use crate::UserId;
 use crate::config::Config;
-use crate::protocol::{ErrCode, Reply};
+use crate::log::Log;
+use crate::log::local::{self, WriterOptions};
+use crate::protocol::ProtoError;
 use crate::rooms::Rooms;
-use crate::store::{Database, Store, WriterOptions};
+use crate::store::{Database, Store};
 use auth::Auth;
 use log::{info, warn};
 use ratelimit::Limiter;
@@ -27,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// How long sessions get to say goodbye and flush after shutdown starts.
-const SESSION_GRACE: Duration = Duration::from_secs(3);
+pub const SESSION_GRACE: Duration = Duration::from_secs(3);
 /// How long the writer gets to commit what is queued after the sessions are gone.
 const STORE_GRACE: Duration = Duration::from_millis(1500);
 
@@ -46,7 +48,9 @@ pub struct Shared {
     pub config: Config,
     /// The room actor.
     pub rooms: Rooms,
-    /// The store (writer queue and read pool).
+    /// The ordered log: every write goes through it.
+    pub log: Log,
+    /// The store's read side: logins and history.
     pub store: Store,
     /// bcrypt, off the async threads.
     pub auth: Auth,
@@ -128,7 +132,8 @@ pub async fn run(
         linger: config.commit_linger,
         ..WriterOptions::default()
     };
-    let store = Store::start(db, rooms.clone(), options)?;
+    let (store, writer) = db.split();
+    let log = local::start(writer, rooms.clone(), options)?;
     let limit = Arc::new(Semaphore::new(config.max_connections));
     let per_ip = Arc::new(PerIp {
         max: config.max_per_ip,
@@ -142,7 +147,8 @@ pub async fn run(
         slots: limit.clone(),
         config,
         rooms,
-        store: store.clone(),
+        log: log.clone(),
+        store,
         auth,
     });
     let tracker = TaskTracker::new();
@@ -186,8 +192,7 @@ pub async fn run(
             Err(why) => {
                 info!(conn = id, peer:% = peer; "refused: {why}");
                 tracker.spawn(async move {
-                    let text = format!("{why}, try again later");
-                    let line = Reply::Err(ErrCode::Busy, &text).to_bytes();
+                    let line = ProtoError::busy(why).to_bytes();
                     let _ = tokio::time::timeout(SESSION_GRACE, async {
                         let _ = stream.write_all(&line).await;
                         let _ = stream.shutdown().await;
@@ -210,10 +215,7 @@ pub async fn run(
     {
         warn!("shutting down: some sessions did not finish in time");
     }
-    if tokio::time::timeout(STORE_GRACE, store.stop())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(STORE_GRACE, log.stop()).await.is_err() {
         warn!("shutting down: the store did not finish committing and checkpointing in time");
     }
     info!("shut down");

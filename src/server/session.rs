@@ -4,13 +4,13 @@
 //! The session writes its own replies to its [`Outbox`]; room traffic (`MSG`, `JOIN`, `LEAVE`,
 //! and the `OK join` + welcome + replay item) is queued by the room actor into the same outbox.
 
-use crate::protocol::{self, ErrCode, HistRow, ProtoError, Reply, Request};
-use crate::rooms::Departure;
+use crate::log::{Departure, Health};
+use crate::protocol::{self, HistRow, ProtoError, Reply, Request};
 use crate::rooms::outbox::{Flusher, Outbox, SocketWriter};
 use crate::server::Shared;
 use crate::server::codec::{Line, LineReader};
 use crate::server::ratelimit;
-use crate::store::Health;
+use crate::store::StoreError;
 use crate::{SessionId, User};
 use bytes::{Bytes, BytesMut};
 use std::net::SocketAddr;
@@ -24,10 +24,6 @@ use tokio_util::sync::CancellationToken;
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long `#health` waits for the store.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// The reply to a client that opened with an HTTP request line.
-const HTTP_REPLY: &str =
-    "this is linechat, a line-based chat server, not a web server: connect with nc or telnet";
 
 /// Why a session ended, when the server is shutting down.
 const SHUTDOWN: &str = "server shutting down";
@@ -143,11 +139,11 @@ fn serve(mut s: Session, shutdown: CancellationToken) -> impl Future<Output = ()
                 },
                 _ = &mut deadline => {
                     let config = &s.shared.config;
-                    let text = match s.state {
-                        State::Guest => format!("no login within {} s, closing", config.login_timeout.as_secs()),
-                        _ => format!("idle for {} s, closing", config.idle_timeout.as_secs()),
+                    let e = match s.state {
+                        State::Guest => ProtoError::login_timeout(config.login_timeout.as_secs()),
+                        _ => ProtoError::idle_timeout(config.idle_timeout.as_secs()),
                     };
-                    s.reply(Reply::Err(ErrCode::Timeout, &text));
+                    s.error(&e);
                     break "timeout";
                 }
                 item = lines.next(), if reading => item,
@@ -159,23 +155,16 @@ fn serve(mut s: Session, shutdown: CancellationToken) -> impl Future<Output = ()
                     break "read error";
                 }
                 Some(Ok(Line::TooLong)) => {
-                    let text = format!(
-                        "line longer than {} bytes discarded",
-                        s.shared.config.max_line
-                    );
-                    s.reply(Reply::Err(ErrCode::TooLong, &text));
+                    s.error(&ProtoError::too_long(s.shared.config.max_line));
                     Flow::Continue
                 }
                 Some(Ok(Line::BadUtf8)) => {
-                    s.reply(Reply::Err(
-                        ErrCode::Utf8,
-                        "line is not valid UTF-8, discarded",
-                    ));
+                    s.error(&ProtoError::bad_utf8());
                     Flow::Continue
                 }
                 Some(Ok(Line::Text(line))) => {
                     if std::mem::take(&mut first_line) && protocol::looks_like_http(&line) {
-                        s.reply(Reply::Err(ErrCode::Http, HTTP_REPLY));
+                        s.error(&ProtoError::http());
                         break "spoke HTTP";
                     }
                     // Boxed: the request futures (bcrypt, store round trips) are large, and an idle
@@ -260,7 +249,7 @@ impl Session {
             line: line.clone(),
             announce,
         };
-        let departing = self.shared.store.depart(departure);
+        let departing = self.shared.log.depart(departure);
         tokio::pin!(departing);
         let first = tokio::select! {
             r = &mut departing => Some(r),
@@ -312,10 +301,7 @@ impl Session {
             (Some(u), _) => Some(u),
             (None, true) => None,
             (None, false) => {
-                self.error(&ProtoError::new(
-                    ErrCode::Auth,
-                    "log in first: #login NAME PASSWORD or #register NAME PASSWORD",
-                ));
+                self.error(&ProtoError::log_in_first());
                 return Flow::Continue;
             }
         };
@@ -326,8 +312,7 @@ impl Session {
             (Request::Help, _) => self.help(),
             (Request::Quit, _) => return Flow::Quit,
             (Request::Register { .. } | Request::Login { .. }, Some(u)) => {
-                let text = format!("already logged in as {}", u.name);
-                self.error(&ProtoError::new(ErrCode::Usage, text))
+                self.error(&ProtoError::already_logged_in(&u.name))
             }
             (Request::Register { name, password }, None) => self.register(name, password).await,
             (Request::Login { name, password }, None) => return self.login(name, password).await,
@@ -335,8 +320,7 @@ impl Session {
             (r, Some(u)) if r.is_rate_limited() && !self.admit(&u) => {
                 let strikes = self.shared.config.flood_strikes;
                 return if self.strikes >= strikes {
-                    let text = format!("{strikes} messages over the rate limit in a row, closing");
-                    self.error(&ProtoError::new(ErrCode::Flood, text));
+                    self.error(&ProtoError::flood(strikes));
                     Flow::Close("flooding")
                 } else {
                     Flow::Continue
@@ -373,20 +357,17 @@ impl Session {
             Ok(h) => h,
             Err(e) => {
                 event!(warn, self, "bcrypt failed: {e}");
-                return self.error(&ProtoError::new(
-                    ErrCode::Storage,
-                    "could not hash the password",
-                ));
+                return self.error(&ProtoError::hash_failed());
             }
         };
-        match self.shared.store.create_user(name, hash).await {
+        match self.shared.log.create_user(name, hash).await {
             Ok(user) => {
                 event!(info, self, "registered {}", user.name);
                 self.logged_in("register", user).await;
             }
             Err(e) => {
                 event!(info, self, "register {name} refused: {e}");
-                self.error(&e.to_proto());
+                self.error(&store_error(&e));
             }
         }
     }
@@ -406,13 +387,8 @@ impl Session {
                 }
                 if self.strikes < self.shared.config.flood_strikes {
                     let c = &self.shared.config;
-                    let text = format!(
-                        "retry-after={} over the limit of {} messages per second (burst {}); not sent",
-                        ratelimit::retry_after_ms(wait),
-                        c.rate_per_sec,
-                        c.rate_burst
-                    );
-                    self.error(&ProtoError::new(ErrCode::RateLimit, text));
+                    let ms = ratelimit::retry_after_ms(wait);
+                    self.error(&ProtoError::rate_limited(ms, c.rate_per_sec, c.rate_burst));
                 }
                 false
             }
@@ -429,18 +405,15 @@ impl Session {
             .max(self.shared.login_by_account.wait(&account));
         if !throttled.is_zero() {
             event!(info, self, "login {name} throttled");
-            let text = format!(
-                "retry-after={} too many failed logins for this name or address",
-                ratelimit::retry_after_ms(throttled)
-            );
-            self.error(&ProtoError::new(ErrCode::RateLimit, text));
+            let ms = ratelimit::retry_after_ms(throttled);
+            self.error(&ProtoError::login_throttled(ms));
             return self.login_failed();
         }
         let found = match self.shared.store.find_user(name).await {
             Ok(f) => f,
             Err(e) => {
                 event!(warn, self, "login lookup failed: {e}");
-                self.error(&e.to_proto());
+                self.error(&store_error(&e));
                 return Flow::Continue;
             }
         };
@@ -460,7 +433,7 @@ impl Session {
                 event!(info, self, "login {name} failed");
                 self.shared.login_by_ip.charge(&ip);
                 self.shared.login_by_account.charge(&account);
-                self.error(&ProtoError::new(ErrCode::Auth, "wrong name or password"));
+                self.error(&ProtoError::wrong_login());
                 self.login_failed()
             }
         }
@@ -471,8 +444,7 @@ impl Session {
         self.login_failures += 1;
         let max = self.shared.config.max_login_failures;
         if self.login_failures >= max {
-            let text = format!("{max} failed logins, closing");
-            self.error(&ProtoError::new(ErrCode::Auth, text));
+            self.error(&ProtoError::too_many_failures(max));
             Flow::Close("too many failed logins")
         } else {
             Flow::Continue
@@ -491,23 +463,23 @@ impl Session {
     async fn join(&mut self, user: User, room: String) {
         let room: Arc<str> = room.into();
         let history = self.shared.config.history_on_join;
-        match self.shared.store.join(self.id, &user, &room, history).await {
+        match self.shared.log.join(self.id, &user, &room, history).await {
             Ok(count) => {
                 self.state = State::InRoom(user, room);
                 event!(info, self, "joined ({count} users)");
             }
             Err(e) => {
                 event!(warn, self, "join {room} failed: {e}");
-                self.error(&e.to_proto());
+                self.error(&store_error(&e));
             }
         }
     }
 
     async fn leave(&mut self, user: User) {
         if !matches!(self.state, State::InRoom(..)) {
-            return self.error(&not_in_room());
+            return self.error(&ProtoError::not_in_room());
         }
-        match self.shared.store.leave(self.id).await {
+        match self.shared.log.leave(self.id).await {
             Ok(Some(room)) => {
                 event!(info, self, "left");
                 self.state = State::LoggedIn(user);
@@ -515,23 +487,23 @@ impl Session {
             }
             Ok(None) => {
                 self.state = State::LoggedIn(user);
-                self.error(&not_in_room());
+                self.error(&ProtoError::not_in_room());
             }
-            Err(e) => self.error(&e.to_proto()),
+            Err(e) => self.error(&store_error(&e)),
         }
     }
 
     async fn say(&mut self, user: User, text: &str) {
         let State::InRoom(_, room) = &self.state else {
-            return self.error(&not_in_room());
+            return self.error(&ProtoError::not_in_room());
         };
         if let Err(e) = self
             .shared
-            .store
+            .log
             .say(self.id, &user, room, text.to_string())
             .await
         {
-            self.error(&e.to_proto());
+            self.error(&store_error(&e));
         }
     }
 
@@ -544,25 +516,16 @@ impl Session {
                     names: &names,
                 })
             }
-            None => self.error(&not_in_room()),
+            None => self.error(&ProtoError::not_in_room()),
         }
     }
 
     async fn health(&self) {
-        match tokio::time::timeout(HEALTH_TIMEOUT, self.shared.store.health()).await {
+        match tokio::time::timeout(HEALTH_TIMEOUT, self.shared.log.health()).await {
             Ok(Health::Ok) => self.reply(Reply::Ok("health", "")),
-            Ok(Health::Failing) => {
-                let text = "the database is failing";
-                self.reply(Reply::Err(ErrCode::Storage, text))
-            }
-            Ok(Health::FileReplaced) => {
-                let text = "the database file was deleted or replaced; restart the daemon";
-                self.reply(Reply::Err(ErrCode::Storage, text))
-            }
-            Err(_) => {
-                let text = "the database did not answer in time";
-                self.reply(Reply::Err(ErrCode::Storage, text))
-            }
+            Ok(Health::Failing) => self.error(&ProtoError::db_failing()),
+            Ok(Health::FileReplaced) => self.error(&ProtoError::db_replaced()),
+            Err(_) => self.error(&ProtoError::db_timeout()),
         }
     }
 
@@ -571,7 +534,7 @@ impl Session {
         let rooms = shared.rooms.stats().await.unwrap_or_default();
         let messages = match shared.store.message_count().await {
             Ok(n) => n,
-            Err(e) => return self.error(&e.to_proto()),
+            Err(e) => return self.error(&store_error(&e)),
         };
         let stats = protocol::Stats {
             uptime: shared.started.elapsed().as_secs(),
@@ -582,7 +545,7 @@ impl Session {
             messages,
             delivered_per_sec: rooms.delivered_per_sec,
             sendq_max: rooms.sendq_max,
-            writer_queue: shared.store.writer_queue(),
+            writer_queue: shared.log.queued(),
             actor_queue: rooms.inbox,
         };
         self.reply(Reply::Stats(&stats));
@@ -615,12 +578,16 @@ impl Session {
             }
             Err(e) => {
                 event!(warn, self, "{verb} failed: {e}");
-                self.error(&e.to_proto())
+                self.error(&store_error(&e))
             }
         }
     }
 }
 
-fn not_in_room() -> ProtoError {
-    ProtoError::new(ErrCode::NoRoom, "you are not in a room: #join ROOM first")
+/// The protocol error a client sees for a storage failure.
+fn store_error(e: &StoreError) -> ProtoError {
+    match e {
+        StoreError::Exists => ProtoError::name_taken(),
+        StoreError::Sqlite(_) | StoreError::Closed => ProtoError::storage(),
+    }
 }

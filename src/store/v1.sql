@@ -1,6 +1,5 @@
--- linechat database schema: the one source of truth. linechatd applies this file at start,
--- inside one exclusive transaction, and records the version in PRAGMA user_version
--- (see SCHEMA_VERSION in src/store.rs). Every statement is idempotent.
+-- Migration 1: the linechat schema as version 0.1.0 shipped it (then the whole of schema.sql).
+-- Frozen: later changes are further migrations in migrations.rs; schema.sql is the whole.
 -- Times are RFC 3339 UTC text with milliseconds, e.g. 2026-11-29T02:40:19.123Z.
 
 -- Accounts. Names are unique regardless of case ("Alice" and "alice" are one account) and keep

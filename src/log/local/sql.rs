@@ -1,0 +1,467 @@
+//! The statements a batch runs inside its transaction, and what each operation produced.
+
+use super::super::{Committed, Event, Failure, Joined, Op};
+use super::Outcome;
+use crate::protocol::HistRow;
+use crate::store::StoreError;
+use crate::store::history::room_tail;
+use crate::{User, UserId};
+use rusqlite::{Connection, params};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What executing an operation inside the transaction produced.
+pub(super) enum Done {
+    Created(Result<UserId, StoreError>),
+    Said(i64),
+    Joined(Vec<HistRow>),
+    Nothing,
+}
+
+/// Executes a batch's statements in order, one result per operation; an `Err` aborts the
+/// whole transaction. Consecutive messages are inserted together (see [`insert_messages`]);
+/// they are flushed before any other operation, so a join's history sees the messages queued
+/// ahead of it.
+pub(super) fn execute_all(
+    tx: &Connection,
+    cache: &HashMap<Arc<str>, i64>,
+    new_rooms: &mut Vec<Arc<str>>,
+    now: &str,
+    ops: &[Op],
+) -> rusqlite::Result<Vec<Done>> {
+    let mut dones = Vec::with_capacity(ops.len());
+    // (index in `ops`, room id, user id, body) of messages not yet inserted.
+    let mut says: Vec<(usize, i64, UserId, &str)> = Vec::new();
+    // Room id -> (first, last) id of the messages inserted into it now.
+    let mut ranges: HashMap<i64, (i64, i64)> = HashMap::new();
+    for (i, op) in ops.iter().enumerate() {
+        if let Op::Say {
+            user, room, text, ..
+        } = op
+        {
+            let room_id = room_id(tx, cache, new_rooms, room)?;
+            says.push((i, room_id, user.id, text));
+            // Its id is filled in when the message is inserted.
+            dones.push(Done::Said(0));
+            continue;
+        }
+        insert_messages(tx, now, &says, &mut dones, &mut ranges)?;
+        says.clear();
+        dones.push(execute(tx, cache, new_rooms, op)?);
+    }
+    insert_messages(tx, now, &says, &mut dones, &mut ranges)?;
+    // Each room's message range, once per room per transaction (see `merge_rooms`).
+    let mut update = tx.prepare_cached(
+        "UPDATE rooms SET last_message_id = ?2, first_message_id = coalesce(first_message_id, ?3) \
+         WHERE id = ?1",
+    )?;
+    for (room, (first, last)) in ranges {
+        update.execute(params![room, last, first])?;
+    }
+    Ok(dones)
+}
+
+/// Most messages in one multi-row `INSERT`.
+const INSERT_ROWS: usize = 64;
+
+/// Inserts `says` with as few statements as it can: chunks of [`INSERT_ROWS`], then powers of
+/// two, so a handful of cached statements serve any batch. Each chunk's rows get consecutive
+/// ids ending at `last_insert_rowid()`: this connection is the only writer, and a row inserted
+/// without an id into a table whose key is a plain `INTEGER PRIMARY KEY` gets the largest id
+/// so far plus one (schema.sql keeps it so: no AUTOINCREMENT). Writes each id into `dones`.
+fn insert_messages(
+    tx: &Connection,
+    now: &str,
+    says: &[(usize, i64, UserId, &str)],
+    dones: &mut [Done],
+    ranges: &mut HashMap<i64, (i64, i64)>,
+) -> rusqlite::Result<()> {
+    let mut rest = says;
+    while !rest.is_empty() {
+        let rows = if rest.len() >= INSERT_ROWS {
+            INSERT_ROWS
+        } else {
+            1 << rest.len().ilog2()
+        };
+        let (chunk, tail) = rest.split_at(rows);
+        rest = tail;
+        let mut stmt = tx.prepare_cached(&INSERT_SQL[rows.ilog2() as usize])?;
+        for (k, (_, room_id, user_id, text)) in chunk.iter().enumerate() {
+            let at = 4 * k;
+            stmt.raw_bind_parameter(at + 1, room_id)?;
+            stmt.raw_bind_parameter(at + 2, user_id)?;
+            stmt.raw_bind_parameter(at + 3, now)?;
+            stmt.raw_bind_parameter(at + 4, text)?;
+        }
+        let inserted = stmt.raw_execute()?;
+        if inserted != rows {
+            return Err(rusqlite::Error::StatementChangedRows(inserted));
+        }
+        let first = tx.last_insert_rowid() - rows as i64 + 1;
+        for (k, (i, room_id, ..)) in chunk.iter().enumerate() {
+            let id = first + k as i64;
+            dones[*i] = Done::Said(id);
+            let range = ranges.entry(*room_id).or_insert((id, id));
+            range.1 = id;
+        }
+    }
+    Ok(())
+}
+
+/// `INSERT INTO messages` statements of 1, 2, 4 .. [`INSERT_ROWS`] rows, built once.
+static INSERT_SQL: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+    (0..=INSERT_ROWS.ilog2())
+        .map(|k| insert_sql(1 << k))
+        .collect()
+});
+
+/// `INSERT INTO messages` of `rows` rows, four parameters each.
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from("INSERT INTO messages (room_id, user_id, created_at, body) VALUES ");
+    for k in 0..rows {
+        if k > 0 {
+            sql.push(',');
+        }
+        let at = 4 * k;
+        sql.push_str(&format!(
+            "(?{},?{},?{},?{})",
+            at + 1,
+            at + 2,
+            at + 3,
+            at + 4
+        ));
+    }
+    sql
+}
+
+/// Executes `op`'s statements; an `Err` aborts the whole transaction. A taken name is not an
+/// error of the transaction: SQLite undoes just that statement.
+fn execute(
+    tx: &Connection,
+    cache: &HashMap<Arc<str>, i64>,
+    new_rooms: &mut Vec<Arc<str>>,
+    op: &Op,
+) -> rusqlite::Result<Done> {
+    Ok(match op {
+        Op::CreateUser { name, hash, .. } => {
+            let r = tx
+                .prepare_cached("INSERT INTO users (name, password_hash) VALUES (?1, ?2)")?
+                .execute(params![name, hash]);
+            match r {
+                Ok(_) => Done::Created(Ok(tx.last_insert_rowid())),
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    Done::Created(Err(StoreError::Exists))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Op::Join {
+            user,
+            room,
+            history,
+            ..
+        } => {
+            let room_id = room_id(tx, cache, new_rooms, room)?;
+            tx.prepare_cached(
+                "INSERT INTO memberships (user_id, room_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![user.id, room_id])?;
+            let mut rows = if *history == 0 {
+                Vec::new()
+            } else {
+                room_tail(tx, room_id, None, *history)?
+            };
+            rows.reverse();
+            Done::Joined(rows)
+        }
+        Op::Health { .. } => {
+            tx.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+                r.get::<_, i64>(0)
+            })?;
+            Done::Nothing
+        }
+        // Messages are inserted by `insert_messages`.
+        Op::Say { .. } | Op::Leave { .. } | Op::Depart { .. } | Op::Stop { .. } => Done::Nothing,
+    })
+}
+
+/// Pairs an executed operation with what it produced.
+pub(super) fn finish(op: Op, done: Done) -> Outcome {
+    match (op, done) {
+        (Op::CreateUser { name, reply, .. }, Done::Created(r)) => Outcome::Created(
+            reply,
+            r.map(|id| User {
+                id,
+                name: Arc::from(name),
+            }),
+        ),
+        (
+            Op::Say {
+                session,
+                user,
+                room,
+                text,
+            },
+            Done::Said(id),
+        ) => Outcome::Said(Committed {
+            id,
+            room,
+            name: user.name,
+            text,
+            sender: session,
+        }),
+        (
+            Op::Join {
+                session,
+                user,
+                room,
+                reply,
+                ..
+            },
+            Done::Joined(history),
+        ) => Outcome::Event(Event::Joined(Joined {
+            session,
+            user,
+            room,
+            history,
+            reply,
+        })),
+        (Op::Health { reply }, Done::Nothing) => Outcome::Health(reply, true),
+        (op, _) => not_done(op),
+    }
+}
+
+/// The outcome of an operation whose transaction did not commit: every write in it is reported
+/// failed, the rest (leave, depart, stop) still answered.
+pub(super) fn not_done(op: Op) -> Outcome {
+    match op {
+        Op::CreateUser { reply, .. } => {
+            Outcome::Created(reply, Err(StoreError::Sqlite("rolled back".into())))
+        }
+        Op::Say { session, .. } => Outcome::Event(Event::Failed {
+            session,
+            reason: Failure::Storage,
+        }),
+        Op::Join { .. } => Outcome::Nothing,
+        Op::Leave { session, reply } => Outcome::Event(Event::Left { session, reply }),
+        Op::Depart { departure, reply } => Outcome::Event(Event::Departed { departure, reply }),
+        Op::Health { reply } => Outcome::Health(reply, false),
+        Op::Stop { done } => Outcome::Stop(done),
+    }
+}
+
+/// The room's id, creating the room if needed. Rooms created in this transaction are noted so
+/// the cache learns them only once it commits.
+fn room_id(
+    tx: &Connection,
+    cache: &HashMap<Arc<str>, i64>,
+    new_rooms: &mut Vec<Arc<str>>,
+    room: &Arc<str>,
+) -> rusqlite::Result<i64> {
+    if let Some(id) = cache.get(room) {
+        return Ok(*id);
+    }
+    tx.prepare_cached("INSERT INTO rooms (name) VALUES (?1) ON CONFLICT DO NOTHING")?
+        .execute(params![&**room])?;
+    let id = tx
+        .prepare_cached("SELECT id FROM rooms WHERE name = ?1")?
+        .query_row(params![&**room], |r| r.get(0))?;
+    new_rooms.push(room.clone());
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Sync;
+    use crate::protocol::Page;
+    use crate::store::Database;
+    use crate::store::history::merge_rooms;
+    use tokio::sync::oneshot;
+
+    /// Messages batched into multi-row INSERTs get the ids of their own rows, in queue order,
+    /// across chunk sizes and rooms; a join in the middle sees exactly the messages before it.
+    #[test]
+    fn a_batch_of_messages_gets_the_ids_of_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Database::open(&dir.path().join("t.db"), Sync::Normal)
+            .unwrap()
+            .split()
+            .1;
+        let tx = db.conn.transaction().unwrap();
+        tx.execute(
+            "INSERT INTO users (name, password_hash) VALUES ('ann', 'x')",
+            [],
+        )
+        .unwrap();
+        let user = User {
+            id: tx.last_insert_rowid(),
+            name: Arc::from("ann"),
+        };
+        let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
+        let mut ops = Vec::new();
+        // 70 messages (64 + 4 + 2 rows), a join, then 131 more (64 + 64 + 2 + 1).
+        for i in 0..201 {
+            if i == 70 {
+                let (reply, _) = oneshot::channel();
+                ops.push(Op::Join {
+                    session: 1,
+                    user: user.clone(),
+                    room: a.clone(),
+                    history: 500,
+                    reply,
+                });
+            }
+            ops.push(Op::Say {
+                session: 1,
+                user: user.clone(),
+                room: if i % 3 == 0 { b.clone() } else { a.clone() },
+                text: format!("m{i}"),
+            });
+        }
+        let mut new_rooms = Vec::new();
+        let now = "2026-11-29T08:00:00.000Z";
+        let dones = execute_all(&tx, &HashMap::new(), &mut new_rooms, now, &ops).unwrap();
+        assert_eq!(dones.len(), ops.len());
+        let mut ids = Vec::new();
+        for (op, done) in ops.iter().zip(&dones) {
+            match (op, done) {
+                (Op::Say { room, text, .. }, Done::Said(id)) => {
+                    let (got_room, got_text): (String, String) = tx
+                        .query_row(
+                            "SELECT r.name, m.body FROM messages m JOIN rooms r ON r.id = m.room_id \
+                             WHERE m.id = ?1",
+                            [id],
+                            |r| Ok((r.get(0)?, r.get(1)?)),
+                        )
+                        .unwrap();
+                    assert_eq!((got_room.as_str(), got_text.as_str()), (&**room, &**text));
+                    ids.push(*id);
+                }
+                (Op::Join { .. }, Done::Joined(rows)) => {
+                    let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
+                    let want: Vec<String> = (0..70)
+                        .filter(|i| i % 3 != 0)
+                        .map(|i| format!("m{i}"))
+                        .collect();
+                    assert_eq!(texts, want);
+                }
+                _ => panic!("an operation without its result"),
+            }
+        }
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids in queue order");
+        let stored: i64 = tx
+            .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(stored, 201);
+    }
+
+    /// `#my_messages`'s lazy merge gives exactly what a plain query over every joined room
+    /// gives, for first pages and pages back, with the ranges the writer keeps per room.
+    #[test]
+    fn the_room_merge_equals_a_plain_query() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Database::open(&dir.path().join("t.db"), Sync::Normal)
+            .unwrap()
+            .split()
+            .1;
+        let user = User {
+            id: 1,
+            name: Arc::from("ann"),
+        };
+        db.conn
+            .execute(
+                "INSERT INTO users (id, name, password_hash) VALUES (1, 'ann', 'x')",
+                [],
+            )
+            .unwrap();
+        let rooms: Vec<Arc<str>> = (0..30).map(|r| Arc::from(format!("r{r}"))).collect();
+        let mut rng = fastrand::Rng::with_seed(11);
+        let mut cache = HashMap::new();
+        for batch in 0..20 {
+            let tx = db.conn.transaction().unwrap();
+            let mut ops = Vec::new();
+            for k in 0..rng.usize(1..40) {
+                // Rooms 0..10 busy, 10..25 rare, 25..30 never spoken in.
+                let r = if rng.bool() {
+                    rng.usize(0..10)
+                } else {
+                    rng.usize(10..25)
+                };
+                if rng.u8(0..10) == 0 || batch == 0 {
+                    let (reply, _) = oneshot::channel();
+                    ops.push(Op::Join {
+                        session: 1,
+                        user: user.clone(),
+                        room: rooms[rng.usize(0..30)].clone(),
+                        history: 0,
+                        reply,
+                    });
+                }
+                ops.push(Op::Say {
+                    session: 1,
+                    user: user.clone(),
+                    room: rooms[r].clone(),
+                    text: format!("b{batch} m{k}"),
+                });
+            }
+            let mut new_rooms = Vec::new();
+            execute_all(
+                &tx,
+                &cache,
+                &mut new_rooms,
+                "2026-12-01T00:00:00.000Z",
+                &ops,
+            )
+            .unwrap();
+            tx.commit().unwrap();
+            for r in new_rooms {
+                let id = db
+                    .conn
+                    .query_row("SELECT id FROM rooms WHERE name = ?1", [&*r], |row| {
+                        row.get(0)
+                    })
+                    .unwrap();
+                cache.insert(r, id);
+            }
+        }
+        let c = &db.conn;
+        let plain = |limit: u32, before: Option<i64>| -> Vec<i64> {
+            let mut ids: Vec<i64> = c
+                .prepare(
+                    "SELECT id FROM messages WHERE room_id IN \
+                     (SELECT room_id FROM memberships WHERE user_id = 1) AND id < ?1 \
+                     ORDER BY id DESC LIMIT ?2",
+                )
+                .unwrap()
+                .query_map(params![before.unwrap_or(i64::MAX), limit], |r| r.get(0))
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+            ids.reverse();
+            ids
+        };
+        let total: i64 = c
+            .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+            .unwrap();
+        assert!(total > 200, "{total}");
+        for limit in [1, 7, 33, 100, 1000] {
+            for before in [
+                None,
+                Some(2),
+                Some(total / 3),
+                Some(total / 2),
+                Some(total - 5),
+            ] {
+                let got: Vec<i64> = merge_rooms(c, 1, Page { limit, before })
+                    .unwrap()
+                    .iter()
+                    .map(|h| h.id)
+                    .collect();
+                assert_eq!(got, plain(limit, before), "limit {limit} before {before:?}");
+            }
+        }
+    }
+}

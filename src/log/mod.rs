@@ -1,0 +1,282 @@
+//! The ordered log of room events: requests go in, ordered committed [`Event`]s come out.
+//!
+//! Every change to a room — a chat line, a join, a leave, a session's end — is a request to
+//! the log ([`Log`]); the log puts all of them in one order, commits them, and hands the
+//! results, in that order, to a [`Sink`] (the room actor), which turns them into lines. Live
+//! order = commit order = history order follows from there being one order.
+//!
+//! # The contract every implementation keeps
+//! - **One order.** Requests are sequenced in the order the log receives them; one session's
+//!   requests in the order it sent them (each session awaits its bounded send). Events reach
+//!   the sink in that order, and a message's id increases with it.
+//! - **Committed means durable.** An event reaches the sink only once what it records is
+//!   durable (the local log: the SQLite transaction committed, as durable as `--sync` makes
+//!   it; a cluster log: acknowledged by the stream). Nothing uncommitted is ever delivered; a
+//!   request that could not be committed comes out as [`Event::Failed`] to its sender only.
+//! - **Joins read in order.** A join's replay holds exactly the room's messages committed
+//!   before the join, so each message reaches a joiner once, as replay or as a live event.
+//! - **Endings are ordered.** A [`Departure`] comes out after every message its session sent
+//!   before it, so those are acknowledged before the session's last line and before `LEAVE`.
+//! - **Idempotent by id.** Every committed message carries its id, unique and increasing. An
+//!   implementation that may see a request twice (a cluster retrying a publish) deduplicates it
+//!   before it commits, and applying a committed event twice (replaying a stream into SQLite)
+//!   keys on that id, so the sink sees each event once.
+//!
+//! # Implementations
+//! - [`local`]: the SQLite writer thread with group commit (one node).
+//!
+//! The log knows neither the room actor nor the protocol's wording: it commits and reports;
+//! the actor and the session decide what a client sees.
+
+pub mod local;
+
+use crate::protocol::HistRow;
+use crate::store::StoreError;
+use crate::{SessionId, User};
+use bytes::Bytes;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// A message the log has committed.
+#[derive(Debug)]
+pub struct Committed {
+    /// Message id: its place in the log.
+    pub id: i64,
+    /// Room it was said in.
+    pub room: Arc<str>,
+    /// Sender's name.
+    pub name: Arc<str>,
+    /// Text, verbatim.
+    pub text: String,
+    /// Sender's session: it gets its copy as the acknowledgement even if it left the room since.
+    pub sender: SessionId,
+}
+
+/// A join the log has recorded, with the room's recent messages read in the same order.
+#[derive(Debug)]
+pub struct Joined {
+    /// Joining session.
+    pub session: SessionId,
+    /// Its user.
+    pub user: User,
+    /// Room joined.
+    pub room: Arc<str>,
+    /// Recent messages, oldest first: exactly those committed before the join.
+    pub history: Vec<HistRow>,
+    /// Told the room's user count once the session is seated.
+    pub reply: oneshot::Sender<usize>,
+}
+
+/// A session ending, sequenced after every message it sent: those are delivered (and so
+/// acknowledged to it) before `line`, its last line, and before its room hears `LEAVE`.
+#[derive(Debug)]
+pub struct Departure {
+    /// The session ending.
+    pub session: SessionId,
+    /// Its last line (`OK quit`, the shutdown notice), if any: opaque bytes to the log.
+    pub line: Option<Bytes>,
+    /// Whether its room hears `LEAVE` (not during server shutdown).
+    pub announce: bool,
+}
+
+/// Why a request was not committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The database (or stream) refused the transaction; nothing of it took effect.
+    Storage,
+}
+
+/// What comes out of the log, in order, to the [`Sink`].
+#[derive(Debug)]
+pub enum Event {
+    /// Messages committed together, in id order.
+    Said(Vec<Committed>),
+    /// A session joined a room.
+    Joined(Joined),
+    /// A session left its room (`#leave`); told the room it left.
+    Left {
+        /// The session.
+        session: SessionId,
+        /// Told the room it left, if it was in one.
+        reply: oneshot::Sender<Option<Arc<str>>>,
+    },
+    /// A session ended.
+    Departed {
+        /// Who, and what it is told last.
+        departure: Departure,
+        /// Told once the departure is applied.
+        reply: oneshot::Sender<()>,
+    },
+    /// A session's request was not committed: only that session hears of it.
+    Failed {
+        /// The session whose request failed.
+        session: SessionId,
+        /// Why.
+        reason: Failure,
+    },
+}
+
+/// Where committed events go: the room actor. Called from the log's own thread, in order; it
+/// may wait for room in a bounded queue (the log waits rather than drop an event).
+pub trait Sink: Send + 'static {
+    /// Takes one event.
+    fn apply(&self, event: Event);
+}
+
+/// What `#health` learns from the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// A transaction committed, on the file at `--db`.
+    Ok,
+    /// The transaction failed, or the log is gone.
+    Failing,
+    /// The file at `--db` was deleted or replaced since the daemon opened it: what the daemon
+    /// commits goes to a file nobody will open again.
+    FileReplaced,
+}
+
+/// A request to the log.
+#[derive(Debug)]
+pub(crate) enum Op {
+    CreateUser {
+        name: String,
+        hash: String,
+        reply: oneshot::Sender<Result<User, StoreError>>,
+    },
+    Say {
+        session: SessionId,
+        user: User,
+        room: Arc<str>,
+        text: String,
+    },
+    Join {
+        session: SessionId,
+        user: User,
+        room: Arc<str>,
+        history: u32,
+        reply: oneshot::Sender<usize>,
+    },
+    Leave {
+        session: SessionId,
+        reply: oneshot::Sender<Option<Arc<str>>>,
+    },
+    Depart {
+        departure: Departure,
+        reply: oneshot::Sender<()>,
+    },
+    Health {
+        reply: oneshot::Sender<Health>,
+    },
+    Stop {
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// Handle to the log: queue requests. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Log {
+    ops: mpsc::Sender<Op>,
+    /// The thread that runs the log, unparked after every queued request (it may be lingering
+    /// for more to share a commit).
+    runner: std::thread::Thread,
+}
+
+impl Log {
+    async fn queue(&self, op: Op) -> Result<(), StoreError> {
+        self.ops.send(op).await.map_err(|_| StoreError::Closed)?;
+        self.runner.unpark();
+        Ok(())
+    }
+
+    /// Creates an account; `Exists` if the name (in any case) is taken.
+    pub async fn create_user(&self, name: &str, hash: String) -> Result<User, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.queue(Op::CreateUser {
+            name: name.to_string(),
+            hash,
+            reply,
+        })
+        .await?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queues a chat line. Its delivery (the sender's copy included) or [`Event::Failed`]
+    /// reaches the session through the sink once it is committed or refused.
+    pub async fn say(
+        &self,
+        session: SessionId,
+        user: &User,
+        room: &Arc<str>,
+        text: String,
+    ) -> Result<(), StoreError> {
+        self.queue(Op::Say {
+            session,
+            user: user.clone(),
+            room: room.clone(),
+            text,
+        })
+        .await
+    }
+
+    /// Records a join and has the sink seat the session; returns the room's user count. The
+    /// actor queues `OK join`, the welcome and the replay to the session itself.
+    pub async fn join(
+        &self,
+        session: SessionId,
+        user: &User,
+        room: &Arc<str>,
+        history: u32,
+    ) -> Result<usize, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.queue(Op::Join {
+            session,
+            user: user.clone(),
+            room: room.clone(),
+            history,
+            reply,
+        })
+        .await?;
+        // A dropped reply means the transaction failed or the session vanished.
+        rx.await
+            .map_err(|_| StoreError::Sqlite("join not recorded".into()))
+    }
+
+    /// Takes the session out of its room, in order with its queued messages. Returns the room.
+    pub async fn leave(&self, session: SessionId) -> Result<Option<Arc<str>>, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.queue(Op::Leave { session, reply }).await?;
+        rx.await.map_err(|_| StoreError::Closed)
+    }
+
+    /// A session ends (`#quit`, the client closed, server shutdown), in order with its queued
+    /// messages (see [`Departure`]).
+    pub async fn depart(&self, departure: Departure) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.queue(Op::Depart { departure, reply }).await?;
+        rx.await.map_err(|_| StoreError::Closed)
+    }
+
+    /// A round trip through the log: [`Health::Ok`] if it committed a transaction on the file
+    /// at `--db`.
+    pub async fn health(&self) -> Health {
+        let (reply, rx) = oneshot::channel();
+        if self.queue(Op::Health { reply }).await.is_err() {
+            return Health::Failing;
+        }
+        rx.await.unwrap_or(Health::Failing)
+    }
+
+    /// Requests waiting for the log.
+    pub fn queued(&self) -> usize {
+        self.ops.max_capacity() - self.ops.capacity()
+    }
+
+    /// Commits everything queued so far, stops the log and returns once its files are settled
+    /// (the local log: the final checkpoint has folded the WAL into the database).
+    pub async fn stop(&self) {
+        let (done, rx) = oneshot::channel();
+        if self.queue(Op::Stop { done }).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
