@@ -8,7 +8,10 @@ WORKDIR /src
 # settings (.cargo/config.toml: SQLite's compile-time options) change.
 COPY Cargo.toml Cargo.lock ./
 COPY .cargo ./.cargo
-RUN mkdir -p src/bin \
+# The load generator is a workspace member: its manifest must be there, not its code.
+COPY bench/Cargo.toml ./bench/
+RUN mkdir -p src/bin bench/src \
+    && echo 'fn main() {}' > bench/src/main.rs \
     && echo 'fn main() {}' > src/bin/linechatd.rs \
     && echo 'fn main() {}' > src/bin/linechat.rs \
     && touch src/lib.rs schema.sql \

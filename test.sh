@@ -12,4 +12,5 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 
-cargo test --all-targets "$@"
+# The workspace: the daemon, the line client and the load generator (bench/).
+cargo test --workspace --all-targets "$@"

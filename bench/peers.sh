@@ -27,7 +27,7 @@ fi
 pkill -x ngircd 2>/dev/null || true
 pkill -x inspircd 2>/dev/null || true
 
-cargo build --release --quiet --bin linechatd --bin linechat-bench
+cargo build --release --quiet --workspace --bin linechatd --bin linechat-bench
 BENCH=target/release/linechat-bench
 DAEMON=target/release/linechatd
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"

@@ -26,7 +26,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 
 /// Most items gathered into one socket write.
@@ -78,8 +78,10 @@ pub struct Outbox {
 pub struct Killed;
 
 impl Outbox {
-    /// A queue bounded to `max_items` items and (roughly) `max_bytes` bytes.
-    pub fn new(max_items: usize, max_bytes: usize) -> Outbox {
+    /// A queue bounded to `max_items` items and (roughly) `max_bytes` bytes, with no socket
+    /// (for the unit tests of the queue itself).
+    #[cfg(test)]
+    fn new(max_items: usize, max_bytes: usize) -> Outbox {
         Outbox::build(max_items, max_bytes, None)
     }
 
@@ -376,15 +378,6 @@ impl AsyncWrite for SocketWriter<'_> {
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(socket2::SockRef::from(self.0).shutdown(std::net::Shutdown::Write))
     }
-}
-
-/// Drains `outbox` into `w` until the connection is killed (for callers that have nothing else
-/// to do, such as the store benchmark).
-pub async fn drain<W: AsyncWrite + Unpin>(outbox: Outbox, mut w: W) {
-    let _ = Flusher::new()
-        .flush_when_ready(&outbox, &mut w, false)
-        .await;
-    let _ = w.flush().await;
 }
 
 #[cfg(test)]

@@ -10,6 +10,28 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+/// The `linechatd` binary under test. Cargo names it to this package's tests; the load
+/// generator's tests (another package of the workspace) find it beside their own executable,
+/// in the same target directory and profile.
+pub fn daemon() -> PathBuf {
+    if let Some(path) = option_env!("CARGO_BIN_EXE_linechatd") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("test executable");
+    // target/<profile>/deps/<test> -> target/<profile>/linechatd
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory");
+    let path = dir.join("linechatd");
+    assert!(
+        path.exists(),
+        "build linechatd first: {} is missing",
+        path.display()
+    );
+    path
+}
+
 /// Every read waits at most this long.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// The password every test user has.
@@ -67,10 +89,7 @@ impl TestServer {
         let db = dir.path().join("linechat.db");
         let script = format!("trap '' XFSZ; ulimit -S -f {kib}; exec \"$0\" \"$@\"");
         let launched = spawn_cmd(
-            Command::new("bash")
-                .arg("-c")
-                .arg(script)
-                .arg(env!("CARGO_BIN_EXE_linechatd")),
+            Command::new("bash").arg("-c").arg(script).arg(daemon()),
             &db,
             args,
         );
@@ -198,7 +217,7 @@ impl Drop for TestServer {
 type Launched = (Child, mpsc::Receiver<String>, Arc<Mutex<Vec<String>>>);
 
 fn spawn(db: &Path, args: &[&str]) -> Launched {
-    spawn_cmd(&mut Command::new(env!("CARGO_BIN_EXE_linechatd")), db, args)
+    spawn_cmd(&mut Command::new(daemon()), db, args)
 }
 
 fn spawn_cmd(cmd: &mut Command, db: &Path, args: &[&str]) -> Launched {
@@ -260,7 +279,7 @@ impl TestServer {
 
 /// Runs the daemon binary to completion (for start-up failures); returns status and stderr.
 pub fn run_daemon(args: &[&str]) -> (ExitStatus, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_linechatd"))
+    let out = Command::new(daemon())
         .args(args)
         .output()
         .expect("run linechatd");

@@ -1177,38 +1177,23 @@ async fn history(addr: SocketAddr, args: &Args) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Counts the lines written to it; `done` fires at `want`.
-struct LineCounter {
-    lines: usize,
+/// The log's sink in the store scenario: counts committed messages; `done` fires at `want`.
+struct CommitCounter {
     want: usize,
-    done: Option<tokio::sync::oneshot::Sender<()>>,
+    seen: std::sync::atomic::AtomicUsize,
+    done: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
 }
 
-impl tokio::io::AsyncWrite for LineCounter {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        self.lines += buf.iter().filter(|b| **b == b'\n').count();
-        if self.lines >= self.want
-            && let Some(d) = self.done.take()
-        {
-            let _ = d.send(());
+impl linechat::log::Sink for CommitCounter {
+    fn apply(&self, event: linechat::log::Event) {
+        if let linechat::log::Event::Said(batch) = event {
+            let seen = self.seen.fetch_add(batch.len(), Ordering::Relaxed) + batch.len();
+            if seen >= self.want
+                && let Some(d) = self.done.lock().ok().and_then(|mut d| d.take())
+            {
+                let _ = d.send(());
+            }
         }
-        std::task::Poll::Ready(Ok(buf.len()))
-    }
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
     }
 }
 
@@ -1238,28 +1223,19 @@ async fn store_path(args: &Args) -> std::io::Result<()> {
             let path = dir.join(format!("{name}-{sync:?}.db"));
             let _ = std::fs::remove_file(&path);
             let db = Database::open(&path, sync).map_err(std::io::Error::other)?;
-            let rooms = linechat::rooms::Rooms::spawn();
+            let (done, finished) = tokio::sync::oneshot::channel();
+            let counter = CommitCounter {
+                want: n,
+                seen: std::sync::atomic::AtomicUsize::new(0),
+                done: std::sync::Mutex::new(Some(done)),
+            };
             let (_reads, writer) = db.split();
-            let store = local::start(writer, rooms.clone(), options)?;
+            let store = local::start(writer, counter, options)?;
             let user = store
                 .create_user("bench", "x".into())
                 .await
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
-            let outbox = linechat::rooms::outbox::Outbox::new(1 << 20, 1 << 30);
-            rooms.attach(1, user.id, outbox.clone()).await;
             let room: Arc<str> = Arc::from("bench");
-            store
-                .join(1, &user, &room, 0)
-                .await
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-            let (done, finished) = tokio::sync::oneshot::channel();
-            // The OK join reply and the welcome come first.
-            let counter = LineCounter {
-                lines: 0,
-                want: n + 2,
-                done: Some(done),
-            };
-            let writer = tokio::spawn(linechat::rooms::outbox::drain(outbox.clone(), counter));
             let t = Instant::now();
             for i in 0..n {
                 store
@@ -1275,8 +1251,6 @@ async fn store_path(args: &Args) -> std::io::Result<()> {
                 n as f64 / secs
             );
             store.stop().await;
-            drop(outbox);
-            writer.abort();
         }
         println!(
             "RESULT {} store sync={} one_per_txn_per_sec={:.0} group_commit_per_sec={:.0} ratio={:.1}",

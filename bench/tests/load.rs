@@ -1,6 +1,7 @@
 //! The load generator behind docs/performance.md, against a real daemon: it must count every
 //! delivery exactly, in both of its sending modes (as fast as the window allows, and paced at
 //! a fixed rate from its own thread), or the figures it reports mean nothing.
+#[path = "../../tests/common/mod.rs"]
 mod common;
 use common::TestServer;
 use std::process::Command;
