@@ -7,6 +7,8 @@
 #   bench/peers.sh                 # everything (about 20 minutes on 2 cores)
 #   RUNS=5 bench/peers.sh f1 l1    # chosen scenarios, more runs each
 #   I1_PEERS=0 bench/peers.sh i1   # i1 for linechatd only (ngircd registers 10,000 clients slowly)
+#   BEFORE=/tmp/old/linechatd bench/peers.sh f1 l1   # also an older linechatd, as "linechatd-before",
+#                                  # in the same round-robin (before/after figures from one run)
 #
 # Installs ngircd and inspircd from Debian's packages if they are missing. Every server starts
 # fresh for each scenario, with persistence on for linechatd (SQLite, --sync normal) and only its
@@ -51,7 +53,7 @@ wait_port() {
 SERVER_PID=
 start_linechatd() { # extra flags...
     local db="$WORK/lc-$RANDOM.db"
-    RUST_LOG=warn "$DAEMON" --listen 127.0.0.1:$PORT_LC --db "$db" --rate-per-sec 0 \
+    RUST_LOG=warn "${LINECHATD:-$DAEMON}" --listen 127.0.0.1:$PORT_LC --db "$db" --rate-per-sec 0 \
         --max-per-ip 0 --max-connections 20000 "$@" 2>>"$WORK/linechatd.log" &
     SERVER_PID=$!
     wait_port $PORT_LC
@@ -80,13 +82,16 @@ stop_server() {
 run_all() {
     local scenario=$1
     shift
-    for server in linechatd ngircd inspircd; do
+    local servers=(linechatd ngircd inspircd)
+    [ -z "${BEFORE:-}" ] || servers=(linechatd-before "${servers[@]}")
+    for server in "${servers[@]}"; do
         case $server in
             linechatd) start_linechatd --bcrypt-cost 4; proto=linechat; port=$PORT_LC ;;
+            linechatd-before) LINECHATD=$BEFORE start_linechatd --bcrypt-cost 4; proto=linechat; port=$PORT_LC ;;
             ngircd) start_ngircd; proto=irc; port=$PORT_NG ;;
             inspircd) start_inspircd; proto=irc; port=$PORT_IN ;;
         esac
-        if [ "$scenario" = i1 ] && [ "$server" != linechatd ] && [ "$I1_PEERS" != 1 ]; then
+        if [ "$scenario" = i1 ] && [ "${server%-before}" != linechatd ] && [ "$I1_PEERS" != 1 ]; then
             stop_server
             continue
         fi
