@@ -309,6 +309,10 @@ impl Flusher {
             }
         }
         q.bytes -= bytes;
+        if q.items.is_empty() {
+            // An idle connection keeps no queue memory (the greeting alone left 128 bytes).
+            q.items = VecDeque::new();
+        }
     }
 
     /// Drops the first `n` bytes of the batch in hand.
