@@ -34,7 +34,8 @@ ENV LINECHAT_LISTEN=0.0.0.0:7878 \
     LINECHAT_DB=/data/linechat.db \
     RUST_LOG=info
 VOLUME ["/data"]
-EXPOSE 7878
+# 7878 plain text; 7879 TLS when LINECHAT_TLS_LISTEN, _CERT and _KEY are set (see compose.yaml).
+EXPOSE 7878 7879
 USER 10001:10001
 WORKDIR /data
 STOPSIGNAL SIGTERM

@@ -8,6 +8,10 @@ command -v kill >/dev/null 2>&1 || need+=(procps)
 command -v prlimit >/dev/null 2>&1 || need+=(util-linux)
 command -v chattr >/dev/null 2>&1 || need+=(e2fsprogs)
 command -v nc >/dev/null 2>&1 || need+=(netcat-openbsd)
+# Real TLS clients, each tested against the TLS port.
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v socat >/dev/null 2>&1 || need+=(socat)
+command -v ncat >/dev/null 2>&1 || need+=(ncat)
 if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi

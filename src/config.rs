@@ -66,6 +66,15 @@ impl Sync {
     }
 }
 
+fn parse_listen(s: &str) -> Result<Option<SocketAddr>, String> {
+    if s == "none" {
+        return Ok(None);
+    }
+    s.parse()
+        .map(Some)
+        .map_err(|_| "expected HOST:PORT or none".into())
+}
+
 fn parse_sync(s: &str) -> Result<Sync, String> {
     match s {
         "normal" => Ok(Sync::Normal),
@@ -80,9 +89,23 @@ fn parse_sync(s: &str) -> Result<Sync, String> {
     note = "Every option can also come from the environment variable shown with it; an option on the command line wins. `linechatd health --help` describes the health check."
 )]
 pub struct Args {
-    /// address to listen on (default 127.0.0.1:7878; port 0 picks a free port) [env LINECHAT_LISTEN]
-    #[argh(option, default = "DEFAULT_LISTEN")]
-    pub listen: SocketAddr,
+    /// address to listen on for plain TCP, or none (default 127.0.0.1:7878; port 0 picks a
+    /// free port) [env LINECHAT_LISTEN]
+    #[argh(option, default = "Some(DEFAULT_LISTEN)", from_str_fn(parse_listen))]
+    pub listen: Option<SocketAddr>,
+
+    /// address to listen on for TLS, conventionally port 7879 (default: no TLS listener); needs
+    /// --tls-cert and --tls-key [env LINECHAT_TLS_LISTEN]
+    #[argh(option)]
+    pub tls_listen: Option<SocketAddr>,
+
+    /// the TLS certificate chain, PEM, leaf first; reloaded on SIGHUP [env LINECHAT_TLS_CERT]
+    #[argh(option)]
+    pub tls_cert: Option<PathBuf>,
+
+    /// the TLS private key, PEM; reloaded on SIGHUP [env LINECHAT_TLS_KEY]
+    #[argh(option)]
+    pub tls_key: Option<PathBuf>,
 
     /// SQLite database file, created if missing (default ./linechat.db) [env LINECHAT_DB]
     #[argh(option, default = "PathBuf::from(DEFAULT_DB)")]
@@ -165,6 +188,9 @@ pub struct Args {
 /// Every option, as spelled on the command line. Each can also come from `LINECHAT_<NAME>`.
 pub const OPTIONS: &[&str] = &[
     "listen",
+    "tls-listen",
+    "tls-cert",
+    "tls-key",
     "db",
     "bcrypt-cost",
     "history-on-join",
@@ -206,11 +232,24 @@ pub fn with_env(args: &[String], env: impl Fn(&str) -> Option<String>) -> Vec<St
     out
 }
 
+/// The TLS listener's settings.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
 /// The daemon's validated settings.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Where to listen.
-    pub listen: SocketAddr,
+    /// Where to listen for plain TCP, if at all.
+    pub listen: Option<SocketAddr>,
+    /// Where to listen for TLS, with the certificate chain and key files.
+    pub tls: Option<TlsConfig>,
     /// Database file.
     pub db: PathBuf,
     /// bcrypt cost for new passwords.
@@ -282,8 +321,20 @@ impl Config {
                 return Err(format!("{flag} must be at least 1"));
             }
         }
+        let tls = match (a.tls_listen, a.tls_cert, a.tls_key) {
+            (Some(listen), Some(cert), Some(key)) => Some(TlsConfig { listen, cert, key }),
+            (None, None, None) => None,
+            (Some(_), _, _) => return Err("--tls-listen needs --tls-cert and --tls-key".into()),
+            (None, _, _) => return Err("--tls-cert and --tls-key need --tls-listen".into()),
+        };
+        if a.listen.is_none() && tls.is_none() {
+            return Err(
+                "--listen none needs --tls-listen: there would be nothing to listen on".into(),
+            );
+        }
         Ok(Config {
             listen: a.listen,
+            tls,
             db: a.db,
             bcrypt_cost: a.bcrypt_cost,
             history_on_join: a.history_on_join,
@@ -317,7 +368,10 @@ mod tests {
     #[test]
     fn defaults() {
         let c = parse(&[]).unwrap();
-        assert_eq!(c.listen.to_string(), "127.0.0.1:7878");
+        assert_eq!(
+            c.listen.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:7878")
+        );
         assert_eq!(c.db, PathBuf::from("linechat.db"));
         assert_eq!(c.history_on_join, 10);
         assert_eq!(c.sync, Sync::Normal);
@@ -335,7 +389,10 @@ mod tests {
         let merged = with_env(&args, env);
         let refs: Vec<&str> = merged.iter().map(|s| s.as_str()).collect();
         let c = parse(&refs).unwrap();
-        assert_eq!(c.listen.to_string(), "0.0.0.0:7878");
+        assert_eq!(
+            c.listen.map(|a| a.to_string()).as_deref(),
+            Some("0.0.0.0:7878")
+        );
         assert_eq!(c.db, PathBuf::from("mine.db"));
         assert_eq!(c.max_line, 100);
         assert_eq!(env_name("rate-per-sec"), "LINECHAT_RATE_PER_SEC");

@@ -5,10 +5,12 @@ use argh::FromArgs;
 use linechat::client::health::{self, HealthArgs};
 use linechat::config::{Args, Config, with_env};
 use linechat::server::auth::Auth;
+use linechat::server::tls::Tls;
 use linechat::store::Database;
 use linechat::{logging, server};
 use log::{error, info};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -82,13 +84,16 @@ fn health_main(argv: &[String]) -> ExitCode {
 }
 
 async fn serve(config: Config) -> Result<(), String> {
+    // First of all, so that a SIGHUP while the database opens does not end the daemon.
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| format!("cannot install the SIGHUP handler: {e}"))?;
     info!(
         "starting linechatd {}: listen={} db={} sync={:?} bcrypt-cost={} history-on-join={} \
          max-line={} max-connections={} max-per-ip={} sendq-lines={} sendq-bytes={} \
          rate-burst={} rate-per-sec={} login-timeout={}s idle-timeout={}s \
-         max-login-failures={} flood-strikes={} commit-linger={}ms",
+         max-login-failures={} flood-strikes={} commit-linger={}ms tls-listen={}",
         env!("CARGO_PKG_VERSION"),
-        config.listen,
+        config.listen.map_or("none".to_string(), |a| a.to_string()),
         config.db.display(),
         config.sync,
         config.bcrypt_cost,
@@ -105,6 +110,10 @@ async fn serve(config: Config) -> Result<(), String> {
         config.max_login_failures,
         config.flood_strikes,
         config.commit_linger.as_millis(),
+        config
+            .tls
+            .as_ref()
+            .map_or("none".to_string(), |t| t.listen.to_string()),
     );
     let (path, sync) = (config.db.clone(), config.sync);
     let db = tokio::task::spawn_blocking(move || Database::open(&path, sync))
@@ -115,16 +124,63 @@ async fn serve(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("bcrypt: {e}"))?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    info!("listening on {addr}");
+    let plain = match config.listen {
+        Some(addr) => {
+            let l = bind(addr).await?;
+            info!(
+                "listening on {}",
+                l.local_addr().map_err(|e| e.to_string())?
+            );
+            Some(l)
+        }
+        None => None,
+    };
+    let tls = match &config.tls {
+        Some(t) => {
+            let certs = Arc::new(Tls::load(&t.cert, &t.key)?);
+            let l = bind(t.listen).await?;
+            info!(
+                "listening for TLS on {}",
+                l.local_addr().map_err(|e| e.to_string())?
+            );
+            Some((l, certs))
+        }
+        None => None,
+    };
     let shutdown = CancellationToken::new();
     tokio::spawn(on_signal(shutdown.clone()));
-    server::run(listener, config, db, auth, shutdown)
+    tokio::spawn(on_hangup(hup, tls.as_ref().map(|(_, t)| t.clone())));
+    let listeners = server::Listeners { plain, tls };
+    server::run(listeners, config, db, auth, shutdown)
         .await
         .map_err(|e| e.to_string())
+}
+
+async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, String> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))
+}
+
+/// SIGHUP reloads the TLS certificate and key (ACME clients renew them every 60 to 90 days):
+/// new connections get the new ones, open ones keep theirs, and a file that does not load is
+/// logged and the old certificate kept. Without TLS there is nothing to reload; SIGHUP never
+/// stops the daemon.
+async fn on_hangup(mut hup: tokio::signal::unix::Signal, tls: Option<Arc<Tls>>) {
+    while hup.recv().await.is_some() {
+        let Some(tls) = tls.clone() else {
+            info!("SIGHUP received: no TLS certificate to reload");
+            continue;
+        };
+        // Reading files and parsing keys: off the async threads.
+        match tokio::task::spawn_blocking(move || tls.reload()).await {
+            Ok(Ok(())) => info!("SIGHUP received: TLS certificate reloaded"),
+            Ok(Err(e)) => {
+                error!("SIGHUP received: TLS certificate not reloaded, keeping the old one: {e}")
+            }
+            Err(e) => error!("SIGHUP received: reload failed: {e}"),
+        }
+    }
 }
 
 /// Cancels `shutdown` on SIGINT or SIGTERM (as PID 1 in a container, SIGTERM is not default-handled).

@@ -36,6 +36,8 @@ pub enum ErrCode {
     Timeout,
     /// The client spoke HTTP: the connection is closed.
     Http,
+    /// TLS on the plain port, or plain text on the TLS port: the connection is closed.
+    Tls,
 }
 
 impl ErrCode {
@@ -57,11 +59,12 @@ impl ErrCode {
             ErrCode::Flood => "flood",
             ErrCode::Timeout => "timeout",
             ErrCode::Http => "http",
+            ErrCode::Tls => "tls",
         }
     }
 
     /// Every code, in the order protocol.md lists them.
-    pub const ALL: [ErrCode; 15] = [
+    pub const ALL: [ErrCode; 16] = [
         ErrCode::Auth,
         ErrCode::Exists,
         ErrCode::BadName,
@@ -77,6 +80,7 @@ impl ErrCode {
         ErrCode::Flood,
         ErrCode::Timeout,
         ErrCode::Http,
+        ErrCode::Tls,
     ];
 }
 
@@ -218,6 +222,20 @@ impl ProtoError {
         Self::new(
             ErrCode::Http,
             "this is linechat, a line-based chat server, not a web server: connect with nc or telnet",
+        )
+    }
+    /// A TLS ClientHello on the plain port.
+    pub fn tls_on_plain_port() -> Self {
+        Self::new(
+            ErrCode::Tls,
+            "this port speaks plain text; use the TLS port for TLS",
+        )
+    }
+    /// Plain text on the TLS port (sent in plain text, before any handshake).
+    pub fn tls_expected() -> Self {
+        Self::new(
+            ErrCode::Tls,
+            "this port speaks TLS: use openssl s_client, ncat --ssl, socat OPENSSL: or linechat --tls, or the plain port",
         )
     }
     /// The server, or the client's address, is at its connection limit.

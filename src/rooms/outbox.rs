@@ -78,10 +78,10 @@ pub struct Outbox {
 pub struct Killed;
 
 impl Outbox {
-    /// A queue bounded to `max_items` items and (roughly) `max_bytes` bytes, with no socket
-    /// (for the unit tests of the queue itself).
-    #[cfg(test)]
-    fn new(max_items: usize, max_bytes: usize) -> Outbox {
+    /// A queue bounded to `max_items` items and (roughly) `max_bytes` bytes, with no socket:
+    /// everything is queued for the session to write (a TLS connection, which only its
+    /// session can encrypt).
+    pub fn new(max_items: usize, max_bytes: usize) -> Outbox {
         Outbox::build(max_items, max_bytes, None)
     }
 

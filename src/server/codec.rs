@@ -8,6 +8,9 @@
 
 use bytes::BytesMut;
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_util::codec::{Decoder, LinesCodec, LinesCodecError};
 
@@ -23,6 +26,9 @@ pub enum Line {
     TooLong,
     /// The line was not valid UTF-8 and was discarded.
     BadUtf8,
+    /// The stream opened with a TLS handshake record (a ClientHello on the plain port); its
+    /// bytes were discarded.
+    TlsHello,
 }
 
 /// Telnet interpret-as-command byte.
@@ -78,6 +84,8 @@ pub struct LineCodec {
     telnet: Telnet,
     /// Filtered bytes not yet framed into a line.
     filtered: BytesMut,
+    /// Whether the stream's first bytes have been looked at (for [`Line::TlsHello`]).
+    started: bool,
 }
 
 impl LineCodec {
@@ -89,6 +97,7 @@ impl LineCodec {
             max_line,
             telnet: Telnet::default(),
             filtered: BytesMut::new(),
+            started: false,
         }
     }
 
@@ -133,6 +142,20 @@ impl Decoder for LineCodec {
     type Error = io::Error;
 
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Line>, io::Error> {
+        if !self.started {
+            match buf.as_ref() {
+                [] => return Ok(None),
+                // The record type alone: wait for the version byte, filtering nothing yet.
+                [0x16] => return Ok(None),
+                first => {
+                    self.started = true;
+                    if crate::server::tls::looks_like_tls(first) {
+                        buf.clear();
+                        return Ok(Some(Line::TlsHello));
+                    }
+                }
+            }
+        }
         self.filter(buf);
         let r = self.inner.decode(&mut self.filtered);
         self.map(r)
@@ -154,21 +177,73 @@ impl LineCodec {
     }
 }
 
-/// Reads lines from a socket with [`LineCodec`], holding no read buffer while the connection
-/// is idle: it waits for readability first and allocates only when there are bytes to read, and
-/// gives the memory back once every complete line has been taken. Cancel-safe: dropping
-/// [`LineReader::next`] mid-way loses nothing.
+/// Where a [`LineReader`] gets its bytes: a plain socket (read on readiness, so an idle one
+/// holds no buffer) or any async byte stream (a TLS session).
+pub trait ReadSource {
+    /// Reads what is available into `buf`; `Ok(0)` at end of stream.
+    fn poll_read_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+    ) -> Poll<io::Result<usize>>;
+}
+
+impl ReadSource for &TcpStream {
+    fn poll_read_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            // Readiness first, then the buffer: a connection waiting to be read holds none.
+            std::task::ready!(self.poll_read_ready(cx))?;
+            buf.reserve(READ_CHUNK);
+            match self.try_read_buf(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if buf.is_empty() {
+                        *buf = BytesMut::new();
+                    }
+                }
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+}
+
+/// An async byte stream as a [`ReadSource`]: bytes go through a stack buffer, so nothing is
+/// held between reads beyond what the stream itself keeps.
 #[derive(Debug)]
-pub struct LineReader<'a> {
-    read: &'a TcpStream,
+pub struct Stream<T>(pub T);
+
+impl<T: AsyncRead + Unpin> ReadSource for Stream<T> {
+    fn poll_read_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+    ) -> Poll<io::Result<usize>> {
+        let mut chunk = [0u8; READ_CHUNK];
+        let mut read = ReadBuf::new(&mut chunk);
+        std::task::ready!(Pin::new(&mut self.0).poll_read(cx, &mut read))?;
+        buf.extend_from_slice(read.filled());
+        Poll::Ready(Ok(read.filled().len()))
+    }
+}
+
+/// Reads lines with [`LineCodec`] from a [`ReadSource`], holding no read buffer while the
+/// connection is idle: it allocates only when there are bytes to read, and gives the memory
+/// back once every complete line has been taken. Cancel-safe: dropping [`LineReader::next`]
+/// mid-way loses nothing.
+#[derive(Debug)]
+pub struct LineReader<R> {
+    read: R,
     codec: LineCodec,
     buf: BytesMut,
     eof: bool,
 }
 
-impl<'a> LineReader<'a> {
+impl<R: ReadSource> LineReader<R> {
     /// A reader of lines of at most `max_line` bytes.
-    pub fn new(read: &'a TcpStream, max_line: usize) -> Self {
+    pub fn new(read: R, max_line: usize) -> Self {
         LineReader {
             read,
             codec: LineCodec::new(max_line),
@@ -192,16 +267,10 @@ impl<'a> LineReader<'a> {
                 self.buf = BytesMut::new();
                 self.codec.release();
             }
-            // Polled, not `readable()`: that future would sit in every idle session.
-            let stream = self.read;
-            if let Err(e) = std::future::poll_fn(|cx| stream.poll_read_ready(cx)).await {
-                return Some(Err(e));
-            }
-            self.buf.reserve(READ_CHUNK);
-            match self.read.try_read_buf(&mut self.buf) {
+            let (read, buf) = (&mut self.read, &mut self.buf);
+            match std::future::poll_fn(|cx| read.poll_read_into(cx, buf)).await {
                 Ok(0) => self.eof = true,
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Some(Err(e)),
             }
         }
@@ -278,6 +347,21 @@ mod tests {
         assert_eq!(c.decode(&mut buf).unwrap(), None);
         buf.extend_from_slice(b"\x01cd\n");
         assert_eq!(c.decode(&mut buf).unwrap(), Some(Line::Text("abcd".into())));
+    }
+
+    #[test]
+    fn a_client_hello_first_is_told_apart_and_only_first() {
+        let mut c = LineCodec::new(100);
+        let mut buf = BytesMut::from(&[0x16u8][..]);
+        assert_eq!(c.decode(&mut buf).unwrap(), None); // one byte: not decided yet
+        buf.extend_from_slice(&[0x03, 0x01, 0x02, 0x00]);
+        assert_eq!(c.decode(&mut buf).unwrap(), Some(Line::TlsHello));
+        assert!(buf.is_empty());
+        // Later bytes of the same shape are text like any other.
+        assert_eq!(
+            decode_all(100, b"hi\n\x16\x03x\n"),
+            vec![Line::Text("hi".into()), Line::Text("\u{16}\u{3}x".into())]
+        );
     }
 
     #[test]

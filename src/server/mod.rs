@@ -5,6 +5,7 @@ pub mod auth;
 pub mod codec;
 pub mod ratelimit;
 mod session;
+pub mod tls;
 
 use crate::UserId;
 use crate::config::Config;
@@ -19,11 +20,13 @@ use ratelimit::Limiter;
 use socket2::{SockRef, TcpKeepalive};
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
+use tls::Tls;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -117,11 +120,27 @@ impl Drop for IpSlot {
     }
 }
 
-/// Serves `listener` until `shutdown` is cancelled, then winds down: sessions are told
+/// What the daemon listens on: the plain port, the TLS port, or both.
+pub struct Listeners {
+    /// Plain TCP (`--listen`), unless `--listen none`.
+    pub plain: Option<TcpListener>,
+    /// TLS (`--tls-listen`), with its reloadable certificate.
+    pub tls: Option<(TcpListener, Arc<Tls>)>,
+}
+
+/// The next connection on `listener`; never, if there is none.
+async fn accept(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Serves `listeners` until `shutdown` is cancelled, then winds down: sessions are told
 /// `INFO server shutting down`, get [`SESSION_GRACE`] to flush, and the store commits what is
-/// queued. Takes an already bound listener so tests and scripts can bind port 0.
+/// queued. Takes already bound listeners so tests and scripts can bind port 0.
 pub async fn run(
-    listener: TcpListener,
+    listeners: Listeners,
     config: Config,
     db: Database,
     auth: Auth,
@@ -153,18 +172,25 @@ pub async fn run(
     });
     let tracker = TaskTracker::new();
     let mut next_id: u64 = 0;
+    let Listeners { plain, tls } = listeners;
+    let (tls_listener, tls) = match tls {
+        Some((l, t)) => (Some(l), Some(t)),
+        None => (None, None),
+    };
     loop {
-        let (mut stream, peer) = tokio::select! {
+        let (accepted, is_tls) = tokio::select! {
             _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            a = accept(plain.as_ref()) => (a, false),
+            a = accept(tls_listener.as_ref()) => (a, true),
+        };
+        let (mut stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
         next_id += 1;
         let id = next_id;
@@ -181,13 +207,23 @@ pub async fn run(
             },
         };
         match admitted {
+            // The handshake counts toward both limits: the slot is taken before it starts.
             Ok((permit, slot)) => {
                 let shared = shared.clone();
                 let shutdown = shutdown.clone();
-                tracker.spawn(async move {
-                    session::run(stream, id, peer, shared, shutdown).await;
-                    drop((permit, slot));
-                });
+                match tls.as_ref().filter(|_| is_tls) {
+                    None => tracker.spawn(async move {
+                        session::run(stream, id, peer, shared, shutdown).await;
+                        drop((permit, slot));
+                    }),
+                    Some(tls) => {
+                        let acceptor = tls.acceptor();
+                        tracker.spawn(async move {
+                            session::run_tls(stream, acceptor, id, peer, shared, shutdown).await;
+                            drop((permit, slot));
+                        })
+                    }
+                };
             }
             Err(why) => {
                 info!(conn = id, peer:% = peer; "refused: {why}");
@@ -206,7 +242,7 @@ pub async fn run(
             }
         }
     }
-    drop(listener);
+    drop((plain, tls_listener));
     info!("shutting down: no longer accepting connections");
     tracker.close();
     if tokio::time::timeout(SESSION_GRACE, tracker.wait())

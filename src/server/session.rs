@@ -8,7 +8,7 @@ use crate::log::{Departure, Health};
 use crate::protocol::{self, HistRow, ProtoError, Reply, Request};
 use crate::rooms::outbox::{Flusher, Outbox, SocketWriter};
 use crate::server::Shared;
-use crate::server::codec::{Line, LineReader};
+use crate::server::codec::{Line, LineReader, ReadSource, Stream};
 use crate::server::ratelimit;
 use crate::store::StoreError;
 use crate::{SessionId, User};
@@ -16,7 +16,7 @@ use bytes::{Bytes, BytesMut};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
@@ -103,7 +103,7 @@ pub fn run(
     clippy::manual_async_fn,
     reason = "an async fn keeps its arguments and their moved copies"
 )]
-fn serve(mut s: Session, shutdown: CancellationToken) -> impl Future<Output = ()> + Send {
+fn serve(s: Session, shutdown: CancellationToken) -> impl Future<Output = ()> + Send {
     async move {
         // The outbox owns the socket (the room actor writes to it directly, see
         // `Outbox::try_push`); this handle lends it to the reader and the writer.
@@ -111,9 +111,106 @@ fn serve(mut s: Session, shutdown: CancellationToken) -> impl Future<Output = ()
         let Some(socket) = outbox.socket() else {
             return;
         };
-        let mut write = SocketWriter(socket);
+        let lines = LineReader::new(socket, s.shared.config.max_line);
+        serve_on(s, shutdown, lines, SocketWriter(socket)).await
+    }
+}
+
+/// Serves a TLS connection: the handshake (bounded by the login timeout, and preceded by a
+/// look at the first bytes, so a client speaking plain text gets one readable `ERR tls`),
+/// then the same session as on the plain port, over the decrypted stream. The room actor
+/// cannot write a TLS connection directly: its deliveries are queued and the session writes
+/// them, a batch of items in one write (one TLS record where it fits).
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn keeps its arguments and their moved copies"
+)]
+pub fn run_tls(
+    stream: TcpStream,
+    acceptor: tokio_rustls::TlsAcceptor,
+    id: SessionId,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) -> impl Future<Output = ()> + Send {
+    async move {
+        let Some(tls) = handshake(stream, acceptor, id, peer, &shared).await else {
+            return;
+        };
+        let (read, write) = tokio::io::split(tls);
+        let outbox = Outbox::new(shared.config.sendq_lines, shared.config.sendq_bytes);
+        let s = Session {
+            id,
+            peer,
+            outbox,
+            state: State::Guest,
+            login_failures: 0,
+            strikes: 0,
+            shared,
+        };
+        let lines = LineReader::new(Stream(read), s.shared.config.max_line);
+        serve_on(s, shutdown, lines, write).await
+    }
+}
+
+/// The TLS handshake, within the login timeout. A client that opens with plain text is told
+/// so in plain text; a failed handshake is logged once.
+async fn handshake(
+    mut stream: TcpStream,
+    acceptor: tokio_rustls::TlsAcceptor,
+    id: SessionId,
+    peer: SocketAddr,
+    shared: &Shared,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let limit = shared.config.login_timeout;
+    let attempt = async {
+        match super::tls::peek_is_tls(&stream).await {
+            Ok(Some(true)) => {}
+            Ok(Some(false)) => {
+                log::info!(conn = id, peer:% = peer; "spoke plain text to the TLS port");
+                let _ = stream
+                    .write_all(&ProtoError::tls_expected().to_bytes())
+                    .await;
+                let _ = stream.shutdown().await;
+                return None;
+            }
+            Ok(None) | Err(_) => return None,
+        }
+        match acceptor.accept(stream).await {
+            Ok(tls) => Some(tls),
+            Err(e) => {
+                log::info!(conn = id, peer:% = peer; "TLS handshake failed: {e}");
+                None
+            }
+        }
+    };
+    match tokio::time::timeout(limit, attempt).await {
+        Ok(tls) => tls,
+        Err(_) => {
+            log::info!(conn = id, peer:% = peer; "TLS handshake not done within {} s", limit.as_secs());
+            None
+        }
+    }
+}
+
+/// The session's loop and its one cleanup path, over any reader and writer.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn keeps its arguments and their moved copies"
+)]
+fn serve_on<R, W>(
+    mut s: Session,
+    shutdown: CancellationToken,
+    mut lines: LineReader<R>,
+    mut write: W,
+) -> impl Future<Output = ()> + Send
+where
+    R: ReadSource + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    async move {
+        let outbox = s.outbox.clone();
         let mut flusher = Flusher::new();
-        let mut lines = LineReader::new(socket, s.shared.config.max_line);
         event!(info, s, "connected");
         for text in protocol::greeting() {
             s.reply(Reply::Info(&text));
@@ -157,6 +254,10 @@ fn serve(mut s: Session, shutdown: CancellationToken) -> impl Future<Output = ()
                 Some(Ok(Line::TooLong)) => {
                     s.error(&ProtoError::too_long(s.shared.config.max_line));
                     Flow::Continue
+                }
+                Some(Ok(Line::TlsHello)) => {
+                    s.error(&ProtoError::tls_on_plain_port());
+                    break "spoke TLS to the plain port";
                 }
                 Some(Ok(Line::BadUtf8)) => {
                     s.error(&ProtoError::bad_utf8());
@@ -234,7 +335,7 @@ impl Session {
     async fn depart(
         &self,
         flusher: &mut Flusher,
-        write: &mut SocketWriter<'_>,
+        write: &mut (impl AsyncWrite + Unpin),
         line: Option<Bytes>,
         announce: bool,
     ) {

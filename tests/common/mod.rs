@@ -45,9 +45,33 @@ pub struct TestServer {
     _dir: Option<tempfile::TempDir>,
     log: mpsc::Receiver<String>,
     all_log: Arc<Mutex<Vec<String>>>,
+    /// The TLS port, for a daemon started with `--tls-listen`.
+    pub tls_addr: Option<SocketAddr>,
 }
 
 impl TestServer {
+    /// A daemon on a fresh temp database with a TLS listener (`args` has `--tls-listen`,
+    /// `--tls-cert`, `--tls-key`; with `--listen none` it has no plain port).
+    pub fn start_tls(args: &[&str]) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("linechat.db");
+        let (child, log, all_log) = spawn(&db, args);
+        let mut s = TestServer {
+            child: Some(child),
+            addr: "127.0.0.1:1".parse().unwrap(),
+            db,
+            _dir: Some(dir),
+            log,
+            all_log,
+            tls_addr: None,
+        };
+        if !args.windows(2).any(|w| w == ["--listen", "none"]) {
+            s.addr = s.wait_listening();
+        }
+        s.tls_addr = Some(s.wait_addr("listening for TLS on "));
+        s
+    }
+
     /// A daemon on a fresh temp database.
     pub fn start() -> TestServer {
         Self::start_with(&[])
@@ -77,6 +101,7 @@ impl TestServer {
             _dir: dir,
             log,
             all_log,
+            tls_addr: None,
         };
         s.addr = s.wait_listening();
         s
@@ -109,10 +134,15 @@ impl TestServer {
     }
 
     fn wait_listening(&mut self) -> SocketAddr {
+        self.wait_addr("listening on ")
+    }
+
+    /// Waits for the log line `NEEDLE ADDR` and returns ADDR.
+    fn wait_addr(&mut self, needle: &str) -> SocketAddr {
         let line = self
-            .wait_log("listening on ")
+            .wait_log(needle)
             .unwrap_or_else(|| panic!("daemon did not start: {:?}", self.child_status()));
-        let rest = line.rsplit("listening on ").next().unwrap();
+        let rest = line.rsplit(needle).next().unwrap();
         let addr: String = rest
             .chars()
             .take_while(|c| !c.is_whitespace() && *c != '"')
