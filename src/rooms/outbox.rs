@@ -384,6 +384,54 @@ impl AsyncWrite for SocketWriter<'_> {
     }
 }
 
+/// An outbox's own socket as a writer (and, for the session, as the source it reads): owns a
+/// handle on the outbox, so a session's future holds no borrow of it. Errs with
+/// `NotConnected` for an outbox without a socket.
+#[derive(Debug, Clone)]
+pub struct SocketOf(pub Outbox);
+
+impl SocketOf {
+    /// The socket, or `NotConnected`.
+    pub fn socket(&self) -> std::io::Result<&TcpStream> {
+        self.0
+            .socket()
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotConnected))
+    }
+}
+
+impl AsyncWrite for SocketOf {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let socket = self.socket()?;
+        Pin::new(&mut SocketWriter(socket)).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let socket = self.socket()?;
+        Pin::new(&mut SocketWriter(socket)).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let socket = self.socket()?;
+        Pin::new(&mut SocketWriter(socket)).poll_shutdown(cx)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

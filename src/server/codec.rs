@@ -6,6 +6,7 @@
 //! commands telnet sends for Ctrl-C and friends) and NUL bytes are removed. Byte 0xFF never
 //! occurs in UTF-8, so this cannot alter a UTF-8 client's text.
 
+use crate::rooms::outbox::SocketOf;
 use bytes::BytesMut;
 use std::io;
 use std::pin::Pin;
@@ -207,6 +208,17 @@ impl ReadSource for &TcpStream {
                 r => return Poll::Ready(r),
             }
         }
+    }
+}
+
+impl ReadSource for SocketOf {
+    fn poll_read_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+    ) -> Poll<io::Result<usize>> {
+        let mut socket = self.socket()?;
+        socket.poll_read_into(cx, buf)
     }
 }
 

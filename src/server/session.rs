@@ -6,7 +6,7 @@
 
 use crate::log::{Departure, Health};
 use crate::protocol::{self, HistRow, ProtoError, Reply, Request};
-use crate::rooms::outbox::{Flusher, Outbox, SocketWriter};
+use crate::rooms::outbox::{Flusher, Outbox, SocketOf};
 use crate::server::Shared;
 use crate::server::codec::{Line, LineReader, ReadSource, Stream};
 use crate::server::ratelimit;
@@ -97,23 +97,14 @@ pub fn run(
     serve(s, shutdown)
 }
 
-/// The session's life. An `async move` block rather than an `async fn`, whose arguments would
-/// be stored twice in the future.
-#[expect(
-    clippy::manual_async_fn,
-    reason = "an async fn keeps its arguments and their moved copies"
-)]
+/// The session's life on the plain port: the outbox owns the socket (the room actor writes to
+/// it directly, see `Outbox::try_push`), and the reader and the writer each hold a handle on
+/// it, so the future borrows nothing (an outer `async` block lending the socket would keep a
+/// second copy of the reader in every idle connection's task).
 fn serve(s: Session, shutdown: CancellationToken) -> impl Future<Output = ()> + Send {
-    async move {
-        // The outbox owns the socket (the room actor writes to it directly, see
-        // `Outbox::try_push`); this handle lends it to the reader and the writer.
-        let outbox = s.outbox.clone();
-        let Some(socket) = outbox.socket() else {
-            return;
-        };
-        let lines = LineReader::new(socket, s.shared.config.max_line);
-        serve_on(s, shutdown, lines, SocketWriter(socket)).await
-    }
+    let lines = LineReader::new(SocketOf(s.outbox.clone()), s.shared.config.max_line);
+    let write = SocketOf(s.outbox.clone());
+    serve_on(s, shutdown, lines, write)
 }
 
 /// Serves a TLS connection: the handshake (bounded by the login timeout, and preceded by a
