@@ -224,6 +224,13 @@ impl ProtoError {
             "this is linechat, a line-based chat server, not a web server: connect with nc or telnet",
         )
     }
+    /// `#register` with a control character in the password.
+    pub fn password_control() -> Self {
+        Self::new(
+            ErrCode::BadPass,
+            "a password may not contain control characters",
+        )
+    }
     /// A TLS ClientHello on the plain port.
     pub fn tls_on_plain_port() -> Self {
         Self::new(

@@ -18,7 +18,8 @@ pub mod server_line;
 pub use error::{ErrCode, ProtoError};
 pub use reply::{HistRow, Reply, Stats, greeting, help_lines, welcome};
 pub use request::{
-    Page, Request, Verb, VerbSpec, looks_like_http, sanitize, validate_name, validate_password,
+    Page, Request, Verb, VerbSpec, has_control, looks_like_http, sanitize, validate_name,
+    validate_password,
 };
 pub use server_line::ServerLine;
 

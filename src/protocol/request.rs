@@ -380,20 +380,66 @@ fn is_digits(s: &str) -> bool {
     s.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Cleans an inbound line before parsing: drops a leading byte-order mark and every control
-/// character except TAB (C0, DEL and C1), so no client can put terminal escape sequences on
-/// other users' screens. Borrowed when there is nothing to remove.
+/// Cleans an inbound line before parsing, so no client can put terminal escape sequences on
+/// other users' screens, forge a line break, or hide what its text says:
+/// - a leading byte-order mark is dropped;
+/// - control characters (C0 but TAB, DEL, C1; NUL included) are removed;
+/// - U+2028 and U+2029 (line and paragraph separators: one line to the server, two to a client
+///   that splits lines the Unicode way) become a space;
+/// - bidirectional embeddings, overrides and isolates (U+202A..U+202E, U+2066..U+2069) are
+///   removed: they reorder what follows (`gnp.exe` shown as `exe.png`);
+/// - zero-width characters are removed (U+200B, U+2060, U+FEFF), and so are the joiners
+///   U+200C and U+200D unless they sit between two visible characters (emoji sequences and
+///   scripts that need them keep them).
+///
+/// Borrowed when there is nothing to change. A line of only such characters is empty after
+/// this, and ignored like a blank one.
 pub fn sanitize(line: &str) -> Cow<'_, str> {
     let line = line.strip_prefix('\u{feff}').unwrap_or(line);
-    if line.chars().any(is_stripped) {
-        Cow::Owned(line.chars().filter(|c| !is_stripped(*c)).collect())
-    } else {
-        Cow::Borrowed(line)
+    if !line.chars().any(|c| is_stripped(c) || is_suspect(c)) {
+        return Cow::Borrowed(line);
     }
+    let chars: Vec<char> = line.chars().filter(|c| !is_stripped(*c)).collect();
+    let mut out = String::with_capacity(line.len());
+    for (i, &c) in chars.iter().enumerate() {
+        match c {
+            '\u{2028}' | '\u{2029}' => out.push(' '),
+            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {}
+            '\u{200b}' | '\u{2060}' | '\u{feff}' => {}
+            '\u{200c}' | '\u{200d}' => {
+                let visible =
+                    |c: Option<&char>| c.is_some_and(|c| !c.is_whitespace() && !is_suspect(*c));
+                if i > 0 && visible(chars.get(i - 1)) && visible(chars.get(i + 1)) {
+                    out.push(c);
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
 }
 
 fn is_stripped(c: char) -> bool {
     c.is_control() && c != '\t'
+}
+
+/// The invisible or reordering characters [`sanitize`] replaces or removes.
+fn is_suspect(c: char) -> bool {
+    matches!(
+        c,
+        '\u{2028}' | '\u{2029}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{200b}'..='\u{200d}'
+            | '\u{2060}'
+            | '\u{feff}'
+    )
+}
+
+/// Whether a line holds a control character (before [`sanitize`] removes it): a password with
+/// one is refused, not silently shortened.
+pub fn has_control(line: &str) -> bool {
+    line.chars().any(is_stripped)
 }
 
 /// Whether a first line looks like an HTTP request (`GET / HTTP/1.1` and the like).

@@ -3,7 +3,7 @@
 //! the stream.
 //!
 //! Before framing, bytes pass a small telnet filter: IAC sequences (option negotiation, and the
-//! commands telnet sends for Ctrl-C and friends) and NUL bytes are removed. Byte 0xFF never
+//! commands telnet sends for Ctrl-C and friends) are removed. Byte 0xFF never
 //! occurs in UTF-8, so this cannot alter a UTF-8 client's text.
 
 use crate::rooms::outbox::SocketOf;
@@ -60,7 +60,6 @@ impl Telnet {
             // cannot make the server swallow its following lines.
             (_, b'\n') => (Telnet::Data, true),
             (Telnet::Data, IAC) => (Telnet::Iac, false),
-            (Telnet::Data, 0) => (Telnet::Data, false),
             (Telnet::Data, _) => (Telnet::Data, true),
             (Telnet::Iac, WILL..=DONT) => (Telnet::Option, false),
             (Telnet::Iac, SB) => (Telnet::Sub, false),
@@ -104,7 +103,7 @@ impl LineCodec {
 
     /// Moves `buf` through the telnet filter into `self.filtered`.
     fn filter(&mut self, buf: &mut BytesMut) {
-        if self.telnet == Telnet::Data && !buf.iter().any(|&b| b == IAC || b == 0) {
+        if self.telnet == Telnet::Data && !buf.contains(&IAC) {
             // The common case: nothing to strip.
             if self.filtered.is_empty() {
                 std::mem::swap(&mut self.filtered, buf);
@@ -332,13 +331,14 @@ mod tests {
     }
 
     #[test]
-    fn telnet_sequences_and_nul_are_stripped() {
-        // IAC DO ECHO, IAC WILL SGA, a subnegotiation, IAC IP (Ctrl-C), NUL, IAC IAC.
+    fn telnet_sequences_are_stripped_and_nul_kept_for_sanitize() {
+        // IAC DO ECHO, IAC WILL SGA, a subnegotiation, IAC IP (Ctrl-C), IAC IAC. A NUL is
+        // data here: `protocol::sanitize` removes it, and the password check sees it.
         let input =
             b"\xff\xfd\x01he\xff\xfb\x03llo\xff\xfa\x18\x01\xff\xf0 wo\x00rld\xff\xf4\xff\xff\n";
         assert_eq!(
             decode_all(100, input),
-            vec![Line::Text("hello world".into())]
+            vec![Line::Text("hello wo\0rld".into())]
         );
     }
 

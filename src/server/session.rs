@@ -261,7 +261,7 @@ where
                     }
                     // Boxed: the request futures (bcrypt, store round trips) are large, and an idle
                     // session should not carry their space.
-                    Box::pin(s.handle(&protocol::sanitize(&line))).await
+                    Box::pin(s.handle(&protocol::sanitize(&line), &line)).await
                 }
             };
             match flow {
@@ -380,7 +380,9 @@ impl Session {
         }
     }
 
-    async fn handle(&mut self, line: &str) -> Flow {
+    /// Serves one request: `line` is the cleaned line, `raw` the line as it came (a password
+    /// is checked against what the client really sent).
+    async fn handle(&mut self, line: &str, raw: &str) -> Flow {
         let request = match Request::parse(line) {
             Ok(Some(r)) => r,
             Ok(None) => return Flow::Continue,
@@ -406,8 +408,15 @@ impl Session {
             (Request::Register { .. } | Request::Login { .. }, Some(u)) => {
                 self.error(&ProtoError::already_logged_in(&u.name))
             }
+            // Cleaning removed control characters from the password: refused for a new one,
+            // and never a match for an existing one (`pass\0word123` is not `password123`).
+            (Request::Register { .. }, None) if password_had_control(raw) => {
+                self.error(&ProtoError::password_control())
+            }
             (Request::Register { name, password }, None) => self.register(name, password).await,
-            (Request::Login { name, password }, None) => return self.login(name, password).await,
+            (Request::Login { name, password }, None) => {
+                return self.login(name, password, password_had_control(raw)).await;
+            }
             (_, None) => return Flow::Continue, // guests only reach the verbs above
             (r, Some(u)) if r.is_rate_limited() && !self.admit(&u) => {
                 let strikes = self.shared.config.flood_strikes;
@@ -487,7 +496,9 @@ impl Session {
         }
     }
 
-    async fn login(&mut self, name: &str, password: &str) -> Flow {
+    /// `#login`; a `poisoned` password (control characters removed by cleaning) is checked
+    /// like any other, for the same time and throttles, and never matches.
+    async fn login(&mut self, name: &str, password: &str, poisoned: bool) -> Flow {
         let account = name.to_ascii_lowercase();
         let ip = self.peer.ip();
         let throttled = self
@@ -514,7 +525,7 @@ impl Session {
             None => (None, None),
         };
         // Unknown users are checked against a dummy hash: same reply, same time.
-        let ok = self.shared.auth.verify(password, hash).await;
+        let ok = self.shared.auth.verify(password, hash).await && !poisoned;
         match user {
             Some(user) if ok => {
                 event!(info, self, "login {} succeeded", user.name);
@@ -674,6 +685,15 @@ impl Session {
             }
         }
     }
+}
+
+/// Whether the password word (the third) of a raw `#register`/`#login` line holds a control
+/// character.
+fn password_had_control(raw: &str) -> bool {
+    raw.split(' ')
+        .filter(|w| !w.is_empty())
+        .nth(2)
+        .is_some_and(protocol::has_control)
 }
 
 /// The protocol error a client sees for a storage failure.
