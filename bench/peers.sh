@@ -12,7 +12,8 @@
 #
 # Installs ngircd and inspircd from Debian's packages if they are missing. Every server starts
 # fresh for each scenario, with persistence on for linechatd (SQLite, --sync normal) and only its
-# message rate limit and per-address limit lifted (--rate-per-sec 0 --max-per-ip 0).
+# message rate limit, per-address limit and registration limits lifted (--rate-per-sec 0
+# --max-per-ip 0 --register-per-ip-per-hour 0 --register-per-hour 0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,8 +54,12 @@ wait_port() {
 SERVER_PID=
 start_linechatd() { # extra flags...
     local db="$WORK/lc-$RANDOM.db"
+    # The scenarios register thousands of accounts from one address: lift the registration
+    # limits (an older linechatd, BEFORE, had none and does not know the flags).
+    local lift=(--register-per-ip-per-hour 0 --register-per-hour 0)
+    [ -z "${LINECHATD:-}" ] || lift=()
     RUST_LOG=warn "${LINECHATD:-$DAEMON}" --listen 127.0.0.1:$PORT_LC --db "$db" --rate-per-sec 0 \
-        --max-per-ip 0 --max-connections 20000 "$@" 2>>"$WORK/linechatd.log" &
+        --max-per-ip 0 --max-connections 20000 "${lift[@]}" "$@" 2>>"$WORK/linechatd.log" &
     SERVER_PID=$!
     wait_port $PORT_LC
 }

@@ -43,6 +43,10 @@ pub const DEFAULT_MAX_LOGIN_FAILURES: u32 = 5;
 pub const DEFAULT_FLOOD_STRIKES: u32 = 20;
 /// Default commit linger, milliseconds (see `store::WriterOptions::linger`).
 pub const DEFAULT_COMMIT_LINGER_MS: u64 = 6;
+/// Default new accounts one client address may create per hour.
+pub const DEFAULT_REGISTER_PER_IP_PER_HOUR: u32 = 10;
+/// Default new accounts the whole server creates per hour.
+pub const DEFAULT_REGISTER_PER_HOUR: u32 = 600;
 /// Largest accepted commit linger, milliseconds.
 pub const MAX_COMMIT_LINGER_MS: u64 = 100;
 
@@ -73,6 +77,23 @@ fn parse_listen(s: &str) -> Result<Option<SocketAddr>, String> {
     s.parse()
         .map(Some)
         .map_err(|_| "expected HOST:PORT or none".into())
+}
+
+/// Whether guests may create accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    /// `#register` works for anyone (within the registration limits).
+    Open,
+    /// `#register` is refused with `ERR denied`.
+    Closed,
+}
+
+fn parse_registration(s: &str) -> Result<Registration, String> {
+    match s {
+        "open" => Ok(Registration::Open),
+        "closed" => Ok(Registration::Closed),
+        _ => Err("expected open or closed".into()),
+    }
 }
 
 fn parse_sync(s: &str) -> Result<Sync, String> {
@@ -179,6 +200,25 @@ pub struct Args {
     #[argh(option, default = "DEFAULT_COMMIT_LINGER_MS")]
     pub commit_linger_ms: u64,
 
+    /// new accounts one client address may create per hour; 0 turns the limit off (default 10)
+    /// [env LINECHAT_REGISTER_PER_IP_PER_HOUR]
+    #[argh(option, default = "DEFAULT_REGISTER_PER_IP_PER_HOUR")]
+    pub register_per_ip_per_hour: u32,
+
+    /// new accounts the whole server creates per hour; 0 turns the limit off (default 600)
+    /// [env LINECHAT_REGISTER_PER_HOUR]
+    #[argh(option, default = "DEFAULT_REGISTER_PER_HOUR")]
+    pub register_per_hour: u32,
+
+    /// open: anyone may #register; closed: only `linechatd user add` creates accounts (default
+    /// open) [env LINECHAT_REGISTRATION]
+    #[argh(
+        option,
+        default = "Registration::Open",
+        from_str_fn(parse_registration)
+    )]
+    pub registration: Registration,
+
     /// log lines as text or json (one object per line) on stderr; RUST_LOG sets the level
     /// (default text) [env LINECHAT_LOG_FORMAT]
     #[argh(option, default = "LogFormat::Text")]
@@ -207,6 +247,9 @@ pub const OPTIONS: &[&str] = &[
     "max-login-failures",
     "flood-strikes",
     "commit-linger-ms",
+    "register-per-ip-per-hour",
+    "register-per-hour",
+    "registration",
     "log-format",
 ];
 
@@ -284,6 +327,12 @@ pub struct Config {
     pub max_login_failures: u32,
     /// Rate-limit refusals in a row before the connection is closed.
     pub flood_strikes: u32,
+    /// New accounts per client address per hour; 0 = unlimited.
+    pub register_per_ip_per_hour: u32,
+    /// New accounts per hour in total; 0 = unlimited.
+    pub register_per_hour: u32,
+    /// Whether `#register` is open.
+    pub registration: Registration,
 }
 
 impl Config {
@@ -352,6 +401,9 @@ impl Config {
             commit_linger: Duration::from_millis(a.commit_linger_ms),
             max_login_failures: a.max_login_failures,
             flood_strikes: a.flood_strikes,
+            register_per_ip_per_hour: a.register_per_ip_per_hour,
+            register_per_hour: a.register_per_hour,
+            registration: a.registration,
         })
     }
 }

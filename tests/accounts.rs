@@ -141,3 +141,62 @@ fn one_user_many_sessions() {
     let _b = srv.login("alice");
     let _c = srv.login("alice");
 }
+
+#[test]
+fn registrations_per_address_are_throttled_before_any_hashing() {
+    // A slow hash (cost 13), so that a refusal that hashed first would show.
+    let srv = TestServer::start_with(&["--register-per-ip-per-hour", "2", "--bcrypt-cost", "13"]);
+    for name in ["r1", "r2"] {
+        let mut c = srv.client();
+        c.send(&format!("#register {name} {PASS}"));
+        c.expect(&format!("OK register {name}"));
+    }
+    let mut c = srv.client();
+    let t = std::time::Instant::now();
+    c.send(&format!("#register r3 {PASS}"));
+    let line = c.line();
+    assert!(
+        t.elapsed() < std::time::Duration::from_millis(300),
+        "{:?}",
+        t.elapsed()
+    );
+    // One new account every half hour at 2 an hour.
+    let ms: u64 = line
+        .strip_prefix("ERR ratelimit retry-after=")
+        .and_then(|r| r.split(' ').next())
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!((1_700_000..=1_800_000).contains(&ms), "{line}");
+    assert!(line.ends_with(" too many new accounts from this address or in total; try later"));
+    // The connection goes on; logins are not throttled by it.
+    c.send(&format!("#login r1 {PASS}"));
+    c.expect("OK login r1");
+}
+
+#[test]
+fn registrations_in_total_are_throttled_too() {
+    let srv = TestServer::start_with(&["--register-per-hour", "1"]);
+    let mut a = srv.client();
+    a.send(&format!("#register t1 {PASS}"));
+    a.expect("OK register t1");
+    let mut b = srv.client();
+    b.send(&format!("#register t2 {PASS}"));
+    let line = b.line();
+    assert!(line.starts_with("ERR ratelimit retry-after="), "{line}");
+}
+
+#[test]
+fn closed_registration_refuses_register_and_keeps_logins() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db");
+    {
+        let srv = TestServer::start_on(&db, &[]);
+        drop(srv.user("alice"));
+    }
+    let srv = TestServer::start_on(&db, &["--registration", "closed"]);
+    let mut c = srv.client();
+    c.send(&format!("#register bob {PASS}"));
+    c.expect("ERR denied registration is closed here; ask an operator for an account");
+    c.send(&format!("#login alice {PASS}"));
+    c.expect("OK login alice");
+}

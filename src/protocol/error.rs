@@ -38,6 +38,8 @@ pub enum ErrCode {
     Http,
     /// TLS on the plain port, or plain text on the TLS port: the connection is closed.
     Tls,
+    /// Not allowed (registration closed).
+    Denied,
 }
 
 impl ErrCode {
@@ -60,11 +62,12 @@ impl ErrCode {
             ErrCode::Timeout => "timeout",
             ErrCode::Http => "http",
             ErrCode::Tls => "tls",
+            ErrCode::Denied => "denied",
         }
     }
 
     /// Every code, in the order protocol.md lists them.
-    pub const ALL: [ErrCode; 16] = [
+    pub const ALL: [ErrCode; 17] = [
         ErrCode::Auth,
         ErrCode::Exists,
         ErrCode::BadName,
@@ -81,6 +84,7 @@ impl ErrCode {
         ErrCode::Timeout,
         ErrCode::Http,
         ErrCode::Tls,
+        ErrCode::Denied,
     ];
 }
 
@@ -229,6 +233,22 @@ impl ProtoError {
         Self::new(
             ErrCode::BadPass,
             "a password may not contain control characters",
+        )
+    }
+    /// `#register` while registration is closed.
+    pub fn registration_closed() -> Self {
+        Self::new(
+            ErrCode::Denied,
+            "registration is closed here; ask an operator for an account",
+        )
+    }
+    /// Too many new accounts from this address, or in total, this hour.
+    pub fn register_throttled(retry_ms: u64) -> Self {
+        Self::new(
+            ErrCode::RateLimit,
+            format!(
+                "retry-after={retry_ms} too many new accounts from this address or in total; try later"
+            ),
         )
     }
     /// A TLS ClientHello on the plain port.

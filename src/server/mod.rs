@@ -63,6 +63,10 @@ pub struct Shared {
     pub login_by_ip: Limiter<IpAddr>,
     /// Failed logins per account name (lower case).
     pub login_by_account: Limiter<String>,
+    /// New accounts per client address.
+    pub register_by_ip: Limiter<IpAddr>,
+    /// New accounts in total.
+    pub register_total: Limiter<()>,
     /// When the daemon started serving.
     pub started: std::time::Instant,
     /// Connection slots; those taken are the open connections.
@@ -120,6 +124,11 @@ impl Drop for IpSlot {
     }
 }
 
+/// A limiter of `n` a hour: a burst of `n`, refilled evenly over the hour; 0 is no limit.
+fn per_hour<K: std::hash::Hash + Eq + Clone>(n: u32) -> Limiter<K> {
+    Limiter::new(n.into(), f64::from(n) / 3600.0)
+}
+
 /// What the daemon listens on: the plain port, the TLS port, or both.
 pub struct Listeners {
     /// Plain TCP (`--listen`), unless `--listen none`.
@@ -162,6 +171,8 @@ pub async fn run(
         message_rate: Limiter::new(config.rate_burst.into(), config.rate_per_sec.into()),
         login_by_ip: Limiter::new(LOGIN_FAILURE_BURST, LOGIN_FAILURE_REFILL_PER_SEC),
         login_by_account: Limiter::new(LOGIN_FAILURE_BURST, LOGIN_FAILURE_REFILL_PER_SEC),
+        register_by_ip: per_hour(config.register_per_ip_per_hour),
+        register_total: per_hour(config.register_per_hour),
         started: std::time::Instant::now(),
         slots: limit.clone(),
         config,

@@ -4,6 +4,7 @@
 //! The session writes its own replies to its [`Outbox`]; room traffic (`MSG`, `JOIN`, `LEAVE`,
 //! and the `OK join` + welcome + replay item) is queued by the room actor into the same outbox.
 
+use crate::config::Registration;
 use crate::log::{Departure, Health};
 use crate::protocol::{self, HistRow, ProtoError, Reply, Request};
 use crate::rooms::outbox::{Flusher, Outbox, SocketOf};
@@ -454,6 +455,21 @@ impl Session {
     }
 
     async fn register(&mut self, name: &str, password: &str) {
+        if self.shared.config.registration == Registration::Closed {
+            return self.error(&ProtoError::registration_closed());
+        }
+        // Before any hashing: a storm of registrations costs a hash table lookup each.
+        let ip = self.peer.ip();
+        let (by_ip, total) = (&self.shared.register_by_ip, &self.shared.register_total);
+        let wait = by_ip.wait(&ip).max(total.wait(&()));
+        if !wait.is_zero() {
+            event!(info, self, "register {name} throttled");
+            return self.error(&ProtoError::register_throttled(ratelimit::retry_after_ms(
+                wait,
+            )));
+        }
+        by_ip.charge(&ip);
+        total.charge(&());
         let hash = match self.shared.auth.hash(password).await {
             Ok(h) => h,
             Err(e) => {

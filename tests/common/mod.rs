@@ -263,6 +263,13 @@ fn spawn_cmd(cmd: &mut Command, db: &Path, args: &[&str]) -> Launched {
     } else {
         &["--bcrypt-cost", "4"]
     };
+    // Tests register many accounts from one address: the registration limits are off unless
+    // a test sets them.
+    for flag in ["--register-per-ip-per-hour", "--register-per-hour"] {
+        if !args.contains(&flag) {
+            cmd.args([flag, "0"]);
+        }
+    }
     if !args.contains(&"--listen") {
         cmd.args(["--listen", "127.0.0.1:0"]);
     }
