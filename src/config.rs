@@ -79,6 +79,44 @@ fn parse_listen(s: &str) -> Result<Option<SocketAddr>, String> {
         .map_err(|_| "expected HOST:PORT or none".into())
 }
 
+/// Where passwords may be sent in plain text (`--plain-logins`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlainLogins {
+    /// From anywhere (a trusted network).
+    Allow,
+    /// Only from a client on this machine (a loopback address): the default, because a
+    /// password that crosses a network in clear can be read on the way.
+    Loopback,
+    /// Never: passwords only over TLS.
+    Deny,
+}
+
+impl PlainLogins {
+    /// Whether a client at `peer` may send a password on the plain port.
+    pub fn allows(self, peer: std::net::IpAddr) -> bool {
+        let loopback = match peer {
+            std::net::IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+            v4 => v4.is_loopback(),
+        };
+        match self {
+            PlainLogins::Allow => true,
+            PlainLogins::Loopback => loopback,
+            PlainLogins::Deny => false,
+        }
+    }
+}
+
+fn parse_plain_logins(s: &str) -> Result<PlainLogins, String> {
+    match s {
+        "allow" => Ok(PlainLogins::Allow),
+        "loopback" => Ok(PlainLogins::Loopback),
+        "deny" => Ok(PlainLogins::Deny),
+        _ => Err("expected allow, loopback or deny".into()),
+    }
+}
+
 /// Whether guests may create accounts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Registration {
@@ -210,6 +248,15 @@ pub struct Args {
     #[argh(option, default = "DEFAULT_REGISTER_PER_HOUR")]
     pub register_per_hour: u32,
 
+    /// passwords (#register, #login) on the plain port: allow, loopback (only from a client on
+    /// this machine) or deny (TLS only) (default loopback) [env LINECHAT_PLAIN_LOGINS]
+    #[argh(
+        option,
+        default = "PlainLogins::Loopback",
+        from_str_fn(parse_plain_logins)
+    )]
+    pub plain_logins: PlainLogins,
+
     /// open: anyone may #register; closed: only `linechatd user add` creates accounts (default
     /// open) [env LINECHAT_REGISTRATION]
     #[argh(
@@ -250,6 +297,7 @@ pub const OPTIONS: &[&str] = &[
     "register-per-ip-per-hour",
     "register-per-hour",
     "registration",
+    "plain-logins",
     "log-format",
 ];
 
@@ -333,6 +381,8 @@ pub struct Config {
     pub register_per_hour: u32,
     /// Whether `#register` is open.
     pub registration: Registration,
+    /// Where passwords may come in plain text.
+    pub plain_logins: PlainLogins,
 }
 
 impl Config {
@@ -404,6 +454,7 @@ impl Config {
             register_per_ip_per_hour: a.register_per_ip_per_hour,
             register_per_hour: a.register_per_hour,
             registration: a.registration,
+            plain_logins: a.plain_logins,
         })
     }
 }
@@ -415,6 +466,25 @@ mod tests {
     fn parse(args: &[&str]) -> Result<Config, String> {
         let a = Args::from_args(&["linechatd"], args).map_err(|e| e.output)?;
         Config::from_args(a)
+    }
+
+    #[test]
+    fn plain_logins_judges_the_client_address() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        for local in ["127.0.0.1", "127.9.9.9", "::1", "::ffff:127.0.0.1"] {
+            assert!(PlainLogins::Loopback.allows(ip(local)), "{local}");
+            assert!(!PlainLogins::Deny.allows(ip(local)), "{local}");
+        }
+        for remote in [
+            "192.168.1.20",
+            "10.0.0.1",
+            "203.0.113.7",
+            "2001:db8::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(!PlainLogins::Loopback.allows(ip(remote)), "{remote}");
+            assert!(PlainLogins::Allow.allows(ip(remote)), "{remote}");
+        }
     }
 
     #[test]

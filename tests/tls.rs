@@ -399,3 +399,19 @@ fn sighup_without_tls_does_not_stop_the_daemon() {
     let (status, _) = srv.signal("TERM");
     assert!(status.success());
 }
+
+#[test]
+fn plain_logins_deny_sends_passwords_to_the_tls_port() {
+    let certs = Certs::new();
+    let srv = start(&certs, &["--plain-logins", "deny"]);
+    let mut c = srv.client();
+    c.send(&format!("#register alice {PASS}"));
+    c.expect("ERR tls use the TLS port for passwords");
+    c.send(&format!("#login alice {PASS}"));
+    c.expect("ERR tls use the TLS port for passwords");
+    c.send("#ping");
+    c.expect("PONG");
+    let mut t = TlsClient::connect(&srv, &certs.der);
+    t.send(&format!("#register alice {PASS}"));
+    t.expect("OK register alice");
+}

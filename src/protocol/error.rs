@@ -251,6 +251,10 @@ impl ProtoError {
             ),
         )
     }
+    /// A password on the plain port where `--plain-logins` does not allow it.
+    pub fn tls_for_passwords() -> Self {
+        Self::new(ErrCode::Tls, "use the TLS port for passwords")
+    }
     /// A TLS ClientHello on the plain port.
     pub fn tls_on_plain_port() -> Self {
         Self::new(

@@ -53,6 +53,8 @@ enum Flow {
 
 struct Session {
     id: SessionId,
+    /// On the TLS port: passwords are always welcome.
+    secure: bool,
     peer: SocketAddr,
     shared: Arc<Shared>,
     outbox: Outbox,
@@ -88,6 +90,7 @@ pub fn run(
     let outbox = Outbox::with_socket(shared.config.sendq_lines, shared.config.sendq_bytes, stream);
     let s = Session {
         id,
+        secure: false,
         peer,
         shared,
         outbox,
@@ -133,6 +136,7 @@ pub fn run_tls(
         let outbox = Outbox::new(shared.config.sendq_lines, shared.config.sendq_bytes);
         let s = Session {
             id,
+            secure: true,
             peer,
             outbox,
             state: State::Guest,
@@ -408,6 +412,12 @@ impl Session {
             (Request::Quit, _) => return Flow::Quit,
             (Request::Register { .. } | Request::Login { .. }, Some(u)) => {
                 self.error(&ProtoError::already_logged_in(&u.name))
+            }
+            (Request::Register { .. } | Request::Login { .. }, None)
+                if !self.secure && !self.shared.config.plain_logins.allows(self.peer.ip()) =>
+            {
+                event!(info, self, "password refused on the plain port");
+                self.error(&ProtoError::tls_for_passwords())
             }
             // Cleaning removed control characters from the password: refused for a new one,
             // and never a match for an existing one (`pass\0word123` is not `password123`).
