@@ -13,7 +13,7 @@
 # Installs ngircd and inspircd from Debian's packages if they are missing. Every server starts
 # fresh for each scenario, with persistence on for linechatd (SQLite, --sync normal) and only its
 # message rate limit, per-address limit and registration limits lifted (--rate-per-sec 0
-# --max-per-ip 0 --register-per-ip-per-hour 0 --register-per-hour 0).
+# --max-per-ip 0 --register-per-ip-per-hour 0 --register-per-hour 0 --max-guests-per-ip 0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -56,7 +56,7 @@ start_linechatd() { # extra flags...
     local db="$WORK/lc-$RANDOM.db"
     # The scenarios register thousands of accounts from one address: lift the registration
     # limits (an older linechatd, BEFORE, had none and does not know the flags).
-    local lift=(--register-per-ip-per-hour 0 --register-per-hour 0)
+    local lift=(--register-per-ip-per-hour 0 --register-per-hour 0 --max-guests-per-ip 0)
     [ -z "${LINECHATD:-}" ] || lift=()
     RUST_LOG=warn "${LINECHATD:-$DAEMON}" --listen 127.0.0.1:$PORT_LC --db "$db" --rate-per-sec 0 \
         --max-per-ip 0 --max-connections 20000 "${lift[@]}" "$@" 2>>"$WORK/linechatd.log" &

@@ -43,6 +43,8 @@ pub const DEFAULT_MAX_LOGIN_FAILURES: u32 = 5;
 pub const DEFAULT_FLOOD_STRIKES: u32 = 20;
 /// Default commit linger, milliseconds (see `store::WriterOptions::linger`).
 pub const DEFAULT_COMMIT_LINGER_MS: u64 = 6;
+/// Default cap on connections from one address that have not logged in.
+pub const DEFAULT_MAX_GUESTS_PER_IP: usize = 8;
 /// Default new accounts one client address may create per hour.
 pub const DEFAULT_REGISTER_PER_IP_PER_HOUR: u32 = 10;
 /// Default new accounts the whole server creates per hour.
@@ -205,6 +207,16 @@ pub struct Args {
     #[argh(option, default = "DEFAULT_RATE_BURST")]
     pub rate_burst: u32,
 
+    /// most simultaneous connections that have not logged in; 0 means no separate limit
+    /// (default half of --max-connections) [env LINECHAT_MAX_GUESTS]
+    #[argh(option)]
+    pub max_guests: Option<usize>,
+
+    /// most simultaneous connections from one IP address that have not logged in; 0 means no
+    /// separate limit (default 8) [env LINECHAT_MAX_GUESTS_PER_IP]
+    #[argh(option, default = "DEFAULT_MAX_GUESTS_PER_IP")]
+    pub max_guests_per_ip: usize,
+
     /// sustained messages per second per user; 0 disables the rate limit (default 5) [env LINECHAT_RATE_PER_SEC]
     #[argh(option, default = "DEFAULT_RATE_PER_SEC")]
     pub rate_per_sec: u32,
@@ -289,6 +301,8 @@ pub const OPTIONS: &[&str] = &[
     "rate-burst",
     "rate-per-sec",
     "max-per-ip",
+    "max-guests",
+    "max-guests-per-ip",
     "login-timeout",
     "idle-timeout",
     "max-login-failures",
@@ -363,6 +377,10 @@ pub struct Config {
     pub rate_per_sec: u32,
     /// Connections per IP address; 0 = unlimited.
     pub max_per_ip: usize,
+    /// Connections not logged in; 0 = no separate limit.
+    pub max_guests: usize,
+    /// Connections not logged in per IP address; 0 = no separate limit.
+    pub max_guests_per_ip: usize,
     /// Time to log in.
     pub login_timeout: Duration,
     /// Time a logged-in session may stay silent.
@@ -445,6 +463,8 @@ impl Config {
             rate_burst: a.rate_burst,
             rate_per_sec: a.rate_per_sec,
             max_per_ip: a.max_per_ip,
+            max_guests: a.max_guests.unwrap_or(a.max_connections / 2),
+            max_guests_per_ip: a.max_guests_per_ip,
             login_timeout: Duration::from_secs(a.login_timeout),
             idle_timeout: Duration::from_secs(a.idle_timeout),
             log_format: a.log_format,

@@ -236,9 +236,56 @@ fn per_address_connection_limit() {
     a.send("#ping");
     a.expect("PONG");
 
-    let srv = TestServer::start_with(&["--max-per-ip", "0"]);
+    let srv = TestServer::start_with(&["--max-per-ip", "0", "--max-guests-per-ip", "0"]);
     let clients: Vec<TestClient> = (0..70).map(|_| srv.client()).collect();
     assert_eq!(clients.len(), 70);
+}
+
+/// Silent connections that never log in cannot take every slot: guests are bounded apart,
+/// per address and in total, and a connection stops being a guest once it logs in.
+#[test]
+fn guests_are_bounded_apart_so_logins_still_get_in() {
+    let srv = TestServer::start_with(&[
+        "--max-connections",
+        "6",
+        "--max-guests",
+        "3",
+        "--max-guests-per-ip",
+        "2",
+        "--max-per-ip",
+        "0",
+    ]);
+    let from = |ip: &str| TestClient::from_stream(connect_from(ip, srv.addr));
+    let refused = |mut c: TestClient, why: &str| {
+        c.expect(&format!("ERR busy {why}, try again later"));
+        assert!(c.until_closed().is_empty());
+    };
+    // An address that opens silent connections gets two guest slots, not more.
+    let mut g1 = from("127.0.0.2");
+    let _g2 = from("127.0.0.2");
+    refused(
+        from("127.0.0.2"),
+        "too many connections from your address waiting to log in",
+    );
+    g1.expect_prefix("INFO linechat ");
+    // Users from elsewhere still get in, and once logged in they are guests no more.
+    let mut alice = srv.user("alice");
+    let mut bob = srv.user("bob");
+    alice.join("g");
+    bob.join("g");
+    alice.expect("JOIN g bob 2");
+    // The third guest slot is free again: one more silent guest, then the pool is full.
+    let _g4 = from("127.0.0.3");
+    refused(from("127.0.0.4"), "too many connections waiting to log in");
+    alice.say("g", "alice", "still here");
+    bob.expect("MSG g alice still here");
+    // A guest that goes away gives its slot back.
+    drop(g1);
+    srv.wait_log("disconnected")
+        .expect("the guest's end is noticed");
+    let mut again = TestClient::connect(srv.addr);
+    again.send("#ping");
+    again.expect("PONG");
 }
 
 #[test]
@@ -258,7 +305,8 @@ fn a_reset_connection_frees_its_presence() {
 /// 50 logins at a real bcrypt cost at once while two users chat: chat keeps flowing.
 #[test]
 fn a_login_storm_does_not_stall_chat() {
-    let srv = TestServer::start_with(&["--bcrypt-cost", "10"]);
+    // 50 logins at once from one address: guests per address are not what this tests.
+    let srv = TestServer::start_with(&["--bcrypt-cost", "10", "--max-guests-per-ip", "0"]);
     for i in 0..50 {
         // Registered at cost 10 too; do it up front, one at a time.
         drop(srv.user(&format!("storm{i}")));

@@ -71,6 +71,10 @@ pub struct Shared {
     pub started: std::time::Instant,
     /// Connection slots; those taken are the open connections.
     slots: Arc<Semaphore>,
+    /// Guest slots (`--max-guests`), when that limit is on.
+    guests: Option<Arc<Semaphore>>,
+    /// Guests per client address (`--max-guests-per-ip`).
+    guests_per_ip: Arc<PerIp>,
 }
 
 impl Shared {
@@ -80,13 +84,15 @@ impl Shared {
     }
 }
 
-/// Live connections per client address, for `--max-per-ip`.
+/// Live connections per client address, for `--max-per-ip` (and guests, `--max-guests-per-ip`).
+#[derive(Debug)]
 struct PerIp {
     max: usize,
     counts: Mutex<HashMap<IpAddr, usize>>,
 }
 
 /// One counted connection; uncounted when dropped.
+#[derive(Debug)]
 struct IpSlot {
     per_ip: Arc<PerIp>,
     ip: IpAddr,
@@ -121,6 +127,34 @@ impl Drop for IpSlot {
                 counts.remove(&self.ip);
             }
         }
+    }
+}
+
+/// What a connection holds while it has not logged in: a guest slot, overall and for its
+/// address. Dropped at login, so guests cannot take the room logged-in users need.
+#[derive(Debug)]
+pub struct GuestPass {
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    _per_ip: IpSlot,
+}
+
+impl Shared {
+    /// A guest pass for a new connection from `ip`, or why there is none.
+    fn guest_pass(&self, ip: IpAddr) -> Result<GuestPass, &'static str> {
+        let slot = match &self.guests {
+            None => None,
+            Some(g) => Some(
+                g.clone()
+                    .try_acquire_owned()
+                    .map_err(|_| "too many connections waiting to log in")?,
+            ),
+        };
+        let per_ip = PerIp::take(&self.guests_per_ip, ip)
+            .ok_or("too many connections from your address waiting to log in")?;
+        Ok(GuestPass {
+            _slot: slot,
+            _per_ip: per_ip,
+        })
     }
 }
 
@@ -175,6 +209,11 @@ pub async fn run(
         register_total: per_hour(config.register_per_hour),
         started: std::time::Instant::now(),
         slots: limit.clone(),
+        guests: (config.max_guests > 0).then(|| Arc::new(Semaphore::new(config.max_guests))),
+        guests_per_ip: Arc::new(PerIp {
+            max: config.max_guests_per_ip,
+            counts: Mutex::new(HashMap::new()),
+        }),
         config,
         rooms,
         log: log.clone(),
@@ -214,23 +253,26 @@ pub async fn run(
             Err(_) => Err("the server is full"),
             Ok(permit) => match PerIp::take(&per_ip, peer.ip()) {
                 None => Err("too many connections from your address"),
-                Some(slot) => Ok((permit, slot)),
+                Some(slot) => shared
+                    .guest_pass(peer.ip())
+                    .map(|guest| (permit, slot, guest)),
             },
         };
         match admitted {
             // The handshake counts toward both limits: the slot is taken before it starts.
-            Ok((permit, slot)) => {
+            Ok((permit, slot, guest)) => {
                 let shared = shared.clone();
                 let shutdown = shutdown.clone();
                 match tls.as_ref().filter(|_| is_tls) {
                     None => tracker.spawn(async move {
-                        session::run(stream, id, peer, shared, shutdown).await;
+                        session::run(stream, id, peer, shared, shutdown, guest).await;
                         drop((permit, slot));
                     }),
                     Some(tls) => {
                         let acceptor = tls.acceptor();
                         tracker.spawn(async move {
-                            session::run_tls(stream, acceptor, id, peer, shared, shutdown).await;
+                            session::run_tls(stream, acceptor, id, peer, shared, shutdown, guest)
+                                .await;
                             drop((permit, slot));
                         })
                     }

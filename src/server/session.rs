@@ -8,9 +8,9 @@ use crate::config::Registration;
 use crate::log::{Departure, Health};
 use crate::protocol::{self, HistRow, ProtoError, Reply, Request};
 use crate::rooms::outbox::{Flusher, Outbox, SocketOf};
-use crate::server::Shared;
 use crate::server::codec::{Line, LineReader, ReadSource, Stream};
 use crate::server::ratelimit;
+use crate::server::{GuestPass, Shared};
 use crate::store::StoreError;
 use crate::{SessionId, User};
 use bytes::{Bytes, BytesMut};
@@ -63,6 +63,8 @@ struct Session {
     login_failures: u32,
     /// Rate-limit refusals since the last accepted message.
     strikes: u32,
+    /// The guest slots this connection holds until it logs in.
+    guest: Option<GuestPass>,
 }
 
 /// Logs with the connection's fields as key-values: `conn` (the trace id), `peer`, and once
@@ -84,6 +86,7 @@ pub fn run(
     peer: SocketAddr,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
+    guest: GuestPass,
 ) -> impl Future<Output = ()> + Send {
     // Built here, not in an async fn, so the arguments are not kept beside the session for
     // the connection's whole life (every idle connection carries this future).
@@ -97,6 +100,7 @@ pub fn run(
         state: State::Guest,
         login_failures: 0,
         strikes: 0,
+        guest: Some(guest),
     };
     serve(s, shutdown)
 }
@@ -127,6 +131,7 @@ pub fn run_tls(
     peer: SocketAddr,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
+    guest: GuestPass,
 ) -> impl Future<Output = ()> + Send {
     async move {
         let Some(tls) = handshake(stream, acceptor, id, peer, &shared).await else {
@@ -142,6 +147,7 @@ pub fn run_tls(
             state: State::Guest,
             login_failures: 0,
             strikes: 0,
+            guest: Some(guest),
             shared,
         };
         let lines = LineReader::new(Stream(read), s.shared.config.max_line);
@@ -587,6 +593,8 @@ impl Session {
             .await;
         self.reply(Reply::Ok(verb, &user.name));
         self.state = State::LoggedIn(user);
+        // No longer a guest: its guest slots go to the next connection.
+        self.guest = None;
     }
 
     async fn join(&mut self, user: User, room: String) {
