@@ -63,8 +63,9 @@ struct Session {
     login_failures: u32,
     /// Rate-limit refusals since the last accepted message.
     strikes: u32,
-    /// The guest slots this connection holds until it logs in.
-    guest: Option<GuestPass>,
+    /// The guest slots this connection holds until it logs in (boxed: a logged-in session,
+    /// the one that idles for hours, keeps 8 bytes for it).
+    guest: Option<Box<GuestPass>>,
 }
 
 /// Logs with the connection's fields as key-values: `conn` (the trace id), `peer`, and once
@@ -100,7 +101,7 @@ pub fn run(
         state: State::Guest,
         login_failures: 0,
         strikes: 0,
-        guest: Some(guest),
+        guest: Some(Box::new(guest)),
     };
     serve(s, shutdown)
 }
@@ -147,7 +148,7 @@ pub fn run_tls(
             state: State::Guest,
             login_failures: 0,
             strikes: 0,
-            guest: Some(guest),
+            guest: Some(Box::new(guest)),
             shared,
         };
         let lines = LineReader::new(Stream(read), s.shared.config.max_line);
