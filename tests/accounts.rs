@@ -70,12 +70,13 @@ fn guests_may_only_ping_help_quit_register_login() {
     c.expect("PONG");
     c.send("#help");
     let mut help = Vec::new();
-    for _ in 0..14 {
+    for _ in 0..15 {
         help.push(c.expect_prefix("INFO "));
     }
     for verb in [
         "#register",
         "#login",
+        "#password",
         "#join",
         "#leave",
         "#users",
@@ -199,4 +200,31 @@ fn closed_registration_refuses_register_and_keeps_logins() {
     c.expect("ERR denied registration is closed here; ask an operator for an account");
     c.send(&format!("#login alice {PASS}"));
     c.expect("OK login alice");
+}
+
+#[test]
+fn password_change_keeps_other_sessions_and_counts_wrong_old_passwords() {
+    let srv = TestServer::start_with(&["--max-login-failures", "2"]);
+    let mut a = srv.user("alice");
+    let mut other = srv.login("alice");
+    a.send(&format!("#password {PASS} short"));
+    a.expect("ERR badpass passwords are 8 to 72 bytes");
+    a.send(&format!("#password {PASS} new\u{1}pass-42"));
+    a.expect("ERR badpass a password may not contain control characters");
+    a.send(&format!("#password {PASS} new-pass-42"));
+    a.expect("OK password");
+    // The other session is still logged in; the old password no longer works, the new does.
+    other.send("#ping");
+    other.expect("PONG");
+    let mut c = srv.client();
+    c.send(&format!("#login alice {PASS}"));
+    c.expect("ERR auth wrong name or password");
+    c.send("#login alice new-pass-42");
+    c.expect("OK login alice");
+    // A wrong current password is a failed login: the second one closes the connection.
+    other.send("#password not-the-one another-pass");
+    other.expect("ERR auth wrong password");
+    other.send("#password not-the-one another-pass");
+    other.expect("ERR auth wrong password");
+    assert_eq!(other.until_closed(), ["ERR auth 2 failed logins, closing"]);
 }

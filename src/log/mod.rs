@@ -143,6 +143,11 @@ pub(crate) enum Op {
         hash: String,
         reply: oneshot::Sender<Result<User, StoreError>>,
     },
+    SetPassword {
+        user: crate::UserId,
+        hash: String,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
     Say {
         session: SessionId,
         user: User,
@@ -197,6 +202,13 @@ impl Log {
             reply,
         })
         .await?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Replaces a user's password hash; the user's sessions stay logged in.
+    pub async fn set_password(&self, user: crate::UserId, hash: String) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.queue(Op::SetPassword { user, hash, reply }).await?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 

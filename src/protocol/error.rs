@@ -164,6 +164,10 @@ impl ProtoError {
     pub fn wrong_login() -> Self {
         Self::new(ErrCode::Auth, "wrong name or password")
     }
+    /// `#password` with a wrong current password.
+    pub fn wrong_password() -> Self {
+        Self::new(ErrCode::Auth, "wrong password")
+    }
     /// The last failed login a connection may have.
     pub fn too_many_failures(max: u32) -> Self {
         Self::new(ErrCode::Auth, format!("{max} failed logins, closing"))

@@ -256,14 +256,14 @@ mod tests {
             "#register NAME PASSWORD   make an account and log in (password 8 to 72 bytes)"
         );
         assert_eq!(
-            help[4],
+            help[5],
             "TEXT                      say TEXT in the current room (start with ## to say a line starting with #)"
         );
         assert_eq!(
-            help[8],
+            help[9],
             "#my_messages [LIMIT] [BEFORE_ID]    messages of every room you have joined"
         );
-        assert_eq!(help[13], "#quit                     close the connection");
+        assert_eq!(help[14], "#quit                     close the connection");
         // Every command verb parses under its table name, in any case.
         for v in Verb::ALL {
             if v != Verb::Say {

@@ -24,6 +24,8 @@ pub enum Verb {
     Register,
     /// `#login`
     Login,
+    /// `#password`
+    Password,
     /// `#join`
     Join,
     /// `#leave`
@@ -68,9 +70,10 @@ pub struct VerbSpec {
 
 impl Verb {
     /// Every verb, in `#help`'s order.
-    pub const ALL: [Verb; 14] = [
+    pub const ALL: [Verb; 15] = [
         Verb::Register,
         Verb::Login,
+        Verb::Password,
         Verb::Join,
         Verb::Leave,
         Verb::Say,
@@ -111,6 +114,13 @@ impl Verb {
                 false,
             ),
             Verb::Login => v("login", "#login NAME PASSWORD", "log in", true, false),
+            Verb::Password => v(
+                "password",
+                "#password OLD NEW",
+                "change your password (your other sessions stay logged in)",
+                false,
+                false,
+            ),
             Verb::Join => v(
                 "join",
                 "#join ROOM",
@@ -193,6 +203,13 @@ pub enum Request<'a> {
         /// Password as sent.
         password: &'a str,
     },
+    /// `#password OLD NEW`
+    Password {
+        /// The current password, as sent.
+        old: &'a str,
+        /// The new one (length validated).
+        new: &'a str,
+    },
     /// `#join ROOM` (the room name is folded to lower case).
     Join {
         /// Canonical (lower-case) room name.
@@ -256,6 +273,11 @@ impl<'a> Request<'a> {
                 validate_name(name)?;
                 Request::Login { name, password }
             }
+            Verb::Password => {
+                let [old, new] = exact::<2>(&args, form)?;
+                validate_password(new)?;
+                Request::Password { old, new }
+            }
             Verb::Join => {
                 let [room] = exact::<1>(&args, form)?;
                 validate_name(room)?;
@@ -284,6 +306,7 @@ impl<'a> Request<'a> {
         match self {
             Request::Register { .. } => Verb::Register,
             Request::Login { .. } => Verb::Login,
+            Request::Password { .. } => Verb::Password,
             Request::Join { .. } => Verb::Join,
             Request::Leave => Verb::Leave,
             Request::Users => Verb::Users,
@@ -310,6 +333,7 @@ impl<'a> Request<'a> {
         match self {
             Request::Register { name, password } => format!("#register {name} {password}"),
             Request::Login { name, password } => format!("#login {name} {password}"),
+            Request::Password { old, new } => format!("#password {old} {new}"),
             Request::Join { room } => format!("#join {room}"),
             Request::AllMessages(p) | Request::MyMessages(p) => page(p),
             Request::Say(text) if text.starts_with('#') => format!("#{text}"),

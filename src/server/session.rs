@@ -445,6 +445,14 @@ impl Session {
                     Flow::Continue
                 };
             }
+            (Request::Password { .. }, Some(_))
+                if !self.secure && !self.shared.config.plain_logins.allows(self.peer.ip()) =>
+            {
+                self.error(&ProtoError::tls_for_passwords())
+            }
+            (Request::Password { old, new }, Some(u)) => {
+                return self.change_password(u, old, new, raw).await;
+            }
             (Request::Join { room }, Some(u)) => self.join(u, room).await,
             (Request::Leave, Some(u)) => self.leave(u).await,
             (Request::Say(text), Some(u)) => self.say(u, text).await,
@@ -531,14 +539,72 @@ impl Session {
 
     /// `#login`; a `poisoned` password (control characters removed by cleaning) is checked
     /// like any other, for the same time and throttles, and never matches.
+    /// How long failed logins for `account` or this address keep password checks away.
+    fn login_throttle(&self, account: &str) -> std::time::Duration {
+        let ip = self.peer.ip();
+        let by_account = self.shared.login_by_account.wait(&account.to_string());
+        self.shared.login_by_ip.wait(&ip).max(by_account)
+    }
+
+    /// Counts a wrong password against `account` and this address.
+    fn charge_failure(&self, account: &str) {
+        self.shared.login_by_ip.charge(&self.peer.ip());
+        self.shared.login_by_account.charge(&account.to_string());
+    }
+
+    /// `#password OLD NEW`: OLD is checked like a login (throttles, failure count, the same
+    /// bcrypt work), NEW is hashed off the async threads and stored through the log. The
+    /// user's other sessions stay logged in.
+    async fn change_password(&mut self, user: User, old: &str, new: &str, raw: &str) -> Flow {
+        let words: Vec<&str> = raw.split(' ').filter(|w| !w.is_empty()).collect();
+        if words.get(2).is_some_and(|w| protocol::has_control(w)) {
+            self.error(&ProtoError::password_control());
+            return Flow::Continue;
+        }
+        let poisoned = words.get(1).is_some_and(|w| protocol::has_control(w));
+        let account = user.name.to_ascii_lowercase();
+        let throttled = self.login_throttle(&account);
+        if !throttled.is_zero() {
+            self.error(&ProtoError::login_throttled(ratelimit::retry_after_ms(
+                throttled,
+            )));
+            return self.login_failed();
+        }
+        let hash = match self.shared.store.find_user(&user.name).await {
+            Ok(found) => found.map(|(_, h)| h),
+            Err(e) => {
+                self.error(&store_error(&e));
+                return Flow::Continue;
+            }
+        };
+        let matches = self.shared.auth.verify(old, hash).await;
+        if !matches || poisoned {
+            event!(info, self, "password change refused: wrong password");
+            self.charge_failure(&account);
+            self.error(&ProtoError::wrong_password());
+            return self.login_failed();
+        }
+        let hash = match self.shared.auth.hash(new).await {
+            Ok(h) => h,
+            Err(e) => {
+                event!(warn, self, "bcrypt failed: {e}");
+                self.error(&ProtoError::hash_failed());
+                return Flow::Continue;
+            }
+        };
+        match self.shared.log.set_password(user.id, hash).await {
+            Ok(()) => {
+                event!(info, self, "password changed");
+                self.reply(Reply::Ok("password", ""));
+            }
+            Err(e) => self.error(&store_error(&e)),
+        }
+        Flow::Continue
+    }
+
     async fn login(&mut self, name: &str, password: &str, poisoned: bool) -> Flow {
         let account = name.to_ascii_lowercase();
-        let ip = self.peer.ip();
-        let throttled = self
-            .shared
-            .login_by_ip
-            .wait(&ip)
-            .max(self.shared.login_by_account.wait(&account));
+        let throttled = self.login_throttle(&account);
         if !throttled.is_zero() {
             event!(info, self, "login {name} throttled");
             let ms = ratelimit::retry_after_ms(throttled);
@@ -567,8 +633,7 @@ impl Session {
             }
             _ => {
                 event!(info, self, "login {name} failed");
-                self.shared.login_by_ip.charge(&ip);
-                self.shared.login_by_account.charge(&account);
+                self.charge_failure(&account);
                 self.error(&ProtoError::wrong_login());
                 self.login_failed()
             }

@@ -311,6 +311,9 @@ impl Writer {
                 Outcome::Created(reply, r) => {
                     let _ = reply.send(r);
                 }
+                Outcome::Replied(reply, r) => {
+                    let _ = reply.send(r);
+                }
                 Outcome::Health(reply, ok) => {
                     let _ = reply.send(self.health(ok));
                 }
@@ -334,6 +337,11 @@ pub(super) enum Outcome {
     Created(
         oneshot::Sender<Result<User, StoreError>>,
         Result<User, StoreError>,
+    ),
+    /// A write with nothing to report but whether it committed, answered to the caller.
+    Replied(
+        oneshot::Sender<Result<(), StoreError>>,
+        Result<(), StoreError>,
     ),
     /// `#health`'s round trip, and whether its transaction committed.
     Health(oneshot::Sender<Health>, bool),

@@ -157,6 +157,15 @@ fn execute(
                 Err(e) => return Err(e),
             }
         }
+        Op::SetPassword { user, hash, .. } => {
+            let changed = tx
+                .prepare_cached("UPDATE users SET password_hash = ?2 WHERE id = ?1")?
+                .execute(params![user, hash])?;
+            if changed != 1 {
+                return Err(rusqlite::Error::StatementChangedRows(changed));
+            }
+            Done::Nothing
+        }
         Op::Join {
             user,
             room,
@@ -229,6 +238,7 @@ pub(super) fn finish(op: Op, done: Done) -> Outcome {
             reply,
         })),
         (Op::Health { reply }, Done::Nothing) => Outcome::Health(reply, true),
+        (Op::SetPassword { reply, .. }, Done::Nothing) => Outcome::Replied(reply, Ok(())),
         (op, _) => not_done(op),
     }
 }
@@ -244,6 +254,9 @@ pub(super) fn not_done(op: Op) -> Outcome {
             session,
             reason: Failure::Storage,
         }),
+        Op::SetPassword { reply, .. } => {
+            Outcome::Replied(reply, Err(StoreError::Sqlite("rolled back".into())))
+        }
         Op::Join { .. } => Outcome::Nothing,
         Op::Leave { session, reply } => Outcome::Event(Event::Left { session, reply }),
         Op::Depart { departure, reply } => Outcome::Event(Event::Departed { departure, reply }),
