@@ -376,3 +376,36 @@ fn flood_and_login_failure_limits_are_flags() {
     c.expect("ERR auth 2 failed logins, closing");
     assert!(c.until_closed().is_empty());
 }
+
+/// Registrations and logins share the bcrypt workers, but logins of existing accounts go
+/// first: during a storm of 30 registrations a login takes at most about two hash times (the
+/// one running, then its own), as the issue asks (within 2x an idle login).
+#[test]
+fn a_registration_storm_does_not_starve_logins() {
+    let srv = TestServer::start_with(&["--bcrypt-cost", "11", "--max-guests-per-ip", "0"]);
+    drop(srv.user("alice"));
+    let login_time = || {
+        let mut c = srv.client();
+        let t = Instant::now();
+        c.send(&format!("#login alice {PASS}"));
+        c.expect("OK login alice");
+        t.elapsed()
+    };
+    let idle = (0..3).map(|_| login_time()).min().unwrap();
+    // 30 registrations queued at once (the registration limits are off in tests).
+    let mut storm: Vec<TestClient> = (0..30).map(|_| srv.client()).collect();
+    for (i, c) in storm.iter_mut().enumerate() {
+        c.send(&format!("#register storm{i} {PASS}"));
+    }
+    // Once the first is done, the rest are queued for the workers.
+    srv.wait_log("registered storm").expect("the storm started");
+    let during = login_time();
+    assert!(
+        during <= idle * 2 + Duration::from_millis(150),
+        "login took {during:?} during the storm, {idle:?} idle"
+    );
+    // The storm itself completes.
+    for (i, c) in storm.iter_mut().enumerate() {
+        c.expect(&format!("OK register storm{i}"));
+    }
+}

@@ -2,7 +2,11 @@
 //!
 //! Every bcrypt call runs on `spawn_blocking` behind a semaphore of one permit less than the
 //! machine has cores (at least one), so a login storm queues up and always leaves a core to the
-//! chat traffic of users already logged in. Unknown users are checked
+//! chat traffic of users already logged in. Logins of existing accounts go ahead of new
+//! accounts: a hash (registration, password change) first passes a gate with as many places
+//! as there are permits, so at most that many hashes are ever running or queued for a permit,
+//! and a login arriving during a registration storm waits for the hashes already running, not
+//! for the whole storm. Unknown users are checked
 //! against a dummy hash of the same cost, so "no such user" and "wrong password" take the same
 //! time.
 //!
@@ -21,6 +25,8 @@ use tokio::sync::Semaphore;
 pub struct Auth {
     cost: u32,
     permits: Arc<Semaphore>,
+    /// Places for hashes in front of `permits` (see the module doc).
+    hash_gate: Arc<Semaphore>,
     dummy_hash: Arc<str>,
 }
 
@@ -29,9 +35,11 @@ impl Auth {
     pub fn new(cost: u32) -> Result<Auth, bcrypt::BcryptError> {
         let dummy_hash = bcrypt::hash("linechat dummy password", cost)?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let workers = cores.saturating_sub(1).max(1);
         Ok(Auth {
             cost,
-            permits: Arc::new(Semaphore::new(cores.saturating_sub(1).max(1))),
+            permits: Arc::new(Semaphore::new(workers)),
+            hash_gate: Arc::new(Semaphore::new(workers)),
             dummy_hash: dummy_hash.into(),
         })
     }
@@ -43,6 +51,9 @@ impl Auth {
         }
         let password = password.to_string();
         let cost = self.cost;
+        let Ok(_place) = self.hash_gate.acquire().await else {
+            return Err(bcrypt::BcryptError::InvalidHash("worker failed"));
+        };
         self.blocking(move || bcrypt::hash(password, cost))
             .await
             .unwrap_or(Err(bcrypt::BcryptError::InvalidHash("worker failed")))
