@@ -103,6 +103,15 @@ pub struct ProtoError {
     pub text: String,
 }
 
+/// Why a connection is refused with `ERR busy`: the connection limit.
+pub const BUSY_SERVER: &str = "the server is full";
+/// ... the per-address limit.
+pub const BUSY_ADDRESS: &str = "too many connections from your address";
+/// ... the guest limit.
+pub const BUSY_GUESTS: &str = "too many connections waiting to log in";
+/// ... the per-address guest limit.
+pub const BUSY_ADDRESS_GUESTS: &str = "too many connections from your address waiting to log in";
+
 impl ProtoError {
     /// A new error with the given code and text.
     pub fn new(code: ErrCode, text: impl Into<String>) -> Self {

@@ -16,7 +16,7 @@ pub mod request;
 pub mod server_line;
 
 pub use error::{ErrCode, ProtoError};
-pub use reply::{HistRow, Reply, Stats, greeting, help_lines, welcome};
+pub use reply::{HistRow, Reply, SHUTTING_DOWN, Stats, greeting, help_lines, welcome};
 pub use request::{
     Page, Request, Verb, VerbSpec, has_control, looks_like_http, sanitize, validate_name,
     validate_password,

@@ -159,6 +159,9 @@ impl Reply<'_> {
     }
 }
 
+/// The `INFO` line that is a session's last during server shutdown.
+pub const SHUTTING_DOWN: &str = "server shutting down";
+
 /// The `INFO` lines sent on connect.
 pub fn greeting() -> Vec<String> {
     vec![

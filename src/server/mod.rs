@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::log::Log;
 use crate::log::local::{self, WriterOptions};
 use crate::protocol::ProtoError;
+use crate::protocol::error::{BUSY_ADDRESS, BUSY_ADDRESS_GUESTS, BUSY_GUESTS, BUSY_SERVER};
 use crate::rooms::Rooms;
 use crate::store::{Database, Store};
 use auth::Auth;
@@ -140,17 +141,17 @@ pub struct GuestPass {
 
 impl Shared {
     /// A guest pass for a new connection from `ip`, or why there is none.
-    fn guest_pass(&self, ip: IpAddr) -> Result<GuestPass, &'static str> {
+    fn guest_pass(&self, ip: IpAddr) -> Result<GuestPass, ProtoError> {
         let slot = match &self.guests {
             None => None,
             Some(g) => Some(
                 g.clone()
                     .try_acquire_owned()
-                    .map_err(|_| "too many connections waiting to log in")?,
+                    .map_err(|_| ProtoError::busy(BUSY_GUESTS))?,
             ),
         };
         let per_ip = PerIp::take(&self.guests_per_ip, ip)
-            .ok_or("too many connections from your address waiting to log in")?;
+            .ok_or_else(|| ProtoError::busy(BUSY_ADDRESS_GUESTS))?;
         Ok(GuestPass {
             _slot: slot,
             _per_ip: per_ip,
@@ -250,9 +251,9 @@ pub async fn run(
             .with_interval(KEEPALIVE_INTERVAL);
         let _ = SockRef::from(&stream).set_tcp_keepalive(&keepalive);
         let admitted = match limit.clone().try_acquire_owned() {
-            Err(_) => Err("the server is full"),
+            Err(_) => Err(ProtoError::busy(BUSY_SERVER)),
             Ok(permit) => match PerIp::take(&per_ip, peer.ip()) {
-                None => Err("too many connections from your address"),
+                None => Err(ProtoError::busy(BUSY_ADDRESS)),
                 Some(slot) => shared
                     .guest_pass(peer.ip())
                     .map(|guest| (permit, slot, guest)),
@@ -279,9 +280,9 @@ pub async fn run(
                 };
             }
             Err(why) => {
-                info!(conn = id, peer:% = peer; "refused: {why}");
+                info!(conn = id, peer:% = peer; "refused: {}", why.text);
                 tracker.spawn(async move {
-                    let line = ProtoError::busy(why).to_bytes();
+                    let line = why.to_bytes();
                     let _ = tokio::time::timeout(SESSION_GRACE, async {
                         let _ = stream.write_all(&line).await;
                         let _ = stream.shutdown().await;

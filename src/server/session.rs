@@ -27,7 +27,7 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Why a session ended, when the server is shutting down.
-const SHUTDOWN: &str = "server shutting down";
+const SHUTDOWN: &str = protocol::SHUTTING_DOWN;
 /// Why a session ended when it was killed (not reading, or a write failed).
 const DROPPED: &str = "dropped";
 
