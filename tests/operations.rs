@@ -301,3 +301,67 @@ fn schema_diagram_covers_every_table_and_column() {
         }
     }
 }
+
+/// `linechatd user` beside a running daemon: the first account of a closed server, a new
+/// password, the list; refusals are one line on stderr with status 1.
+#[test]
+fn the_user_tool_manages_accounts_beside_a_running_daemon() {
+    let srv = TestServer::start_with(&["--registration", "closed"]);
+    let db = srv.db.to_str().unwrap().to_string();
+    let user = |args: &[&str], password: Option<&str>| {
+        let mut cmd = std::process::Command::new(common::daemon());
+        cmd.arg("user").args(args).args(["--db", &db]);
+        if args[0] != "list" {
+            cmd.args(["--bcrypt-cost", "4"]);
+        }
+        match password {
+            Some(p) => cmd.env("LINECHAT_PASSWORD", p),
+            None => cmd.env_remove("LINECHAT_PASSWORD"),
+        };
+        let out = cmd.stdin(std::process::Stdio::null()).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, _) = user(&["add", "Root"], Some("first-admin-pass"));
+    assert_eq!((code, out.as_str()), (Some(0), "created Root\n"));
+    let mut c = srv.client();
+    c.send("#login root first-admin-pass");
+    c.expect("OK login Root");
+    let (code, _, err) = user(&["add", "root"], Some("another-pass"));
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        err,
+        "linechatd user: the name root is taken (in some case)\n"
+    );
+    let (code, _, err) = user(&["add", "bad name"], Some("another-pass"));
+    assert_eq!(code, Some(1));
+    assert!(err.contains("names are 1 to 32"), "{err}");
+    let (code, _, err) = user(&["add", "eve"], Some("short"));
+    assert_eq!(code, Some(1));
+    assert!(err.contains("passwords are 8 to 72 bytes"), "{err}");
+    let (code, out, _) = user(&["passwd", "ROOT"], Some("second-pass-1"));
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(0), "password of ROOT changed\n")
+    );
+    // The logged-in session stays; the next login needs the new password.
+    c.send("#ping");
+    c.expect("PONG");
+    let mut d = srv.client();
+    d.send("#login root first-admin-pass");
+    d.expect("ERR auth wrong name or password");
+    d.send("#login root second-pass-1");
+    d.expect("OK login Root");
+    let (code, _, err) = user(&["passwd", "nobody"], Some("second-pass-1"));
+    assert_eq!(
+        (code, err.as_str()),
+        (Some(1), "linechatd user: no account named nobody\n")
+    );
+    let (code, out, _) = user(&["list"], None);
+    assert_eq!(code, Some(0));
+    assert!(out.starts_with("Root 20"), "{out}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+}

@@ -1,14 +1,18 @@
 //! linechatd: parse flags (and LINECHAT_* variables), open the database, bind, log the address,
-//! serve until SIGINT/SIGTERM. `linechatd health` checks a running daemon instead.
+//! serve until SIGINT/SIGTERM. `linechatd health` checks a running daemon instead;
+//! `linechatd user add|passwd|list` manages accounts on its database, offline.
 
 use argh::FromArgs;
 use linechat::client::health::{self, HealthArgs};
-use linechat::config::{Args, Config, with_env};
+use linechat::config::{Args, Config, DEFAULT_BCRYPT_COST, DEFAULT_DB, with_env};
+use linechat::protocol::{has_control, validate_name, validate_password};
 use linechat::server::auth::Auth;
 use linechat::server::tls::Tls;
 use linechat::store::Database;
+use linechat::store::accounts;
 use linechat::{logging, server};
 use log::{error, info};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,8 +21,10 @@ use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    if argv.first().map(String::as_str) == Some("health") {
-        return health_main(&argv[1..]);
+    match argv.first().map(String::as_str) {
+        Some("health") => return health_main(&argv[1..]),
+        Some("user") => return user_main(&argv[1..]),
+        _ => {}
     }
     let argv = with_env(&argv, |k| std::env::var(k).ok());
     let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
@@ -81,6 +87,121 @@ fn health_main(argv: &[String]) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `linechatd user ...`: accounts, offline.
+#[derive(FromArgs, Debug)]
+struct UserArgs {
+    #[argh(subcommand)]
+    cmd: UserCmd,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+enum UserCmd {
+    Add(UserAdd),
+    Passwd(UserPasswd),
+    List(UserList),
+}
+
+/// create an account; the password comes from LINECHAT_PASSWORD or is asked for (safe while
+/// the daemon runs)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "add")]
+struct UserAdd {
+    /// the account's name
+    #[argh(positional)]
+    name: String,
+    /// the database (default: LINECHAT_DB, else ./linechat.db)
+    #[argh(option)]
+    db: Option<PathBuf>,
+    /// bcrypt cost, 4 to 31 (default 12)
+    #[argh(option, default = "DEFAULT_BCRYPT_COST")]
+    bcrypt_cost: u32,
+}
+
+/// set an account's password; the password comes from LINECHAT_PASSWORD or is asked for; its
+/// sessions stay logged in
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "passwd")]
+struct UserPasswd {
+    /// the account's name (any case)
+    #[argh(positional)]
+    name: String,
+    /// the database (default: LINECHAT_DB, else ./linechat.db)
+    #[argh(option)]
+    db: Option<PathBuf>,
+    /// bcrypt cost, 4 to 31 (default 12)
+    #[argh(option, default = "DEFAULT_BCRYPT_COST")]
+    bcrypt_cost: u32,
+}
+
+/// list the accounts
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "list")]
+struct UserList {
+    /// the database (default: LINECHAT_DB, else ./linechat.db)
+    #[argh(option)]
+    db: Option<PathBuf>,
+}
+
+fn user_main(argv: &[String]) -> ExitCode {
+    let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let args = match UserArgs::from_args(&["linechatd", "user"], &refs) {
+        Ok(a) => a,
+        Err(early) => return early_exit(early),
+    };
+    let db = |flag: Option<PathBuf>| {
+        flag.or_else(|| std::env::var_os("LINECHAT_DB").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DB))
+    };
+    let done = match args.cmd {
+        UserCmd::Add(a) => new_password(&a.name, a.bcrypt_cost).and_then(|hash| {
+            let conn = accounts::open(&db(a.db))?;
+            accounts::add(&conn, &a.name, &hash)?;
+            println!("created {}", a.name);
+            Ok(())
+        }),
+        UserCmd::Passwd(a) => new_password(&a.name, a.bcrypt_cost).and_then(|hash| {
+            let conn = accounts::open(&db(a.db))?;
+            accounts::set_password(&conn, &a.name, &hash)?;
+            println!("password of {} changed", a.name);
+            Ok(())
+        }),
+        UserCmd::List(a) => accounts::open(&db(a.db))
+            .and_then(|conn| accounts::list(&conn))
+            .map(|list| {
+                for acc in list {
+                    println!("{} {}", acc.name, acc.created_at);
+                }
+            }),
+    };
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("linechatd user: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The checked name and a bcrypt hash of the new password (from LINECHAT_PASSWORD or asked),
+/// under the protocol's rules.
+fn new_password(name: &str, cost: u32) -> Result<String, String> {
+    validate_name(name).map_err(|e| e.text)?;
+    if !(4..=31).contains(&cost) {
+        return Err(format!("--bcrypt-cost {cost} is outside 4..=31"));
+    }
+    let password = match std::env::var("LINECHAT_PASSWORD") {
+        Ok(p) => p,
+        Err(_) => rpassword::prompt_password(format!("password for {name}: "))
+            .map_err(|e| format!("cannot read the password: {e}"))?,
+    };
+    if has_control(&password) {
+        return Err("a password may not contain control characters".into());
+    }
+    validate_password(&password).map_err(|e| e.text)?;
+    bcrypt::hash(&password, cost).map_err(|e| format!("bcrypt: {e}"))
 }
 
 async fn serve(config: Config) -> Result<(), String> {

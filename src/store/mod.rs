@@ -22,6 +22,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod accounts;
 pub mod checkpoint;
 pub mod history;
 pub mod lock;
