@@ -415,3 +415,34 @@ fn plain_logins_deny_sends_passwords_to_the_tls_port() {
     t.send(&format!("#register alice {PASS}"));
     t.expect("OK register alice");
 }
+
+#[test]
+fn the_health_check_speaks_tls_and_verifies_the_certificate() {
+    let certs = Certs::new();
+    let srv = start(&certs, &["--listen", "none"]);
+    let addr = srv.tls_addr.unwrap().to_string();
+    let cafile = certs.cert().display().to_string();
+    let health = |extra: &[&str]| {
+        let out = Command::new(common::daemon())
+            .args(["health", "--addr", &addr, "--tls"])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = health(&["--tls-ca", &cafile, "--tls-name", "localhost"]);
+    assert_eq!((code, out), (Some(0), format!("healthy: {addr}\n")));
+    // The address's own host is the default name (the certificate names 127.0.0.1 too).
+    let (code, _) = health(&["--tls-ca", &cafile]);
+    assert_eq!(code, Some(0));
+    // A name the certificate does not carry, or a certificate nobody vouches for: unhealthy.
+    let (code, out) = health(&["--tls-ca", &cafile, "--tls-name", "example.org"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.starts_with("unhealthy: "), "{out}");
+    let other = Certs::new();
+    let (code, out) = health(&["--tls-ca", &other.cert().display().to_string()]);
+    assert_eq!(code, Some(1), "{out}");
+}

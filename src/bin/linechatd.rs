@@ -77,7 +77,14 @@ fn health_main(argv: &[String]) -> ExitCode {
     let addr = args
         .addr
         .unwrap_or_else(|| health::default_addr(std::env::var("LINECHAT_LISTEN").ok().as_deref()));
-    match health::check(&addr, Duration::from_secs(args.timeout)) {
+    let tls = args.tls.then(|| health::TlsCheck {
+        ca: args.tls_ca.clone(),
+        name: args
+            .tls_name
+            .clone()
+            .unwrap_or_else(|| health::host_of(&addr)),
+    });
+    match health::check(&addr, Duration::from_secs(args.timeout), tls.as_ref()) {
         Ok(()) => {
             println!("healthy: {addr}");
             ExitCode::SUCCESS
