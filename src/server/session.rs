@@ -92,18 +92,10 @@ pub fn run(
     // Built here, not in an async fn, so the arguments are not kept beside the session for
     // the connection's whole life (every idle connection carries this future).
     let outbox = Outbox::with_socket(shared.config.sendq_lines, shared.config.sendq_bytes, stream);
-    let s = Session {
-        id,
-        secure: false,
-        peer,
-        shared,
-        outbox,
-        state: State::Guest,
-        login_failures: 0,
-        strikes: 0,
-        guest: Some(Box::new(guest)),
-    };
-    serve(s, shutdown)
+    serve(
+        Session::new(id, peer, shared, outbox, false, guest),
+        shutdown,
+    )
 }
 
 /// The session's life on the plain port: the outbox owns the socket (the room actor writes to
@@ -135,64 +127,16 @@ pub fn run_tls(
     guest: GuestPass,
 ) -> impl Future<Output = ()> + Send {
     async move {
-        let Some(tls) = handshake(stream, acceptor, id, peer, &shared).await else {
+        let Some(tls) =
+            super::tls::handshake(stream, acceptor, id, peer, shared.config.login_timeout).await
+        else {
             return;
         };
         let (read, write) = tokio::io::split(tls);
         let outbox = Outbox::new(shared.config.sendq_lines, shared.config.sendq_bytes);
-        let s = Session {
-            id,
-            secure: true,
-            peer,
-            outbox,
-            state: State::Guest,
-            login_failures: 0,
-            strikes: 0,
-            guest: Some(Box::new(guest)),
-            shared,
-        };
+        let s = Session::new(id, peer, shared, outbox, true, guest);
         let lines = LineReader::new(Stream(read), s.shared.config.max_line);
         serve_on(s, shutdown, lines, write).await
-    }
-}
-
-/// The TLS handshake, within the login timeout. A client that opens with plain text is told
-/// so in plain text; a failed handshake is logged once.
-async fn handshake(
-    mut stream: TcpStream,
-    acceptor: tokio_rustls::TlsAcceptor,
-    id: SessionId,
-    peer: SocketAddr,
-    shared: &Shared,
-) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
-    let limit = shared.config.login_timeout;
-    let attempt = async {
-        match super::tls::peek_is_tls(&stream).await {
-            Ok(Some(true)) => {}
-            Ok(Some(false)) => {
-                log::info!(conn = id, peer:% = peer; "spoke plain text to the TLS port");
-                let _ = stream
-                    .write_all(&ProtoError::tls_expected().to_bytes())
-                    .await;
-                let _ = stream.shutdown().await;
-                return None;
-            }
-            Ok(None) | Err(_) => return None,
-        }
-        match acceptor.accept(stream).await {
-            Ok(tls) => Some(tls),
-            Err(e) => {
-                log::info!(conn = id, peer:% = peer; "TLS handshake failed: {e}");
-                None
-            }
-        }
-    };
-    match tokio::time::timeout(limit, attempt).await {
-        Ok(tls) => tls,
-        Err(_) => {
-            log::info!(conn = id, peer:% = peer; "TLS handshake not done within {} s", limit.as_secs());
-            None
-        }
     }
 }
 
@@ -322,6 +266,28 @@ where
 }
 
 impl Session {
+    /// A guest's session on `outbox`; `secure` on the TLS port.
+    fn new(
+        id: SessionId,
+        peer: SocketAddr,
+        shared: Arc<Shared>,
+        outbox: Outbox,
+        secure: bool,
+        guest: GuestPass,
+    ) -> Session {
+        Session {
+            id,
+            secure,
+            peer,
+            shared,
+            outbox,
+            state: State::Guest,
+            login_failures: 0,
+            strikes: 0,
+            guest: Some(Box::new(guest)),
+        }
+    }
+
     /// Queues a reply (never refused for the queue's bounds, see [`Outbox::push`]).
     fn reply(&self, r: Reply<'_>) {
         self.outbox.push(r.to_bytes());

@@ -2,9 +2,12 @@
 //! ring provider, TLS 1.2 and 1.3 only, and a reload (on SIGHUP) that swaps the configuration
 //! for new connections without touching open ones. A reload that fails keeps the old one.
 
+use crate::protocol::ProtoError;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -74,7 +77,7 @@ pub fn looks_like_tls(first: &[u8]) -> bool {
 
 /// Waits until the client has sent something and tells whether it is a TLS handshake; `None`
 /// if it closed first. Reads nothing: the bytes stay for the handshake (or the plain session).
-pub async fn peek_is_tls(stream: &tokio::net::TcpStream) -> io::Result<Option<bool>> {
+pub async fn peek_is_tls(stream: &TcpStream) -> io::Result<Option<bool>> {
     let mut first = [0u8; 2];
     loop {
         let n = stream.peek(&mut first).await?;
@@ -87,6 +90,45 @@ pub async fn peek_is_tls(stream: &tokio::net::TcpStream) -> io::Result<Option<bo
         // Only the record type so far; the version byte is on its way (the caller bounds the
         // wait).
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// The TLS handshake, within the login timeout. A client that opens with plain text is told
+/// so in plain text; a failed handshake is logged once.
+pub async fn handshake(
+    mut stream: TcpStream,
+    acceptor: tokio_rustls::TlsAcceptor,
+    id: crate::SessionId,
+    peer: std::net::SocketAddr,
+    limit: std::time::Duration,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let attempt = async {
+        match peek_is_tls(&stream).await {
+            Ok(Some(true)) => {}
+            Ok(Some(false)) => {
+                log::info!(conn = id, peer:% = peer; "spoke plain text to the TLS port");
+                let _ = stream
+                    .write_all(&ProtoError::tls_expected().to_bytes())
+                    .await;
+                let _ = stream.shutdown().await;
+                return None;
+            }
+            Ok(None) | Err(_) => return None,
+        }
+        match acceptor.accept(stream).await {
+            Ok(tls) => Some(tls),
+            Err(e) => {
+                log::info!(conn = id, peer:% = peer; "TLS handshake failed: {e}");
+                None
+            }
+        }
+    };
+    match tokio::time::timeout(limit, attempt).await {
+        Ok(tls) => tls,
+        Err(_) => {
+            log::info!(conn = id, peer:% = peer; "TLS handshake not done within {} s", limit.as_secs());
+            None
+        }
     }
 }
 
