@@ -446,3 +446,27 @@ fn the_health_check_speaks_tls_and_verifies_the_certificate() {
     let (code, out) = health(&["--tls-ca", &other.cert().display().to_string()]);
     assert_eq!(code, Some(1), "{out}");
 }
+
+/// The TLS path reads through its own source: the line limit, bad UTF-8 and a line split
+/// across records behave as on the plain port.
+#[test]
+fn framing_over_tls_is_the_plain_ports() {
+    let certs = Certs::new();
+    let srv = start(&certs, &[]);
+    let mut t = TlsClient::connect(&srv, &certs.der);
+    let s = t.io.get_mut();
+    let mut long = vec![b'x'; 10_000];
+    long.extend_from_slice(b"\n#ping\n");
+    s.write_all(&long).unwrap();
+    s.write_all(b"caf\xe9\n").unwrap();
+    s.write_all(b"#pi").unwrap();
+    s.flush().unwrap();
+    s.write_all(b"ng\n").unwrap();
+    s.flush().unwrap();
+    t.expect("ERR toolong line longer than 4096 bytes discarded");
+    t.expect("PONG");
+    t.expect("ERR utf8 line is not valid UTF-8, discarded");
+    t.expect("PONG");
+    t.send("#quit");
+    t.expect("OK quit");
+}
