@@ -1,4 +1,4 @@
--- linechat database schema, version 2: the readable whole. linechatd builds and upgrades a
+-- linechat database schema, version 3: the readable whole. linechatd builds and upgrades a
 -- database with the ordered migrations in src/store/migrations.rs (one exclusive transaction,
 -- PRAGMA user_version = the version); a test checks that they build exactly this schema.
 -- Times are RFC 3339 UTC text with milliseconds, e.g. 2026-11-29T02:40:19.123Z.
@@ -9,7 +9,8 @@ CREATE TABLE IF NOT EXISTS users (
     id            INTEGER PRIMARY KEY,
     name          TEXT NOT NULL UNIQUE COLLATE NOCASE,
     password_hash TEXT NOT NULL,                       -- bcrypt, $2b$
-    created_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    created_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    is_admin      INTEGER NOT NULL DEFAULT 0           -- since version 3; set by `linechatd user admin`
 );
 
 -- Rooms, created on first join. Names are stored in lower case. The first and last message ids
@@ -46,3 +47,14 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_room_id ON messages (room_id, id);
 -- A user's own messages newest first (#all_messages).
 CREATE INDEX IF NOT EXISTS messages_user_id ON messages (user_id, id);
+
+-- What admins did (since version 3): who (the admin's name, or `cli` for the offline tool),
+-- what, to whom, why. Names, not ids: the record outlives changes to the accounts.
+CREATE TABLE IF NOT EXISTS moderation (
+    id     INTEGER PRIMARY KEY,
+    at     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    actor  TEXT NOT NULL,
+    action TEXT NOT NULL,                               -- kick, admin, revoke
+    target TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT ''
+);

@@ -89,10 +89,10 @@ fn a_version_1_database_is_migrated_and_serves_everything_unchanged() {
     srv.signal("TERM");
     let log = srv.all_log();
     assert!(
-        log.iter().any(|l| l.contains("from schema version 1 to 2")),
+        log.iter().any(|l| l.contains("from schema version 1 to 3")),
         "the upgrade is logged: {log:?}"
     );
-    assert_eq!(user_version(&db), 2);
+    assert_eq!(user_version(&db), 3);
     let ranges: Vec<(String, i64, i64)> = rusqlite::Connection::open(&db)
         .unwrap()
         .prepare("SELECT name, first_message_id, last_message_id FROM rooms ORDER BY name")
@@ -115,7 +115,7 @@ fn a_database_from_a_newer_version_is_refused_and_not_modified() {
     let (status, err) = run_daemon(&["--listen", "127.0.0.1:0", "--db", db.to_str().unwrap()]);
     assert!(!status.success());
     assert!(
-        err.contains("its schema version is 99, newer than this linechatd knows (2)"),
+        err.contains("its schema version is 99, newer than this linechatd knows (3)"),
         "{err}"
     );
     assert_eq!(std::fs::read(&db).unwrap(), before, "the file was modified");
@@ -173,4 +173,50 @@ fn health_fails_once_the_database_file_is_deleted_or_replaced() {
         let log = srv.wait_log("was deleted or replaced").expect("logged");
         assert!(log.contains("ERROR"), "{log}");
     }
+}
+
+/// The committed version-2 database (written by the daemon at schema version 2): upgraded to
+/// version 3 (admin flag, moderation log), everything served unchanged.
+#[test]
+fn a_version_2_database_is_migrated_and_serves_everything_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("v2.db");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/v2.db"),
+        &db,
+    )
+    .unwrap();
+    assert_eq!(user_version(&db), 2);
+    let srv = TestServer::start_on(&db, &[]);
+    let mut carol = srv.client();
+    carol.send("#login carol carol-pass-1");
+    carol.expect("OK login carol");
+    assert_eq!(
+        hist_lines(&mut carol, "my_messages"),
+        ["1 lobby carol hi dave", "2 lobby Dave hello carol"]
+    );
+    let mut dave = srv.client();
+    dave.send("#login dave dave-pass-22");
+    dave.expect("OK login Dave");
+    assert_eq!(
+        hist_lines(&mut dave, "my_messages"),
+        [
+            "1 lobby carol hi dave",
+            "2 lobby Dave hello carol",
+            "3 other Dave anyone?"
+        ]
+    );
+    drop(srv);
+    assert_eq!(user_version(&db), 3);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let admins: i64 = conn
+        .query_row("SELECT count(*) FROM users WHERE is_admin", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(admins, 0);
+    let logged: i64 = conn
+        .query_row("SELECT count(*) FROM moderation", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(logged, 0);
 }

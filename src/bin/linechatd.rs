@@ -1,6 +1,6 @@
 //! linechatd: parse flags (and LINECHAT_* variables), open the database, bind, log the address,
 //! serve until SIGINT/SIGTERM. `linechatd health` checks a running daemon instead;
-//! `linechatd user add|passwd|list` manages accounts on its database, offline.
+//! `linechatd user add|passwd|list|admin` manages accounts on its database, offline.
 
 use argh::FromArgs;
 use linechat::client::health::{self, HealthArgs};
@@ -109,6 +109,22 @@ enum UserCmd {
     Add(UserAdd),
     Passwd(UserPasswd),
     List(UserList),
+    Admin(UserAdmin),
+}
+
+/// make an account an admin (or, with --revoke, no longer one); recorded in the moderation log
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "admin")]
+struct UserAdmin {
+    /// the account's name (any case)
+    #[argh(positional)]
+    name: String,
+    /// take the admin flag away instead
+    #[argh(switch)]
+    revoke: bool,
+    /// the database (default: LINECHAT_DB, else ./linechat.db)
+    #[argh(option)]
+    db: Option<PathBuf>,
 }
 
 /// create an account; the password comes from LINECHAT_PASSWORD or is asked for (safe while
@@ -179,9 +195,19 @@ fn user_main(argv: &[String]) -> ExitCode {
             .and_then(|conn| accounts::list(&conn))
             .map(|list| {
                 for acc in list {
-                    println!("{} {}", acc.name, acc.created_at);
+                    let admin = if acc.admin { " admin" } else { "" };
+                    println!("{} {}{admin}", acc.name, acc.created_at);
                 }
             }),
+        UserCmd::Admin(a) => accounts::open(&db(a.db)).and_then(|mut conn| {
+            accounts::set_admin(&mut conn, &a.name, !a.revoke)?;
+            if a.revoke {
+                println!("{} is no longer an admin", a.name);
+            } else {
+                println!("{} is an admin", a.name);
+            }
+            Ok(())
+        }),
     };
     match done {
         Ok(()) => ExitCode::SUCCESS,

@@ -79,6 +79,19 @@ pub struct Departure {
     pub announce: bool,
 }
 
+/// One moderation action, for the moderation log.
+#[derive(Debug, Clone)]
+pub struct Moderation {
+    /// The admin's name.
+    pub actor: String,
+    /// `kick`, ...
+    pub action: &'static str,
+    /// The account acted on.
+    pub target: String,
+    /// Why (may be empty).
+    pub reason: String,
+}
+
 /// Why a request was not committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
@@ -143,6 +156,10 @@ pub(crate) enum Op {
         hash: String,
         reply: oneshot::Sender<Result<User, StoreError>>,
     },
+    Moderate {
+        record: Moderation,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
     SetPassword {
         user: crate::UserId,
         hash: String,
@@ -202,6 +219,13 @@ impl Log {
             reply,
         })
         .await?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Records a moderation action (committed before the action takes effect).
+    pub async fn moderate(&self, record: Moderation) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.queue(Op::Moderate { record, reply }).await?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 

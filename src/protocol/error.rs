@@ -38,8 +38,10 @@ pub enum ErrCode {
     Http,
     /// TLS on the plain port, or plain text on the TLS port: the connection is closed.
     Tls,
-    /// Not allowed (registration closed).
+    /// Not allowed (registration closed, a moderation verb from a non-admin).
     Denied,
+    /// An admin closed the session: the connection is closed.
+    Kicked,
 }
 
 impl ErrCode {
@@ -63,11 +65,12 @@ impl ErrCode {
             ErrCode::Http => "http",
             ErrCode::Tls => "tls",
             ErrCode::Denied => "denied",
+            ErrCode::Kicked => "kicked",
         }
     }
 
     /// Every code, in the order protocol.md lists them.
-    pub const ALL: [ErrCode; 17] = [
+    pub const ALL: [ErrCode; 18] = [
         ErrCode::Auth,
         ErrCode::Exists,
         ErrCode::BadName,
@@ -85,6 +88,7 @@ impl ErrCode {
         ErrCode::Http,
         ErrCode::Tls,
         ErrCode::Denied,
+        ErrCode::Kicked,
     ];
 }
 
@@ -247,6 +251,32 @@ impl ProtoError {
             ErrCode::BadPass,
             "a password may not contain control characters",
         )
+    }
+    /// A moderation verb from someone who is not an admin.
+    pub fn admins_only() -> Self {
+        Self::new(ErrCode::Denied, "only admins may do that")
+    }
+    /// A moderation verb aimed at an admin.
+    pub fn target_is_admin(name: &str) -> Self {
+        Self::new(
+            ErrCode::Denied,
+            format!(
+                "{name} is an admin; an operator revokes that first: linechatd user admin {name} --revoke"
+            ),
+        )
+    }
+    /// A moderation verb naming no account.
+    pub fn no_such_account(name: &str) -> Self {
+        Self::new(ErrCode::Usage, format!("no account named {name}"))
+    }
+    /// The last line of a kicked session.
+    pub fn kicked(reason: &str) -> Self {
+        let reason = if reason.is_empty() {
+            "by an admin"
+        } else {
+            reason
+        };
+        Self::new(ErrCode::Kicked, reason)
     }
     /// `#register` while registration is closed.
     pub fn registration_closed() -> Self {

@@ -50,6 +50,8 @@ pub enum Verb {
     Help,
     /// `#quit`
     Quit,
+    /// `#kick` (admins)
+    Kick,
 }
 
 /// What the table says of one verb.
@@ -70,7 +72,7 @@ pub struct VerbSpec {
 
 impl Verb {
     /// Every verb, in `#help`'s order.
-    pub const ALL: [Verb; 15] = [
+    pub const ALL: [Verb; 16] = [
         Verb::Register,
         Verb::Login,
         Verb::Password,
@@ -86,6 +88,7 @@ impl Verb {
         Verb::Stats,
         Verb::Help,
         Verb::Quit,
+        Verb::Kick,
     ];
 
     /// The table.
@@ -175,6 +178,13 @@ impl Verb {
             ),
             Verb::Help => v("help", "#help", "this list", true, false),
             Verb::Quit => v("quit", "#quit", "close the connection", true, false),
+            Verb::Kick => v(
+                "kick",
+                "#kick NAME [REASON]",
+                "(admins) close every session of NAME, telling it REASON",
+                false,
+                false,
+            ),
         }
     }
 
@@ -209,6 +219,13 @@ pub enum Request<'a> {
         old: &'a str,
         /// The new one (length validated).
         new: &'a str,
+    },
+    /// `#kick NAME [REASON]`
+    Kick {
+        /// The account whose sessions are closed (validated).
+        name: &'a str,
+        /// Why, verbatim (may be empty).
+        reason: &'a str,
     },
     /// `#join ROOM` (the room name is folded to lower case).
     Join {
@@ -295,6 +312,20 @@ impl<'a> Request<'a> {
             Verb::Stats => no_args(&args, form, Request::Stats)?,
             Verb::Help => no_args(&args, form, Request::Help)?,
             Verb::Quit => no_args(&args, form, Request::Quit)?,
+            Verb::Kick => {
+                let Some(name) = args.first().copied() else {
+                    return Err(usage(form));
+                };
+                validate_name(name)?;
+                // The reason is the rest of the line, as typed.
+                let after_verb = command.trim_start_matches(|c| c != ' ');
+                let reason = after_verb
+                    .trim_start()
+                    .strip_prefix(name)
+                    .unwrap_or("")
+                    .trim();
+                Request::Kick { name, reason }
+            }
             // `Verb::named` never names chat lines.
             Verb::Say => Request::Say(line),
         };
@@ -318,6 +349,7 @@ impl<'a> Request<'a> {
             Request::Stats => Verb::Stats,
             Request::Help => Verb::Help,
             Request::Quit => Verb::Quit,
+            Request::Kick { .. } => Verb::Kick,
             Request::Say(_) => Verb::Say,
         }
     }
@@ -334,6 +366,8 @@ impl<'a> Request<'a> {
             Request::Register { name, password } => format!("#register {name} {password}"),
             Request::Login { name, password } => format!("#login {name} {password}"),
             Request::Password { old, new } => format!("#password {old} {new}"),
+            Request::Kick { name, reason: "" } => format!("#kick {name}"),
+            Request::Kick { name, reason } => format!("#kick {name} {reason}"),
             Request::Join { room } => format!("#join {room}"),
             Request::AllMessages(p) | Request::MyMessages(p) => page(p),
             Request::Say(text) if text.starts_with('#') => format!("#{text}"),

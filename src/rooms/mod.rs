@@ -50,6 +50,12 @@ enum Command {
     },
     /// A committed event from the log, in log order.
     Event(Event),
+    /// Close every session of `user` after sending it `line`.
+    Kick {
+        user: UserId,
+        line: Bytes,
+        reply: oneshot::Sender<usize>,
+    },
     Stats {
         reply: oneshot::Sender<RoomStats>,
     },
@@ -125,6 +131,21 @@ impl Rooms {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Command::Users { session, reply }).await.ok()?;
         rx.await.ok().flatten()
+    }
+
+    /// Sends `line` to every session of `user` and closes them once it is written (their
+    /// rooms hear `LEAVE` as the sessions end). Returns how many sessions there were.
+    pub async fn kick(&self, user: UserId, line: Bytes) -> usize {
+        let (reply, rx) = oneshot::channel();
+        if self
+            .tx
+            .send(Command::Kick { user, line, reply })
+            .await
+            .is_err()
+        {
+            return 0;
+        }
+        rx.await.unwrap_or(0)
     }
 
     /// Rooms with users online, sorted by name, with their counts.
@@ -205,6 +226,21 @@ impl Actor {
                 let _ = reply.send(self.table.rooms());
             }
             Command::Event(event) => self.apply(event),
+            Command::Kick { user, line, reply } => {
+                let sessions: Vec<SessionId> = self
+                    .session_users
+                    .iter()
+                    .filter(|&(_, u)| *u == user)
+                    .map(|(s, _)| *s)
+                    .collect();
+                for s in &sessions {
+                    if let Some(o) = self.outboxes.get(s) {
+                        o.push(line.clone());
+                        o.close_after_flush();
+                    }
+                }
+                let _ = reply.send(sessions.len());
+            }
         }
     }
 

@@ -51,6 +51,8 @@ struct Shared {
     waker: AtomicWaker,
     /// Set to close the connection at once, without flushing (slow reader, write error).
     killed: AtomicBool,
+    /// Set to close the connection once what is queued is written (a kick).
+    closing: AtomicBool,
     max_items: usize,
     max_bytes: usize,
     /// The connection, when the queue belongs to one: see [`Outbox::try_push`].
@@ -98,6 +100,7 @@ impl Outbox {
                 queue: Mutex::new(Queue::default()),
                 waker: AtomicWaker::new(),
                 killed: AtomicBool::new(false),
+                closing: AtomicBool::new(false),
                 max_items,
                 max_bytes,
                 socket,
@@ -176,6 +179,18 @@ impl Outbox {
         q.items.len() >= self.shared.max_items || q.bytes >= self.shared.max_bytes
     }
 
+    /// Closes the connection once what is queued has been written: the session's flusher
+    /// reports it as ended (see [`Outbox::is_closing`]).
+    pub fn close_after_flush(&self) {
+        self.shared.closing.store(true, Ordering::Release);
+        self.shared.waker.wake();
+    }
+
+    /// Whether [`Outbox::close_after_flush`] was called.
+    pub fn is_closing(&self) -> bool {
+        self.shared.closing.load(Ordering::Acquire)
+    }
+
     /// Closes the connection at once, without flushing what is queued.
     pub fn kill(&self) {
         self.shared.killed.store(true, Ordering::Release);
@@ -217,7 +232,10 @@ impl Flusher {
                     return Poll::Ready(Err(Killed));
                 }
                 if self.batch.is_empty() && s.lock().items.is_empty() {
-                    return Poll::Pending; // woken by the next push or kill
+                    if s.closing.load(Ordering::Acquire) {
+                        return Poll::Ready(Err(Killed)); // everything written: close
+                    }
+                    return Poll::Pending; // woken by the next push, kill or close
                 }
                 match self.poll_flush(cx, outbox, w) {
                     Poll::Ready(Ok(())) if !until_drained => continue,

@@ -5,7 +5,7 @@
 //! and the `OK join` + welcome + replay item) is queued by the room actor into the same outbox.
 
 use crate::config::Registration;
-use crate::log::{Departure, Health};
+use crate::log::{Departure, Health, Moderation};
 use crate::protocol::{self, HistRow, ProtoError, Reply, Request};
 use crate::rooms::outbox::{Flusher, Outbox, SocketOf};
 use crate::server::codec::{Line, LineReader, ReadSource, Stream};
@@ -30,6 +30,8 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 const SHUTDOWN: &str = protocol::SHUTTING_DOWN;
 /// Why a session ended when it was killed (not reading, or a write failed).
 const DROPPED: &str = "dropped";
+/// Why a session ended when an admin kicked it.
+const KICKED: &str = "kicked";
 
 /// Where a session is in its life.
 #[derive(Debug, Clone)]
@@ -179,6 +181,7 @@ where
                 }
                 flushed = flusher.flush_when_ready(&s.outbox, &mut write, !reading) => match flushed {
                     Ok(()) => continue,
+                    Err(_) if s.outbox.is_closing() => break KICKED,
                     Err(_) => break DROPPED,
                 },
                 _ = &mut deadline => {
@@ -419,6 +422,7 @@ impl Session {
             (Request::Password { old, new }, Some(u)) => {
                 return self.change_password(u, old, new, raw).await;
             }
+            (Request::Kick { name, reason }, Some(u)) => self.kick(u, name, reason).await,
             (Request::Join { room }, Some(u)) => self.join(u, room).await,
             (Request::Leave, Some(u)) => self.leave(u).await,
             (Request::Say(text), Some(u)) => self.say(u, text).await,
@@ -627,6 +631,46 @@ impl Session {
         self.state = State::LoggedIn(user);
         // No longer a guest: its guest slots go to the next connection.
         self.guest = None;
+    }
+
+    /// `#kick NAME [REASON]` (admins): recorded in the moderation log first, then every
+    /// session of NAME gets `ERR kicked REASON` and is closed; its rooms hear `LEAVE`. Admins
+    /// cannot kick admins: the offline tool revokes first (an operator's decision, not
+    /// another admin's).
+    async fn kick(&mut self, me: User, name: &str, reason: &str) {
+        match self.shared.store.is_admin(me.id).await {
+            Ok(true) => {}
+            Ok(false) => return self.error(&ProtoError::admins_only()),
+            Err(e) => return self.error(&store_error(&e)),
+        }
+        let target = match self.shared.store.find_user(name).await {
+            Ok(Some((user, _))) => user,
+            Ok(None) => return self.error(&ProtoError::no_such_account(name)),
+            Err(e) => return self.error(&store_error(&e)),
+        };
+        match self.shared.store.is_admin(target.id).await {
+            Ok(false) => {}
+            Ok(true) => return self.error(&ProtoError::target_is_admin(&target.name)),
+            Err(e) => return self.error(&store_error(&e)),
+        }
+        let record = Moderation {
+            actor: me.name.to_string(),
+            action: "kick",
+            target: target.name.to_string(),
+            reason: reason.to_string(),
+        };
+        if let Err(e) = self.shared.log.moderate(record).await {
+            return self.error(&store_error(&e));
+        }
+        let line = ProtoError::kicked(reason).to_bytes();
+        let sessions = self.shared.rooms.kick(target.id, line).await;
+        event!(
+            info,
+            self,
+            "kicked {} ({sessions} sessions): {reason}",
+            target.name
+        );
+        self.reply(Reply::Ok("kick", &format!("{} {sessions}", target.name)));
     }
 
     async fn join(&mut self, user: User, room: String) {

@@ -11,6 +11,8 @@ use std::path::Path;
 pub struct Account {
     /// Name as registered.
     pub name: String,
+    /// Whether it is an admin.
+    pub admin: bool,
     /// When it was created (RFC 3339 UTC).
     pub created_at: String,
 }
@@ -77,16 +79,39 @@ pub fn set_password(conn: &Connection, name: &str, hash: &str) -> Result<(), Str
     Ok(())
 }
 
+/// Makes `name` an admin (or, with `admin` false, no longer one), and records it in the
+/// moderation log as done by `cli`.
+pub fn set_admin(conn: &mut Connection, name: &str, admin: bool) -> Result<(), String> {
+    let tx = conn.transaction().map_err(explain)?;
+    let changed = tx
+        .execute(
+            "UPDATE users SET is_admin = ?2 WHERE name = ?1",
+            params![name, admin],
+        )
+        .map_err(explain)?;
+    if changed == 0 {
+        return Err(format!("no account named {name}"));
+    }
+    let action = if admin { "admin" } else { "revoke" };
+    tx.execute(
+        "INSERT INTO moderation (actor, action, target) VALUES ('cli', ?1, ?2)",
+        params![action, name],
+    )
+    .map_err(explain)?;
+    tx.commit().map_err(explain)
+}
+
 /// Every account, by name.
 pub fn list(conn: &Connection) -> Result<Vec<Account>, String> {
     let mut stmt = conn
-        .prepare("SELECT name, created_at FROM users ORDER BY name COLLATE NOCASE")
+        .prepare("SELECT name, created_at, is_admin FROM users ORDER BY name COLLATE NOCASE")
         .map_err(explain)?;
     let rows = stmt
         .query_map([], |r| {
             Ok(Account {
                 name: r.get(0)?,
                 created_at: r.get(1)?,
+                admin: r.get(2)?,
             })
         })
         .map_err(explain)?;

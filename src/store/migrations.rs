@@ -23,6 +23,16 @@ const MIGRATIONS: &[&str] = &[
      UPDATE rooms SET
          first_message_id = (SELECT min(id) FROM messages WHERE room_id = rooms.id),
          last_message_id = (SELECT max(id) FROM messages WHERE room_id = rooms.id);",
+    // 3: admins, and the log of what they did.
+    "ALTER TABLE users ADD COLUMN is_admin INTEGER NOT NULL DEFAULT 0;
+     CREATE TABLE moderation (
+         id     INTEGER PRIMARY KEY,
+         at     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+         actor  TEXT NOT NULL,
+         action TEXT NOT NULL,
+         target TEXT NOT NULL,
+         reason TEXT NOT NULL DEFAULT ''
+     );",
 ];
 
 /// The schema version this linechatd writes.

@@ -224,6 +224,19 @@ impl Store {
         .map_err(|e| StoreError::Sqlite(e.to_string()))?
     }
 
+    /// Whether the account `user` is an admin now (read at every moderation request, so a
+    /// revocation counts at once).
+    pub async fn is_admin(&self, user: UserId) -> Result<bool, StoreError> {
+        self.read(move |c| {
+            let admin: Option<bool> = c
+                .prepare_cached("SELECT is_admin FROM users WHERE id = ?1")?
+                .query_row(params![user], |r| r.get(0))
+                .optional()?;
+            Ok(admin.unwrap_or(false))
+        })
+        .await
+    }
+
     /// Looks an account up by name (any case): the user and their password hash.
     pub async fn find_user(&self, name: &str) -> Result<Option<(User, String)>, StoreError> {
         let name = name.to_string();

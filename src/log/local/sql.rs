@@ -157,6 +157,18 @@ fn execute(
                 Err(e) => return Err(e),
             }
         }
+        Op::Moderate { record, .. } => {
+            tx.prepare_cached(
+                "INSERT INTO moderation (actor, action, target, reason) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                record.actor,
+                record.action,
+                record.target,
+                record.reason
+            ])?;
+            Done::Nothing
+        }
         Op::SetPassword { user, hash, .. } => {
             let changed = tx
                 .prepare_cached("UPDATE users SET password_hash = ?2 WHERE id = ?1")?
@@ -238,7 +250,9 @@ pub(super) fn finish(op: Op, done: Done) -> Outcome {
             reply,
         })),
         (Op::Health { reply }, Done::Nothing) => Outcome::Health(reply, true),
-        (Op::SetPassword { reply, .. }, Done::Nothing) => Outcome::Replied(reply, Ok(())),
+        (Op::SetPassword { reply, .. } | Op::Moderate { reply, .. }, Done::Nothing) => {
+            Outcome::Replied(reply, Ok(()))
+        }
         (op, _) => not_done(op),
     }
 }
@@ -254,7 +268,7 @@ pub(super) fn not_done(op: Op) -> Outcome {
             session,
             reason: Failure::Storage,
         }),
-        Op::SetPassword { reply, .. } => {
+        Op::SetPassword { reply, .. } | Op::Moderate { reply, .. } => {
             Outcome::Replied(reply, Err(StoreError::Sqlite("rolled back".into())))
         }
         Op::Join { .. } => Outcome::Nothing,
