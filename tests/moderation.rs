@@ -64,6 +64,26 @@ fn an_admin_kicks_every_session_of_a_user_and_the_room_hears_leave() {
     );
     srv.wait_log("kicked bob (2 sessions): spamming  links")
         .expect("logged at info");
+    // #modlog shows the same to admins, oldest first, and nothing to others.
+    root.send("#modlog");
+    let first = root.line();
+    assert!(
+        first.starts_with("MODLOG 1 20") && first.ends_with(" cli admin root"),
+        "{first}"
+    );
+    let second = root.line();
+    assert!(
+        second.starts_with("MODLOG 2 20") && second.ends_with(" root kick bob spamming  links"),
+        "{second}"
+    );
+    root.expect("OK modlog 2");
+    root.send("#modlog 1");
+    assert!(root.line().starts_with("MODLOG 2 "));
+    root.expect("OK modlog 1");
+    root.send("#modlog 0");
+    root.expect("ERR usage usage: #modlog [LIMIT]");
+    alice.send("#modlog");
+    alice.expect("ERR denied only admins may do that");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Property tests of the pure parts: arbitrary bytes never panic the codec, sanitizer or
 //! parser, and every parsed request formats back to a line that parses to the same request.
 use bytes::BytesMut;
-use linechat::protocol::{ErrCode, HistRow, Reply, Request, ServerLine, sanitize};
+use linechat::protocol::{ErrCode, HistRow, ModRow, Reply, Request, ServerLine, sanitize};
 use linechat::server::codec::{Line, LineCodec};
 use proptest::prelude::*;
 use tokio_util::codec::Decoder;
@@ -127,6 +127,29 @@ proptest! {
             name: name.clone(),
             text: text.clone(),
         };
+        for reason in [String::new(), text.clone()] {
+            let m = ModRow {
+                id,
+                time: h.time.clone(),
+                actor: name.clone(),
+                action: "kick".into(),
+                target: room.clone(),
+                reason: reason.clone(),
+            };
+            let l = line(Reply::Modlog(&m))?;
+            let id_s = id.to_string();
+            prop_assert_eq!(
+                ServerLine::parse(&l),
+                ServerLine::Modlog {
+                    id: &id_s,
+                    time: &m.time,
+                    actor: &name,
+                    action: "kick",
+                    target: &room,
+                    reason: &reason,
+                }
+            );
+        }
         let l = line(Reply::Hist(&h))?;
         let id_s = id.to_string();
         prop_assert_eq!(

@@ -101,6 +101,21 @@ impl Screen {
                 self.paint(NOTICE, &format!("-!-   {room} ({})", users(n)))
             }
             ServerLine::Stats(s) => self.paint(NOTICE, &format!("-!- stats: {s}")),
+            ServerLine::Modlog {
+                time,
+                actor,
+                action,
+                target,
+                reason,
+                ..
+            } => self.paint(
+                NOTICE,
+                format!(
+                    "-!- [{}] {actor} {action} {target} {reason}",
+                    local_hhmm(time)
+                )
+                .trim_end(),
+            ),
             ServerLine::Other(l) => l.to_string(),
         })
     }

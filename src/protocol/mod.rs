@@ -16,7 +16,7 @@ pub mod request;
 pub mod server_line;
 
 pub use error::{ErrCode, ProtoError};
-pub use reply::{HistRow, Reply, SHUTTING_DOWN, Stats, greeting, help_lines, welcome};
+pub use reply::{HistRow, ModRow, Reply, SHUTTING_DOWN, Stats, greeting, help_lines, welcome};
 pub use request::{
     Page, Request, Verb, VerbSpec, has_control, looks_like_http, sanitize, validate_name,
     validate_password,
@@ -29,6 +29,8 @@ pub const NAME_MAX: usize = 32;
 pub const PASSWORD_MIN: usize = 8;
 /// Longest accepted password, in bytes: bcrypt's input limit, so nothing is ever truncated.
 pub const PASSWORD_MAX: usize = 72;
+/// Rows `#modlog` shows when the admin gives no LIMIT.
+pub const MODLOG_DEFAULT_LIMIT: u32 = 20;
 /// Page size of `#all_messages` / `#my_messages` when the client gives none.
 pub const HISTORY_DEFAULT_LIMIT: u32 = 100;
 /// Largest page a client may ask for.

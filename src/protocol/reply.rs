@@ -76,6 +76,25 @@ pub enum Reply<'a> {
     Hist(&'a HistRow),
     /// `STATS key=value ...`
     Stats(&'a Stats),
+    /// `MODLOG ID TIME ACTOR ACTION TARGET [REASON]`
+    Modlog(&'a ModRow),
+}
+
+/// One stored moderation action, as `#modlog` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModRow {
+    /// Row id (ascending in time).
+    pub id: i64,
+    /// RFC 3339 UTC time.
+    pub time: String,
+    /// The admin's name, or `cli`.
+    pub actor: String,
+    /// `kick`, `admin`, `revoke`.
+    pub action: String,
+    /// The account acted on.
+    pub target: String,
+    /// Why (may be empty).
+    pub reason: String,
 }
 
 /// The server's vital signs, as `#stats` reports them.
@@ -141,6 +160,16 @@ impl Reply<'_> {
                 st.sendq_max,
                 st.writer_queue,
                 st.actor_queue
+            ),
+            Reply::Modlog(m) if m.reason.is_empty() => write!(
+                buf,
+                "MODLOG {} {} {} {} {}",
+                m.id, m.time, m.actor, m.action, m.target
+            ),
+            Reply::Modlog(m) => write!(
+                buf,
+                "MODLOG {} {} {} {} {} {}",
+                m.id, m.time, m.actor, m.action, m.target, m.reason
             ),
             Reply::Hist(h) => write!(
                 buf,

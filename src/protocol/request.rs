@@ -52,6 +52,8 @@ pub enum Verb {
     Quit,
     /// `#kick` (admins)
     Kick,
+    /// `#modlog` (admins)
+    Modlog,
 }
 
 /// What the table says of one verb.
@@ -72,7 +74,7 @@ pub struct VerbSpec {
 
 impl Verb {
     /// Every verb, in `#help`'s order.
-    pub const ALL: [Verb; 16] = [
+    pub const ALL: [Verb; 17] = [
         Verb::Register,
         Verb::Login,
         Verb::Password,
@@ -89,6 +91,7 @@ impl Verb {
         Verb::Help,
         Verb::Quit,
         Verb::Kick,
+        Verb::Modlog,
     ];
 
     /// The table.
@@ -185,6 +188,13 @@ impl Verb {
                 false,
                 false,
             ),
+            Verb::Modlog => v(
+                "modlog",
+                "#modlog [LIMIT]",
+                "(admins) the recent moderation actions, oldest first",
+                false,
+                true,
+            ),
         }
     }
 
@@ -227,6 +237,8 @@ pub enum Request<'a> {
         /// Why, verbatim (may be empty).
         reason: &'a str,
     },
+    /// `#modlog [LIMIT]`: the newest LIMIT actions.
+    Modlog(u32),
     /// `#join ROOM` (the room name is folded to lower case).
     Join {
         /// Canonical (lower-case) room name.
@@ -312,6 +324,14 @@ impl<'a> Request<'a> {
             Verb::Stats => no_args(&args, form, Request::Stats)?,
             Verb::Help => no_args(&args, form, Request::Help)?,
             Verb::Quit => no_args(&args, form, Request::Quit)?,
+            Verb::Modlog => match args.as_slice() {
+                [] => Request::Modlog(super::MODLOG_DEFAULT_LIMIT),
+                [n] if is_digits(n) => match n.parse::<u32>() {
+                    Ok(v @ 1..=HISTORY_MAX_LIMIT) => Request::Modlog(v),
+                    _ => return Err(usage(form)),
+                },
+                _ => return Err(usage(form)),
+            },
             Verb::Kick => {
                 let Some(name) = args.first().copied() else {
                     return Err(usage(form));
@@ -350,6 +370,7 @@ impl<'a> Request<'a> {
             Request::Help => Verb::Help,
             Request::Quit => Verb::Quit,
             Request::Kick { .. } => Verb::Kick,
+            Request::Modlog(_) => Verb::Modlog,
             Request::Say(_) => Verb::Say,
         }
     }
@@ -366,6 +387,7 @@ impl<'a> Request<'a> {
             Request::Register { name, password } => format!("#register {name} {password}"),
             Request::Login { name, password } => format!("#login {name} {password}"),
             Request::Password { old, new } => format!("#password {old} {new}"),
+            Request::Modlog(n) => format!("#modlog {n}"),
             Request::Kick { name, reason: "" } => format!("#kick {name}"),
             Request::Kick { name, reason } => format!("#kick {name} {reason}"),
             Request::Join { room } => format!("#join {room}"),

@@ -39,6 +39,21 @@ pub enum ServerLine<'a> {
     },
     /// `STATS ...`
     Stats(&'a str),
+    /// `MODLOG ID TIME ACTOR ACTION TARGET [REASON]`
+    Modlog {
+        /// Row id.
+        id: &'a str,
+        /// RFC 3339 time.
+        time: &'a str,
+        /// Who.
+        actor: &'a str,
+        /// What.
+        action: &'a str,
+        /// To whom.
+        target: &'a str,
+        /// Why (empty when none was given).
+        reason: &'a str,
+    },
     /// Anything else (a newer server's line).
     Other(&'a str),
 }
@@ -88,6 +103,17 @@ impl<'a> ServerLine<'a> {
                 text: f[4],
             }),
             "STATS" => Some(ServerLine::Stats(rest)),
+            "MODLOG" => {
+                let v: Vec<&str> = rest.splitn(6, ' ').collect();
+                (v.len() >= 5).then(|| ServerLine::Modlog {
+                    id: v[0],
+                    time: v[1],
+                    actor: v[2],
+                    action: v[3],
+                    target: v[4],
+                    reason: v.get(5).copied().unwrap_or(""),
+                })
+            }
             _ => None,
         };
         parsed.unwrap_or(ServerLine::Other(line))

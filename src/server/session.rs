@@ -423,6 +423,7 @@ impl Session {
                 return self.change_password(u, old, new, raw).await;
             }
             (Request::Kick { name, reason }, Some(u)) => self.kick(u, name, reason).await,
+            (Request::Modlog(limit), Some(u)) => self.modlog(u, limit).await,
             (Request::Join { room }, Some(u)) => self.join(u, room).await,
             (Request::Leave, Some(u)) => self.leave(u).await,
             (Request::Say(text), Some(u)) => self.say(u, text).await,
@@ -671,6 +672,26 @@ impl Session {
             target.name
         );
         self.reply(Reply::Ok("kick", &format!("{} {sessions}", target.name)));
+    }
+
+    /// `#modlog [LIMIT]` (admins): the rows and the closing `OK` as one queue item.
+    async fn modlog(&self, me: User, limit: u32) {
+        match self.shared.store.is_admin(me.id).await {
+            Ok(true) => {}
+            Ok(false) => return self.error(&ProtoError::admins_only()),
+            Err(e) => return self.error(&store_error(&e)),
+        }
+        match self.shared.store.modlog(limit).await {
+            Ok(rows) => {
+                let mut buf = BytesMut::new();
+                for r in &rows {
+                    Reply::Modlog(r).encode(&mut buf);
+                }
+                Reply::Ok("modlog", &rows.len().to_string()).encode(&mut buf);
+                self.outbox.push(buf.freeze());
+            }
+            Err(e) => self.error(&store_error(&e)),
+        }
     }
 
     async fn join(&mut self, user: User, room: String) {

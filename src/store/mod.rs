@@ -224,6 +224,31 @@ impl Store {
         .map_err(|e| StoreError::Sqlite(e.to_string()))?
     }
 
+    /// The newest `limit` moderation actions, oldest first.
+    pub async fn modlog(&self, limit: u32) -> Result<Vec<crate::protocol::ModRow>, StoreError> {
+        self.read(move |c| {
+            let mut rows: Vec<crate::protocol::ModRow> = c
+                .prepare_cached(
+                    "SELECT id, at, actor, action, target, reason FROM moderation \
+                     ORDER BY id DESC LIMIT ?1",
+                )?
+                .query_map(params![limit], |r| {
+                    Ok(crate::protocol::ModRow {
+                        id: r.get(0)?,
+                        time: r.get(1)?,
+                        actor: r.get(2)?,
+                        action: r.get(3)?,
+                        target: r.get(4)?,
+                        reason: r.get(5)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            rows.reverse();
+            Ok(rows)
+        })
+        .await
+    }
+
     /// Whether the account `user` is an admin now (read at every moderation request, so a
     /// revocation counts at once).
     pub async fn is_admin(&self, user: UserId) -> Result<bool, StoreError> {
