@@ -977,6 +977,25 @@ async fn login_storm(
     Ok(t.elapsed().as_secs_f64())
 }
 
+/// A new database at `db` with linechat's schema (from its own store) and a cheap hash of
+/// `password` for the accounts; `None` if the file exists already (filled by an earlier run).
+fn new_database(
+    db: &str,
+    password: &str,
+) -> Result<Option<(rusqlite::Connection, String)>, String> {
+    let path = std::path::Path::new(db);
+    if path.exists() {
+        return Ok(None);
+    }
+    drop(linechat::store::Database::open(
+        path,
+        linechat::config::Sync::Normal,
+    )?);
+    let conn = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
+    let hash = bcrypt::hash(password, 4).map_err(|e| e.to_string())?;
+    Ok(Some((conn, hash)))
+}
+
 /// Users and rooms in the h1 database; `u0` (the one that queries) has joined 5 rooms and
 /// sent 3% of the messages, so pages are full on the small database too.
 const H1_USERS: usize = 1000;
@@ -985,16 +1004,9 @@ const H1_ROOMS: usize = 100;
 /// Fills `db` with `n` messages spread over [`H1_ROOMS`] rooms and [`H1_USERS`] users
 /// (run before the daemon starts; the schema comes from linechat's own store).
 fn fill(db: &str, n: usize, password: &str) -> Result<(), String> {
-    let path = std::path::Path::new(db);
-    if path.exists() {
+    let Some((mut conn, hash)) = new_database(db, password)? else {
         return Ok(());
-    }
-    drop(linechat::store::Database::open(
-        path,
-        linechat::config::Sync::Normal,
-    )?);
-    let mut conn = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
-    let hash = bcrypt::hash(password, 4).map_err(|e| e.to_string())?;
+    };
     let tx = conn.transaction().map_err(|e| e.to_string())?;
     {
         let e = |e: rusqlite::Error| e.to_string();
@@ -1060,16 +1072,9 @@ const H3_ROOMS: usize = 20_000;
 /// Fills `db` for H3: `u0` has joined [`H3_ROOMS`] rooms with `per_room` messages each (from
 /// a second user), spread in time the way rooms joined one after another would be.
 fn fill_many_rooms(db: &str, per_room: usize, password: &str) -> Result<(), String> {
-    let path = std::path::Path::new(db);
-    if path.exists() {
+    let Some((mut conn, hash)) = new_database(db, password)? else {
         return Ok(());
-    }
-    drop(linechat::store::Database::open(
-        path,
-        linechat::config::Sync::Normal,
-    )?);
-    let mut conn = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
-    let hash = bcrypt::hash(password, 4).map_err(|e| e.to_string())?;
+    };
     let tx = conn.transaction().map_err(|e| e.to_string())?;
     {
         let e = |e: rusqlite::Error| e.to_string();
