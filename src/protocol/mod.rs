@@ -274,6 +274,27 @@ mod tests {
         }
     }
 
+    /// protocol.md's rate-limit paragraph names exactly the verbs the table limits.
+    #[test]
+    fn protocol_md_names_the_rate_limited_verbs() {
+        let doc = include_str!("../../protocol.md");
+        let start = doc.find("The message rate limit applies to").unwrap();
+        let limited = &doc[start..];
+        let limited = &limited[..limited.find("(the requests").unwrap()];
+        let never = &doc[start..];
+        let never = &never[never.find("never to").unwrap()..];
+        let never = &never[..never.find('.').unwrap()];
+        for v in Verb::ALL.into_iter().filter(|v| *v != Verb::Say) {
+            let name = format!("`#{}`", v.spec().name);
+            if v.spec().rate_limited {
+                assert!(limited.contains(&name), "{name} not named as rate limited");
+                assert!(!never.contains(&name), "{name} named as never limited");
+            } else {
+                assert!(!limited.contains(&name), "{name} named as rate limited");
+            }
+        }
+    }
+
     #[test]
     fn protocol_md_lists_every_error_code_and_verb() {
         let doc = include_str!("../../protocol.md");
