@@ -291,7 +291,12 @@ async fn serve(config: Config) -> Result<(), String> {
     };
     let tls = match &config.tls {
         Some(t) => {
-            let certs = Arc::new(Tls::load(&t.cert, &t.key)?);
+            // Reading and parsing the PEM files: off the async threads, like the database.
+            let (cert, key) = (t.cert.clone(), t.key.clone());
+            let certs = tokio::task::spawn_blocking(move || Tls::load(&cert, &key))
+                .await
+                .map_err(|e| e.to_string())??;
+            let certs = Arc::new(certs);
             let l = bind(t.listen).await?;
             info!(
                 "listening for TLS on {}",
