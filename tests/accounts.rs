@@ -213,6 +213,9 @@ fn password_change_keeps_other_sessions_and_counts_wrong_old_passwords() {
     a.expect("ERR badpass passwords are 8 to 72 bytes");
     a.send(&format!("#password {PASS} new\u{1}pass-42"));
     a.expect("ERR badpass a password may not contain control characters");
+    // A control character in OLD never matches, though cleaning would make it the password.
+    a.send("#password s3cret\0-pass new-pass-42");
+    a.expect("ERR auth wrong password");
     a.send(&format!("#password {PASS} new-pass-42"));
     a.expect("OK password");
     // The other session is still logged in; the old password no longer works, the new does.

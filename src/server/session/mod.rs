@@ -397,12 +397,12 @@ impl Session {
             }
             // Cleaning removed control characters from the password: refused for a new one,
             // and never a match for an existing one (`pass\0word123` is not `password123`).
-            (Request::Register { .. }, None) if password_had_control(raw) => {
+            (Request::Register { .. }, None) if word_had_control(raw, 2) => {
                 self.error(&ProtoError::password_control())
             }
             (Request::Register { name, password }, None) => self.register(name, password).await,
             (Request::Login { name, password }, None) => {
-                return self.login(name, password, password_had_control(raw)).await;
+                return self.login(name, password, word_had_control(raw, 2)).await;
             }
             (_, None) => return Flow::Continue, // guests only reach the verbs above
             (r, Some(u)) if r.is_rate_limited() && !self.admit(&u) => {
@@ -527,12 +527,11 @@ impl Session {
     /// bcrypt work), NEW is hashed off the async threads and stored through the log. The
     /// user's other sessions stay logged in.
     async fn change_password(&mut self, user: User, old: &str, new: &str, raw: &str) -> Flow {
-        let words: Vec<&str> = raw.split(' ').filter(|w| !w.is_empty()).collect();
-        if words.get(2).is_some_and(|w| protocol::has_control(w)) {
+        if word_had_control(raw, 2) {
             self.error(&ProtoError::password_control());
             return Flow::Continue;
         }
-        let poisoned = words.get(1).is_some_and(|w| protocol::has_control(w));
+        let poisoned = word_had_control(raw, 1);
         let account = user.name.to_ascii_lowercase();
         let throttled = self.login_throttle(&account);
         if !throttled.is_zero() {
@@ -758,12 +757,12 @@ impl Session {
     }
 }
 
-/// Whether the password word (the third) of a raw `#register`/`#login` line holds a control
-/// character.
-fn password_had_control(raw: &str) -> bool {
+/// Whether word `k` (0 = the verb) of a raw `#register`/`#login`/`#password` line holds a
+/// control character, which cleaning would remove: a password is checked as the client sent it.
+fn word_had_control(raw: &str, k: usize) -> bool {
     raw.split(' ')
         .filter(|w| !w.is_empty())
-        .nth(2)
+        .nth(k)
         .is_some_and(protocol::has_control)
 }
 
