@@ -238,9 +238,11 @@ where
                     .reset(tokio::time::Instant::now() + s.shared.config.idle_timeout);
             }
         };
-        // The one cleanup path. Every line read before the end was queued in order; the
-        // departure goes behind them, so they are committed and acknowledged, then `OK quit`,
-        // then the room hears LEAVE.
+        // The one cleanup path. A guest's slots go back first: the next connection need not
+        // wait for this one's farewell (and "disconnected" in the log means they are free).
+        s.guest = None;
+        // Every line read before the end was queued in order; the departure goes behind them,
+        // so they are committed and acknowledged, then `OK quit`, then the room hears LEAVE.
         if reason != SHUTDOWN {
             let line = quit.then(|| Reply::Ok("quit", "").to_bytes());
             Box::pin(s.depart(&mut flusher, &mut write, line, true)).await;
