@@ -1,4 +1,4 @@
--- linechat database schema, version 3: the readable whole. linechatd builds and upgrades a
+-- linechat database schema, version 4: the readable whole. linechatd builds and upgrades a
 -- database with the ordered migrations in src/store/migrations.rs (one exclusive transaction,
 -- PRAGMA user_version = the version); a test checks that they build exactly this schema.
 -- Times are RFC 3339 UTC text with milliseconds, e.g. 2026-11-29T02:40:19.123Z.
@@ -10,7 +10,13 @@ CREATE TABLE IF NOT EXISTS users (
     name          TEXT NOT NULL UNIQUE COLLATE NOCASE,
     password_hash TEXT NOT NULL,                       -- bcrypt, $2b$
     created_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-    is_admin      INTEGER NOT NULL DEFAULT 0           -- since version 3; set by `linechatd user admin`
+    is_admin      INTEGER NOT NULL DEFAULT 0,          -- since version 3; set by `linechatd user admin`
+    -- Since version 4: a ban (#ban, `linechatd user ban`) refuses logins until this time
+    -- (NULL: never banned or lifted; 9999-12-31T23:59:59.999Z: for good), for this reason.
+    banned_until  TEXT,
+    ban_reason    TEXT NOT NULL DEFAULT '',
+    -- Since version 4: a mute (#mute) refuses chat lines until this time (same forms).
+    muted_until   TEXT
 );
 
 -- Rooms, created on first join. Names are stored in lower case. The first and last message ids
@@ -40,7 +46,10 @@ CREATE TABLE IF NOT EXISTS messages (
     room_id    INTEGER NOT NULL REFERENCES rooms (id),
     user_id    INTEGER NOT NULL REFERENCES users (id),
     created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-    body       TEXT NOT NULL
+    body       TEXT NOT NULL,
+    -- Since version 4: when an admin deleted it (#delete); its body is then emptied and it
+    -- leaves history and replay, but the row stays so no id is ever given out twice.
+    deleted_at TEXT
 );
 
 -- A room's messages newest first (join replay, #my_messages): a range scan per room.
@@ -54,7 +63,18 @@ CREATE TABLE IF NOT EXISTS moderation (
     id     INTEGER PRIMARY KEY,
     at     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     actor  TEXT NOT NULL,
-    action TEXT NOT NULL,                               -- kick, admin, revoke
+    action TEXT NOT NULL,              -- kick, admin, revoke; since 4: ban, unban, mute, unmute, delete
     target TEXT NOT NULL,
     reason TEXT NOT NULL DEFAULT ''
 );
+
+-- Addresses and networks banned from connecting (since version 4), in CIDR form with the host
+-- bits cleared (203.0.113.7/32, 203.0.113.0/24, 2001:db8::/32). A ban ends at `until`
+-- (9999-12-31T23:59:59.999Z: for good); #unban deletes the row, the moderation log keeps it.
+CREATE TABLE IF NOT EXISTS address_bans (
+    network TEXT PRIMARY KEY,
+    until   TEXT NOT NULL,
+    reason  TEXT NOT NULL DEFAULT '',
+    actor   TEXT NOT NULL,                               -- the admin's name, or cli
+    at      TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+) WITHOUT ROWID;

@@ -70,7 +70,7 @@ fn guests_may_only_ping_help_quit_register_login() {
     c.expect("PONG");
     c.send("#help");
     let mut help = Vec::new();
-    for _ in 0..17 {
+    for _ in 0..22 {
         help.push(c.expect_prefix("INFO "));
     }
     for verb in [
@@ -87,6 +87,11 @@ fn guests_may_only_ping_help_quit_register_login() {
         "#help",
         "#quit",
         "#kick",
+        "#ban",
+        "#unban",
+        "#mute",
+        "#unmute",
+        "#delete",
         "#modlog",
     ] {
         assert!(

@@ -2,6 +2,7 @@
 //! per database, and `#health` noticing the file deleted or replaced under the daemon.
 mod common;
 use common::{TestServer, run_daemon};
+use linechat::store::migrations::VERSION as CURRENT_VERSION;
 
 /// The committed version-1 database (made by linechatd 0.1.0 before migrations existed; see
 /// tests/fixtures/README.md), copied to a temp dir.
@@ -89,10 +90,11 @@ fn a_version_1_database_is_migrated_and_serves_everything_unchanged() {
     srv.signal("TERM");
     let log = srv.all_log();
     assert!(
-        log.iter().any(|l| l.contains("from schema version 1 to 3")),
+        log.iter()
+            .any(|l| l.contains(&format!("from schema version 1 to {CURRENT_VERSION}"))),
         "the upgrade is logged: {log:?}"
     );
-    assert_eq!(user_version(&db), 3);
+    assert_eq!(user_version(&db), CURRENT_VERSION);
     let ranges: Vec<(String, i64, i64)> = rusqlite::Connection::open(&db)
         .unwrap()
         .prepare("SELECT name, first_message_id, last_message_id FROM rooms ORDER BY name")
@@ -115,7 +117,9 @@ fn a_database_from_a_newer_version_is_refused_and_not_modified() {
     let (status, err) = run_daemon(&["--listen", "127.0.0.1:0", "--db", db.to_str().unwrap()]);
     assert!(!status.success());
     assert!(
-        err.contains("its schema version is 99, newer than this linechatd knows (3)"),
+        err.contains(&format!(
+            "its schema version is 99, newer than this linechatd knows ({CURRENT_VERSION})"
+        )),
         "{err}"
     );
     assert_eq!(std::fs::read(&db).unwrap(), before, "the file was modified");
@@ -207,7 +211,7 @@ fn a_version_2_database_is_migrated_and_serves_everything_unchanged() {
         ]
     );
     drop(srv);
-    assert_eq!(user_version(&db), 3);
+    assert_eq!(user_version(&db), CURRENT_VERSION);
     let conn = rusqlite::Connection::open(&db).unwrap();
     let admins: i64 = conn
         .query_row("SELECT count(*) FROM users WHERE is_admin", [], |r| {
@@ -219,4 +223,77 @@ fn a_version_2_database_is_migrated_and_serves_everything_unchanged() {
         .query_row("SELECT count(*) FROM moderation", [], |r| r.get(0))
         .unwrap();
     assert_eq!(logged, 0);
+}
+
+/// The committed version-3 database (written by the daemon at schema version 3): upgraded to
+/// version 4 (bans, mutes, tombstones), its accounts, admin flag, moderation log and history
+/// served unchanged, and the new columns empty.
+#[test]
+fn a_version_3_database_is_migrated_and_serves_everything_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("v3.db");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/v3.db"),
+        &db,
+    )
+    .unwrap();
+    assert_eq!(user_version(&db), 3);
+    let srv = TestServer::start_on(&db, &[]);
+    let mut erin = srv.client();
+    erin.send("#login erin erin-pass-1");
+    erin.expect("OK login erin");
+    assert_eq!(
+        hist_lines(&mut erin, "my_messages"),
+        [
+            "1 plaza erin hello plaza",
+            "2 plaza erin second line",
+            "3 plaza Frank hi erin"
+        ]
+    );
+    // Still an admin, with the old row in the log and the new verbs working.
+    erin.send("#modlog");
+    let row = erin.line();
+    assert!(
+        row.starts_with("MODLOG 1 ") && row.ends_with(" cli admin erin"),
+        "{row}"
+    );
+    erin.expect("OK modlog 1");
+    let mut frank = srv.client();
+    frank.send("#login frank frank-pass-22");
+    frank.expect("OK login Frank");
+    assert_eq!(
+        hist_lines(&mut frank, "all_messages"),
+        ["3 plaza Frank hi erin", "4 annex Frank annex line"]
+    );
+    erin.send("#delete 4 test");
+    erin.expect("OK delete 4");
+    assert_eq!(
+        hist_lines(&mut frank, "all_messages"),
+        ["3 plaza Frank hi erin"]
+    );
+    erin.send("#mute frank 1h");
+    erin.expect_prefix("OK mute Frank 20");
+    drop(srv);
+    assert_eq!(user_version(&db), 4);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (banned, muted): (i64, i64) = conn
+        .query_row(
+            "SELECT count(banned_until), count(muted_until) FROM users",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((banned, muted), (0, 1));
+    let tombstones: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM messages WHERE deleted_at IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tombstones, 1);
+    let networks: i64 = conn
+        .query_row("SELECT count(*) FROM address_bans", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(networks, 0);
 }

@@ -3,21 +3,6 @@
 //! get `ERR denied`, and admins cannot kick admins.
 mod common;
 use common::{PASS, TestServer};
-use std::process::Command;
-
-fn make_admin(srv: &TestServer, name: &str, revoke: bool) {
-    let mut cmd = Command::new(common::daemon());
-    cmd.args(["user", "admin", name, "--db", srv.db.to_str().unwrap()]);
-    if revoke {
-        cmd.arg("--revoke");
-    }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 #[test]
 fn an_admin_kicks_every_session_of_a_user_and_the_room_hears_leave() {
@@ -25,7 +10,7 @@ fn an_admin_kicks_every_session_of_a_user_and_the_room_hears_leave() {
     let (mut alice, mut bob) = srv.alice_and_bob("g");
     let mut bob2 = srv.login("bob");
     let mut root = srv.user("root");
-    make_admin(&srv, "root", false);
+    srv.make_admin("root");
     // Not an admin: denied, whatever the target.
     alice.send("#kick bob");
     alice.expect("ERR denied only admins may do that");
@@ -91,13 +76,13 @@ fn admins_cannot_kick_admins_and_revocation_counts_at_once() {
     let srv = TestServer::start();
     let mut root = srv.user("root");
     let mut other = srv.user("other");
-    make_admin(&srv, "root", false);
-    make_admin(&srv, "other", false);
+    srv.make_admin("root");
+    srv.make_admin("other");
     root.send("#kick other");
     root.expect(
         "ERR denied other is an admin; an operator revokes that first: linechatd user admin other --revoke",
     );
-    make_admin(&srv, "root", true);
+    srv.user_tool(&["admin", "root", "--revoke"]);
     root.send("#kick other");
     root.expect("ERR denied only admins may do that");
     other.send("#kick root");

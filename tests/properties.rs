@@ -29,11 +29,19 @@ fn commandish() -> impl Strategy<Value = String> {
         "#ping",
         "#help",
         "#quit",
+        "#kick",
+        "#ban",
+        "#unban",
+        "#mute",
+        "#unmute",
+        "#delete",
+        "#modlog",
         "##",
         "#JOIN",
         "",
     ]);
-    let word = "[A-Za-z0-9_ -]{0,40}|[0-9]{1,5}|\\PC{0,10}";
+    // Words, numbers, durations and addresses, so bans and deletions parse too.
+    let word = "[A-Za-z0-9_ -]{0,40}|[0-9]{1,5}|[0-9]{1,3}[smhdw]|[0-9]{1,3}(\\.[0-9]{1,3}){3}(/[0-9]{1,2})?|\\PC{0,10}";
     (verb, prop::collection::vec(word, 0..4)).prop_map(|(v, ws)| {
         let mut s = v.to_string();
         for w in ws {
@@ -109,6 +117,8 @@ proptest! {
         prop_assert_eq!(ServerLine::parse(&l), ServerLine::Join(&room, &name, &n));
         let l = line(Reply::Leave { room: &room, name: &name, count })?;
         prop_assert_eq!(ServerLine::parse(&l), ServerLine::Leave(&room, &name, &n));
+        let l = line(Reply::Deleted { room: &room, id, name: &name })?;
+        prop_assert_eq!(ServerLine::parse(&l), ServerLine::Deleted(&room, &id.to_string(), &name));
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let l = line(Reply::Users { room: &room, names: &refs })?;
         let joined = refs.join(" ");

@@ -5,6 +5,7 @@
 use argh::FromArgs;
 use linechat::client::health::{self, HealthArgs};
 use linechat::config::{Args, Config, DEFAULT_BCRYPT_COST, DEFAULT_DB, with_env};
+use linechat::protocol::sanction::{Ban, Until, parse_duration, parse_target};
 use linechat::protocol::{has_control, validate_name, validate_password};
 use linechat::server::auth::Auth;
 use linechat::server::tls::Tls;
@@ -110,6 +111,39 @@ enum UserCmd {
     Passwd(UserPasswd),
     List(UserList),
     Admin(UserAdmin),
+    Ban(UserBan),
+    Unban(UserUnban),
+}
+
+/// ban an account (admins too) or an address or network (203.0.113.7, 203.0.113.0/24); a
+/// running daemon closes its sessions within two seconds; recorded in the moderation log
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "ban")]
+struct UserBan {
+    /// the account's name (any case), or an address or network
+    #[argh(positional)]
+    target: String,
+    /// how long: 90s, 30m, 12h, 7d, 2w (default: for good)
+    #[argh(option, long = "for")]
+    duration: Option<String>,
+    /// why, shown to the banned user
+    #[argh(option, default = "String::new()")]
+    reason: String,
+    /// the database (default: LINECHAT_DB, else ./linechat.db)
+    #[argh(option)]
+    db: Option<PathBuf>,
+}
+
+/// lift the ban on an account or an address or network; recorded in the moderation log
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "unban")]
+struct UserUnban {
+    /// the account's name (any case), or an address or network
+    #[argh(positional)]
+    target: String,
+    /// the database (default: LINECHAT_DB, else ./linechat.db)
+    #[argh(option)]
+    db: Option<PathBuf>,
 }
 
 /// make an account an admin (or, with --revoke, no longer one); recorded in the moderation log
@@ -196,7 +230,11 @@ fn user_main(argv: &[String]) -> ExitCode {
             .map(|list| {
                 for acc in list {
                     let admin = if acc.admin { " admin" } else { "" };
-                    println!("{} {}{admin}", acc.name, acc.created_at);
+                    let banned = match &acc.banned {
+                        Some(ban) => format!(" banned {}", ban.text()),
+                        None => String::new(),
+                    };
+                    println!("{} {}{admin}{banned}", acc.name, acc.created_at);
                 }
             }),
         UserCmd::Admin(a) => accounts::open(&db(a.db)).and_then(|mut conn| {
@@ -208,6 +246,33 @@ fn user_main(argv: &[String]) -> ExitCode {
             }
             Ok(())
         }),
+        UserCmd::Ban(a) => parse_target(&a.target)
+            .map_err(|e| e.text)
+            .and_then(|target| {
+                let duration = match a.duration.as_deref() {
+                    None => None,
+                    Some(d) => Some(
+                        parse_duration(d)
+                            .ok_or_else(|| format!("--for {d}: not a duration (30m, 12h, 7d)"))?,
+                    ),
+                };
+                let ban = Ban {
+                    until: Until::after(chrono::Utc::now(), duration),
+                    reason: a.reason,
+                };
+                let mut conn = accounts::open(&db(a.db))?;
+                let name = accounts::ban(&mut conn, target, &ban)?;
+                println!("{name} is banned {}", ban.text());
+                Ok(())
+            }),
+        UserCmd::Unban(a) => parse_target(&a.target)
+            .map_err(|e| e.text)
+            .and_then(|target| {
+                let mut conn = accounts::open(&db(a.db))?;
+                let name = accounts::unban(&mut conn, target)?;
+                println!("{name} is no longer banned");
+                Ok(())
+            }),
     };
     match done {
         Ok(()) => ExitCode::SUCCESS,

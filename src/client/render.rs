@@ -75,6 +75,10 @@ impl Screen {
             ServerLine::Leave(room, name, n) => {
                 self.paint(PRESENCE, &format!("<-- {name} left {room} ({})", users(n)))
             }
+            ServerLine::Deleted(room, id, name) => self.paint(
+                NOTICE,
+                &format!("-!- a message by {name} in {room} was removed (id {id})"),
+            ),
             ServerLine::Ok("join", args) => {
                 let (room, n) = split2(args);
                 self.paint(PRESENCE, &format!("--> you joined {room} ({})", users(n)))

@@ -31,6 +31,7 @@
 pub mod local;
 
 use crate::protocol::HistRow;
+use crate::protocol::sanction::{Ban, Until};
 use crate::store::StoreError;
 use crate::{SessionId, User};
 use bytes::Bytes;
@@ -84,12 +85,72 @@ pub struct Departure {
 pub struct Moderation {
     /// The admin's name.
     pub actor: String,
-    /// `kick`, ...
+    /// `kick`, `ban`, `unban`, `mute`, `unmute`, `delete`.
     pub action: &'static str,
-    /// The account acted on.
+    /// The account, network or message id acted on.
     pub target: String,
-    /// Why (may be empty).
+    /// Why (may be empty); a ban's or mute's end comes first (`until TIME: REASON`).
     pub reason: String,
+    /// What it changes, in the same transaction as its record.
+    pub effect: Effect,
+}
+
+/// What a moderation action changes in the store.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Nothing stored but the record (`#kick`: the sessions are closed by the room actor).
+    Record,
+    /// The account's logins are refused until the ban ends.
+    Ban {
+        /// The account.
+        user: crate::UserId,
+        /// Until when, and why.
+        ban: Ban,
+    },
+    /// The account's ban is lifted.
+    Unban {
+        /// The account.
+        user: crate::UserId,
+    },
+    /// Connections from the network are refused until the ban ends.
+    BanNetwork {
+        /// The network, CIDR form.
+        network: String,
+        /// Until when, and why.
+        ban: Ban,
+    },
+    /// The network's ban is lifted.
+    UnbanNetwork {
+        /// The network, CIDR form.
+        network: String,
+    },
+    /// The account's chat lines are refused until then.
+    Mute {
+        /// The account.
+        user: crate::UserId,
+        /// Until when.
+        until: Until,
+    },
+    /// The account's mute is lifted.
+    Unmute {
+        /// The account.
+        user: crate::UserId,
+    },
+    /// The message leaves history and replay (its row stays, emptied); its room is told
+    /// with [`Event::Deleted`], in log order.
+    Delete {
+        /// The message.
+        id: i64,
+    },
+}
+
+/// Whether a moderation action found what it acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Done and recorded.
+    Done,
+    /// Nothing to do (not banned, not muted, no such message): nothing recorded.
+    Missing,
 }
 
 /// Why a request was not committed.
@@ -119,6 +180,17 @@ pub enum Event {
         departure: Departure,
         /// Told once the departure is applied.
         reply: oneshot::Sender<()>,
+    },
+    /// An admin deleted a message: its room is told, then the admin.
+    Deleted {
+        /// The room it was in.
+        room: Arc<str>,
+        /// The message.
+        id: i64,
+        /// Who had said it.
+        name: Arc<str>,
+        /// Told once the room has been told.
+        reply: oneshot::Sender<Result<Applied, StoreError>>,
     },
     /// A session's request was not committed: only that session hears of it.
     Failed {
@@ -158,7 +230,7 @@ pub(crate) enum Op {
     },
     Moderate {
         record: Moderation,
-        reply: oneshot::Sender<Result<(), StoreError>>,
+        reply: oneshot::Sender<Result<Applied, StoreError>>,
     },
     SetPassword {
         user: crate::UserId,
@@ -222,8 +294,10 @@ impl Log {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Records a moderation action (committed before the action takes effect).
-    pub async fn moderate(&self, record: Moderation) -> Result<(), StoreError> {
+    /// Applies a moderation action's [`Effect`] and records it, in one transaction, before
+    /// the action takes effect anywhere else; [`Applied::Missing`] (nothing recorded) if there
+    /// was nothing to act on.
+    pub async fn moderate(&self, record: Moderation) -> Result<Applied, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.queue(Op::Moderate { record, reply }).await?;
         rx.await.map_err(|_| StoreError::Closed)?

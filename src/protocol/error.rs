@@ -42,6 +42,10 @@ pub enum ErrCode {
     Denied,
     /// An admin closed the session: the connection is closed.
     Kicked,
+    /// The account or the address is banned: refused, or closed if it was connected.
+    Banned,
+    /// The account is muted: its chat line was refused.
+    Muted,
 }
 
 impl ErrCode {
@@ -66,11 +70,13 @@ impl ErrCode {
             ErrCode::Tls => "tls",
             ErrCode::Denied => "denied",
             ErrCode::Kicked => "kicked",
+            ErrCode::Banned => "banned",
+            ErrCode::Muted => "muted",
         }
     }
 
     /// Every code, in the order protocol.md lists them.
-    pub const ALL: [ErrCode; 18] = [
+    pub const ALL: [ErrCode; 20] = [
         ErrCode::Auth,
         ErrCode::Exists,
         ErrCode::BadName,
@@ -89,6 +95,8 @@ impl ErrCode {
         ErrCode::Tls,
         ErrCode::Denied,
         ErrCode::Kicked,
+        ErrCode::Banned,
+        ErrCode::Muted,
     ];
 }
 
@@ -277,6 +285,40 @@ impl ProtoError {
             reason
         };
         Self::new(ErrCode::Kicked, reason)
+    }
+    /// A banned account or address: `ERR banned until TIME: REASON`.
+    pub fn banned(ban: &super::sanction::Ban) -> Self {
+        Self::new(ErrCode::Banned, ban.text())
+    }
+    /// A chat line from a muted account.
+    pub fn muted(until: super::sanction::Until) -> Self {
+        Self::new(ErrCode::Muted, format!("until {}", until.text()))
+    }
+    /// `#unban` or `#unmute` of what is not banned or muted.
+    pub fn not_sanctioned(target: &str, what: &str) -> Self {
+        Self::new(ErrCode::Usage, format!("{target} is not {what}"))
+    }
+    /// A ban's target with `.` or `:` that is not an address or a network.
+    pub fn not_a_network(word: &str) -> Self {
+        Self::new(
+            ErrCode::Usage,
+            format!(
+                "{word} is not an address or a network (203.0.113.7, 203.0.113.0/24, 2001:db8::/32)"
+            ),
+        )
+    }
+    /// `#delete` of an id that is not a message, or one already deleted.
+    pub fn no_such_message(id: i64) -> Self {
+        Self::new(ErrCode::Usage, format!("no message {id}"))
+    }
+    /// An address ban that would cover the admin's own connection.
+    pub fn own_address(net: &str) -> Self {
+        Self::new(
+            ErrCode::Denied,
+            format!(
+                "{net} holds your own address; ban it from elsewhere or with linechatd user ban"
+            ),
+        )
     }
     /// `#register` while registration is closed.
     pub fn registration_closed() -> Self {

@@ -9,10 +9,12 @@
 //! - [`request`]: client lines -> [`Request`].
 //! - [`reply`]: [`Reply`] -> server lines.
 //! - [`server_line`]: server lines -> [`ServerLine`].
+//! - [`sanction`]: bans and mutes: how long, aimed at what.
 
 pub mod error;
 pub mod reply;
 pub mod request;
+pub mod sanction;
 pub mod server_line;
 
 pub use error::{ErrCode, ProtoError};
@@ -45,6 +47,88 @@ mod tests {
 
     fn line(r: Reply) -> String {
         String::from_utf8(r.to_bytes().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn parses_the_moderation_verbs() {
+        use sanction::{Target, parse_network};
+        use std::time::Duration;
+        let net = |s: &str| Target::Network(parse_network(s).unwrap());
+        assert_eq!(
+            Request::parse("#ban bob 7d  spamming  links ").unwrap(),
+            Some(Request::Ban {
+                target: Target::Account("bob"),
+                duration: Some(Duration::from_secs(7 * 86400)),
+                reason: "spamming  links",
+            })
+        );
+        // A second word that is no duration starts the reason; none at all is for good.
+        assert_eq!(
+            Request::parse("#ban bob 5 times").unwrap(),
+            Some(Request::Ban {
+                target: Target::Account("bob"),
+                duration: None,
+                reason: "5 times",
+            })
+        );
+        assert_eq!(
+            Request::parse("#ban 203.0.113.77/24").unwrap(),
+            Some(Request::Ban {
+                target: net("203.0.113.0/24"),
+                duration: None,
+                reason: "",
+            })
+        );
+        assert_eq!(
+            Request::parse("#unban 2001:db8::1").unwrap(),
+            Some(Request::Unban(net("2001:db8::1/128")))
+        );
+        assert_eq!(
+            Request::parse("#ban 1.2.3.4/40").unwrap_err().text,
+            "1.2.3.4/40 is not an address or a network (203.0.113.7, 203.0.113.0/24, 2001:db8::/32)"
+        );
+        assert_eq!(
+            Request::parse("#ban b@d").unwrap_err().code,
+            ErrCode::BadName
+        );
+        assert_eq!(
+            Request::parse("#mute bob 1h30m flood").unwrap(),
+            Some(Request::Mute {
+                name: "bob",
+                duration: Some(Duration::from_secs(5400)),
+                reason: "flood",
+            })
+        );
+        assert_eq!(
+            Request::parse("#unmute bob").unwrap(),
+            Some(Request::Unmute("bob"))
+        );
+        assert_eq!(
+            Request::parse("#delete 42 phishing").unwrap(),
+            Some(Request::Delete {
+                id: 42,
+                reason: "phishing",
+            })
+        );
+        for bad in [
+            "#delete",
+            "#delete 0",
+            "#delete -3",
+            "#delete 99999999999999999999",
+            "#ban",
+            "#unban",
+            "#unmute a b",
+        ] {
+            assert_eq!(
+                Request::parse(bad).unwrap_err().code,
+                ErrCode::Usage,
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            Request::parse("#ban bob 90m x").unwrap().unwrap().to_line(),
+            "#ban bob 5400s x"
+        );
     }
 
     #[test]

@@ -78,6 +78,15 @@ pub enum Reply<'a> {
     Stats(&'a Stats),
     /// `MODLOG ID TIME ACTOR ACTION TARGET [REASON]`
     Modlog(&'a ModRow),
+    /// `DELETED ROOM ID NAME`: an admin removed message ID (by NAME) from ROOM's history.
+    Deleted {
+        /// Room the message was in.
+        room: &'a str,
+        /// The message's id.
+        id: i64,
+        /// Who had said it.
+        name: &'a str,
+    },
 }
 
 /// One stored moderation action, as `#modlog` shows it.
@@ -136,6 +145,7 @@ impl Reply<'_> {
             Reply::Msg { room, name, text } => write!(buf, "MSG {room} {name} {text}"),
             Reply::Join { room, name, count } => write!(buf, "JOIN {room} {name} {count}"),
             Reply::Leave { room, name, count } => write!(buf, "LEAVE {room} {name} {count}"),
+            Reply::Deleted { room, id, name } => write!(buf, "DELETED {room} {id} {name}"),
             Reply::Users { room, names } => {
                 let _ = write!(buf, "USERS {room} {}", names.len());
                 for n in names.iter() {

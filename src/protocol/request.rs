@@ -1,10 +1,12 @@
 //! Client lines: cleaning, framing-level checks, and parsing into [`Request`]s.
 
+use super::sanction::{Target, parse_duration, parse_target};
 use super::{
     ErrCode, HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, NAME_MAX, PASSWORD_MAX, PASSWORD_MIN,
     ProtoError,
 };
 use std::borrow::Cow;
+use std::time::Duration;
 
 /// Which page of a history listing: at most `limit` messages with id below `before`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +56,16 @@ pub enum Verb {
     Kick,
     /// `#modlog` (admins)
     Modlog,
+    /// `#ban` (admins)
+    Ban,
+    /// `#unban` (admins)
+    Unban,
+    /// `#mute` (admins)
+    Mute,
+    /// `#unmute` (admins)
+    Unmute,
+    /// `#delete` (admins)
+    Delete,
 }
 
 /// What the table says of one verb.
@@ -74,7 +86,7 @@ pub struct VerbSpec {
 
 impl Verb {
     /// Every verb, in `#help`'s order.
-    pub const ALL: [Verb; 17] = [
+    pub const ALL: [Verb; 22] = [
         Verb::Register,
         Verb::Login,
         Verb::Password,
@@ -91,6 +103,11 @@ impl Verb {
         Verb::Help,
         Verb::Quit,
         Verb::Kick,
+        Verb::Ban,
+        Verb::Unban,
+        Verb::Mute,
+        Verb::Unmute,
+        Verb::Delete,
         Verb::Modlog,
     ];
 
@@ -186,7 +203,42 @@ impl Verb {
                 "#kick NAME [REASON]",
                 "(admins) close every session of NAME, telling it REASON",
                 false,
+                true,
+            ),
+            Verb::Ban => v(
+                "ban",
+                "#ban NAME|ADDRESS[/BITS] [DURATION] [REASON]",
+                "(admins) refuse NAME's logins, or an address's or network's connections, for DURATION (30m, 12h, 7d; none: for good), closing them now",
                 false,
+                true,
+            ),
+            Verb::Unban => v(
+                "unban",
+                "#unban NAME|ADDRESS[/BITS]",
+                "(admins) lift a ban",
+                false,
+                true,
+            ),
+            Verb::Mute => v(
+                "mute",
+                "#mute NAME [DURATION] [REASON]",
+                "(admins) refuse NAME's chat lines for DURATION (none: for good)",
+                false,
+                true,
+            ),
+            Verb::Unmute => v(
+                "unmute",
+                "#unmute NAME",
+                "(admins) lift a mute",
+                false,
+                true,
+            ),
+            Verb::Delete => v(
+                "delete",
+                "#delete ID [REASON]",
+                "(admins) remove message ID from history; its room is told",
+                false,
+                true,
             ),
             Verb::Modlog => v(
                 "modlog",
@@ -239,6 +291,35 @@ pub enum Request<'a> {
     },
     /// `#modlog [LIMIT]`: the newest LIMIT actions.
     Modlog(u32),
+    /// `#ban NAME|ADDRESS[/BITS] [DURATION] [REASON]`
+    Ban {
+        /// The account or network.
+        target: Target<'a>,
+        /// How long; `None` is for good.
+        duration: Option<Duration>,
+        /// Why, verbatim (may be empty).
+        reason: &'a str,
+    },
+    /// `#unban NAME|ADDRESS[/BITS]`
+    Unban(Target<'a>),
+    /// `#mute NAME [DURATION] [REASON]`
+    Mute {
+        /// The account (validated).
+        name: &'a str,
+        /// How long; `None` is for good.
+        duration: Option<Duration>,
+        /// Why, verbatim (may be empty): for the moderation log.
+        reason: &'a str,
+    },
+    /// `#unmute NAME`
+    Unmute(&'a str),
+    /// `#delete ID [REASON]`
+    Delete {
+        /// The message.
+        id: i64,
+        /// Why, verbatim (may be empty).
+        reason: &'a str,
+    },
     /// `#join ROOM` (the room name is folded to lower case).
     Join {
         /// Canonical (lower-case) room name.
@@ -338,13 +419,56 @@ impl<'a> Request<'a> {
                 };
                 validate_name(name)?;
                 // The reason is the rest of the line, as typed.
-                let after_verb = command.trim_start_matches(|c| c != ' ');
-                let reason = after_verb
-                    .trim_start()
-                    .strip_prefix(name)
-                    .unwrap_or("")
-                    .trim();
+                let reason = rest_after(command, 1);
                 Request::Kick { name, reason }
+            }
+            Verb::Ban => {
+                let Some(target) = args.first().copied() else {
+                    return Err(usage(form));
+                };
+                let target = parse_target(target)?;
+                let duration = args.get(1).and_then(|w| parse_duration(w));
+                let reason = rest_after(command, 1 + usize::from(duration.is_some()));
+                Request::Ban {
+                    target,
+                    duration,
+                    reason,
+                }
+            }
+            Verb::Unban => {
+                let [target] = exact::<1>(&args, form)?;
+                Request::Unban(parse_target(target)?)
+            }
+            Verb::Mute => {
+                let Some(name) = args.first().copied() else {
+                    return Err(usage(form));
+                };
+                validate_name(name)?;
+                let duration = args.get(1).and_then(|w| parse_duration(w));
+                let reason = rest_after(command, 1 + usize::from(duration.is_some()));
+                Request::Mute {
+                    name,
+                    duration,
+                    reason,
+                }
+            }
+            Verb::Unmute => {
+                let [name] = exact::<1>(&args, form)?;
+                validate_name(name)?;
+                Request::Unmute(name)
+            }
+            Verb::Delete => {
+                let id = match args.first() {
+                    Some(w) if is_digits(w) => w.parse::<i64>().map_err(|_| usage(form))?,
+                    _ => return Err(usage(form)),
+                };
+                if id < 1 {
+                    return Err(usage(form));
+                }
+                Request::Delete {
+                    id,
+                    reason: rest_after(command, 1),
+                }
             }
             // `Verb::named` never names chat lines.
             Verb::Say => Request::Say(line),
@@ -371,6 +495,11 @@ impl<'a> Request<'a> {
             Request::Quit => Verb::Quit,
             Request::Kick { .. } => Verb::Kick,
             Request::Modlog(_) => Verb::Modlog,
+            Request::Ban { .. } => Verb::Ban,
+            Request::Unban(_) => Verb::Unban,
+            Request::Mute { .. } => Verb::Mute,
+            Request::Unmute(_) => Verb::Unmute,
+            Request::Delete { .. } => Verb::Delete,
             Request::Say(_) => Verb::Say,
         }
     }
@@ -390,6 +519,19 @@ impl<'a> Request<'a> {
             Request::Modlog(n) => format!("#modlog {n}"),
             Request::Kick { name, reason: "" } => format!("#kick {name}"),
             Request::Kick { name, reason } => format!("#kick {name} {reason}"),
+            Request::Ban {
+                target,
+                duration,
+                reason,
+            } => with_rest(format!("#ban {}", target.text()), *duration, reason),
+            Request::Unban(target) => format!("#unban {}", target.text()),
+            Request::Mute {
+                name,
+                duration,
+                reason,
+            } => with_rest(format!("#mute {name}"), *duration, reason),
+            Request::Unmute(name) => format!("#unmute {name}"),
+            Request::Delete { id, reason } => with_rest(format!("#delete {id}"), None, reason),
             Request::Join { room } => format!("#join {room}"),
             Request::AllMessages(p) | Request::MyMessages(p) => page(p),
             Request::Say(text) if text.starts_with('#') => format!("#{text}"),
@@ -407,6 +549,30 @@ impl<'a> Request<'a> {
     pub fn allowed_as_guest(&self) -> bool {
         self.verb().spec().guest
     }
+}
+
+/// What follows the verb and `words` more words of `command` (the line after `#`), trimmed:
+/// a reason, as typed.
+fn rest_after(command: &str, words: usize) -> &str {
+    let mut rest = command;
+    for _ in 0..=words {
+        rest = rest
+            .trim_start_matches(' ')
+            .trim_start_matches(|c| c != ' ');
+    }
+    rest.trim()
+}
+
+/// `line`, then a duration (in seconds, which parses back the same) and a reason if given.
+fn with_rest(mut line: String, duration: Option<Duration>, reason: &str) -> String {
+    if let Some(d) = duration {
+        line.push_str(&format!(" {}s", d.as_secs()));
+    }
+    if !reason.is_empty() {
+        line.push(' ');
+        line.push_str(reason);
+    }
+    line
 }
 
 fn usage(form: &str) -> ProtoError {

@@ -54,6 +54,8 @@ pub enum ServerLine<'a> {
         /// Why (empty when none was given).
         reason: &'a str,
     },
+    /// `DELETED ROOM ID NAME`
+    Deleted(&'a str, &'a str, &'a str),
     /// Anything else (a newer server's line).
     Other(&'a str),
 }
@@ -85,6 +87,7 @@ impl<'a> ServerLine<'a> {
             "MSG" => fields(3).map(|f| ServerLine::Msg(f[0], f[1], f[2])),
             "JOIN" => fields(3).map(|f| ServerLine::Join(f[0], f[1], f[2])),
             "LEAVE" => fields(3).map(|f| ServerLine::Leave(f[0], f[1], f[2])),
+            "DELETED" => fields(3).map(|f| ServerLine::Deleted(f[0], f[1], f[2])),
             "USERS" => {
                 let v: Vec<&str> = rest.splitn(3, ' ').collect();
                 match v.as_slice() {

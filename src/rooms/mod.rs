@@ -15,13 +15,15 @@ mod table;
 pub use meter::Meter;
 pub use table::{Entered, Left, RoomTable};
 
-use crate::log::{Committed, Event, Failure, Joined, Sink};
+use crate::log::{Applied, Committed, Event, Failure, Joined, Sink};
 use crate::protocol::{ProtoError, Reply};
 use crate::{SessionId, UserId};
 use bytes::{Bytes, BytesMut};
+use ipnet::IpNet;
 use log::{debug, info};
 use outbox::Outbox;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -36,6 +38,7 @@ enum Command {
     Attach {
         session: SessionId,
         user: UserId,
+        ip: IpAddr,
         outbox: Outbox,
     },
     Detach {
@@ -50,15 +53,38 @@ enum Command {
     },
     /// A committed event from the log, in log order.
     Event(Event),
-    /// Close every session of `user` after sending it `line`.
+    /// Close every session `who` covers after sending it `line`.
     Kick {
-        user: UserId,
+        who: Who,
         line: Bytes,
         reply: oneshot::Sender<usize>,
     },
     Stats {
         reply: oneshot::Sender<RoomStats>,
     },
+}
+
+/// Whose sessions a kick closes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Who {
+    /// Every session of this user.
+    User(UserId),
+    /// Every session connected from this network, but those of the `spared` users.
+    Network {
+        /// The network.
+        net: IpNet,
+        /// Users whose sessions stay (admins).
+        spared: Vec<UserId>,
+    },
+}
+
+impl Who {
+    fn covers(&self, user: UserId, ip: IpAddr) -> bool {
+        match self {
+            Who::User(u) => *u == user,
+            Who::Network { net, spared } => net.contains(&ip) && !spared.contains(&user),
+        }
+    }
 }
 
 /// What the actor knows for `#stats`.
@@ -102,13 +128,15 @@ impl Rooms {
         Rooms { tx }
     }
 
-    /// Registers a logged-in session's outbox, so it can be seated and sent to.
-    pub async fn attach(&self, session: SessionId, user: UserId, outbox: Outbox) {
+    /// Registers a logged-in session's outbox, so it can be seated and sent to; `ip` is the
+    /// address it connected from (for bans of networks).
+    pub async fn attach(&self, session: SessionId, user: UserId, ip: IpAddr, outbox: Outbox) {
         let _ = self
             .tx
             .send(Command::Attach {
                 session,
                 user,
+                ip,
                 outbox,
             })
             .await;
@@ -133,13 +161,13 @@ impl Rooms {
         rx.await.ok().flatten()
     }
 
-    /// Sends `line` to every session of `user` and closes them once it is written (their
+    /// Sends `line` to every session `who` covers and closes them once it is written (their
     /// rooms hear `LEAVE` as the sessions end). Returns how many sessions there were.
-    pub async fn kick(&self, user: UserId, line: Bytes) -> usize {
+    pub async fn kick(&self, who: Who, line: Bytes) -> usize {
         let (reply, rx) = oneshot::channel();
         if self
             .tx
-            .send(Command::Kick { user, line, reply })
+            .send(Command::Kick { who, line, reply })
             .await
             .is_err()
         {
@@ -169,8 +197,8 @@ impl Sink for Rooms {
 struct Actor {
     table: RoomTable,
     outboxes: HashMap<SessionId, Outbox>,
-    /// Which user each logged-in session is.
-    session_users: HashMap<SessionId, UserId>,
+    /// Which user each logged-in session is, and the address it connected from.
+    session_users: HashMap<SessionId, (UserId, IpAddr)>,
     /// Logged-in sessions per user.
     online: HashMap<UserId, usize>,
     /// Sessions whose queue overflowed during the current command; dropped after it.
@@ -202,10 +230,11 @@ impl Actor {
             Command::Attach {
                 session,
                 user,
+                ip,
                 outbox,
             } => {
                 self.outboxes.insert(session, outbox);
-                self.session_users.insert(session, user);
+                self.session_users.insert(session, (user, ip));
                 *self.online.entry(user).or_insert(0) += 1;
             }
             Command::Detach { session } => {
@@ -226,11 +255,11 @@ impl Actor {
                 let _ = reply.send(self.table.rooms());
             }
             Command::Event(event) => self.apply(event),
-            Command::Kick { user, line, reply } => {
+            Command::Kick { who, line, reply } => {
                 let sessions: Vec<SessionId> = self
                     .session_users
                     .iter()
-                    .filter(|&(_, u)| *u == user)
+                    .filter(|&(_, &(user, ip))| who.covers(user, ip))
                     .map(|(s, _)| *s)
                     .collect();
                 for s in &sessions {
@@ -255,6 +284,21 @@ impl Actor {
                 };
                 self.send(session, e.to_bytes());
             }
+            Event::Deleted {
+                room,
+                id,
+                name,
+                reply,
+            } => {
+                let line = Reply::Deleted {
+                    room: &room,
+                    id,
+                    name: &name,
+                }
+                .to_bytes();
+                self.broadcast(&room, &line, 1, None);
+                let _ = reply.send(Ok(Applied::Done));
+            }
             Event::Left { session, reply } => {
                 let room = self.leave(session);
                 let _ = reply.send(room);
@@ -277,7 +321,7 @@ impl Actor {
 
     /// Removes a session's outbox and its count as an online user.
     fn forget(&mut self, session: SessionId) -> Option<Outbox> {
-        if let Some(user) = self.session_users.remove(&session)
+        if let Some((user, _)) = self.session_users.remove(&session)
             && let Some(n) = self.online.get_mut(&user)
         {
             *n -= 1;

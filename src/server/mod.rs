@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod codec;
 pub mod ratelimit;
+pub mod sanctions;
 mod session;
 pub mod tls;
 
@@ -13,11 +14,14 @@ use crate::log::Log;
 use crate::log::local::{self, WriterOptions};
 use crate::protocol::ProtoError;
 use crate::protocol::error::{BUSY_ADDRESS, BUSY_ADDRESS_GUESTS, BUSY_GUESTS, BUSY_SERVER};
+use crate::protocol::sanction::Until;
 use crate::rooms::Rooms;
-use crate::store::{Database, Store};
+use crate::rooms::Who;
+use crate::store::{Database, Store, StoreError};
 use auth::Auth;
 use log::{info, warn};
 use ratelimit::Limiter;
+use sanctions::Sanctions;
 use socket2::{SockRef, TcpKeepalive};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -76,12 +80,58 @@ pub struct Shared {
     guests: Option<Arc<Semaphore>>,
     /// Guests per client address (`--max-guests-per-ip`).
     guests_per_ip: Arc<PerIp>,
+    /// Bans and mutes in force.
+    pub sanctions: Sanctions,
 }
 
 impl Shared {
     /// Open connections, guests included.
     pub fn connections(&self) -> usize {
         self.config.max_connections - self.slots.available_permits()
+    }
+
+    /// Re-reads the bans and mutes from the store and closes every session a new ban covers
+    /// (an account's sessions; a network's, but for admins'), each told `ERR banned`. Returns
+    /// how many were closed. The caller holds `sanctions.refreshing`.
+    pub async fn refresh_sanctions(&self) -> Result<usize, StoreError> {
+        let now = Until::Time(chrono::Utc::now()).stored();
+        let fresh = self.sanctions.replace(self.store.sanctions(now).await?);
+        let mut closed = 0;
+        for (user, ban) in fresh.accounts {
+            let line = ProtoError::banned(&ban).to_bytes();
+            closed += self.rooms.kick(Who::User(user), line).await;
+        }
+        if !fresh.networks.is_empty() {
+            let spared = self.store.admins().await?;
+            for (net, ban) in fresh.networks {
+                let line = ProtoError::banned(&ban).to_bytes();
+                let who = Who::Network {
+                    net,
+                    spared: spared.clone(),
+                };
+                closed += self.rooms.kick(who, line).await;
+            }
+        }
+        Ok(closed)
+    }
+}
+
+/// Re-reads the bans and mutes every [`sanctions::REFRESH`] until `shutdown`: the offline
+/// tool's bans close their sessions within that time, and bans that ended stop counting.
+async fn refresh_sanctions(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(sanctions::REFRESH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let _held = shared.sanctions.refreshing.lock().await;
+        match shared.refresh_sanctions().await {
+            Ok(0) => {}
+            Ok(n) => info!("closed {n} sessions of accounts or networks banned meanwhile"),
+            Err(e) => warn!("reading bans and mutes failed: {e}"),
+        }
     }
 }
 
@@ -215,13 +265,19 @@ pub async fn run(
             max: config.max_guests_per_ip,
             counts: Mutex::new(HashMap::new()),
         }),
+        sanctions: Sanctions::default(),
         config,
         rooms,
         log: log.clone(),
         store,
         auth,
     });
+    // Bans are in force before the first connection is accepted.
+    if let Err(e) = shared.refresh_sanctions().await {
+        warn!("reading bans and mutes failed: {e}");
+    }
     let tracker = TaskTracker::new();
+    tracker.spawn(refresh_sanctions(shared.clone(), shutdown.clone()));
     let mut next_id: u64 = 0;
     let Listeners { plain, tls } = listeners;
     let (tls_listener, tls) = match tls {
@@ -250,9 +306,12 @@ pub async fn run(
             .with_time(KEEPALIVE_IDLE)
             .with_interval(KEEPALIVE_INTERVAL);
         let _ = SockRef::from(&stream).set_tcp_keepalive(&keepalive);
-        let admitted = match limit.clone().try_acquire_owned() {
-            Err(_) => Err(ProtoError::busy(BUSY_SERVER)),
-            Ok(permit) => match PerIp::take(&per_ip, peer.ip()) {
+        // A banned network is refused before anything else: no slot, no handshake.
+        let banned = shared.sanctions.network_ban(peer.ip());
+        let admitted = match (banned, limit.clone().try_acquire_owned()) {
+            (Some(ban), _) => Err(ProtoError::banned(&ban)),
+            (None, Err(_)) => Err(ProtoError::busy(BUSY_SERVER)),
+            (None, Ok(permit)) => match PerIp::take(&per_ip, peer.ip()) {
                 None => Err(ProtoError::busy(BUSY_ADDRESS)),
                 Some(slot) => shared
                     .guest_pass(peer.ip())

@@ -3,7 +3,8 @@
 //! without the daemon's lock. How the first account is made when registration is closed.
 
 use super::{configure, migrations};
-use rusqlite::{Connection, ErrorCode, params};
+use crate::protocol::sanction::{Ban, Target, Until};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use std::path::Path;
 
 /// One account, as `linechatd user list` shows it.
@@ -15,6 +16,8 @@ pub struct Account {
     pub admin: bool,
     /// When it was created (RFC 3339 UTC).
     pub created_at: String,
+    /// The ban in force on it, if any.
+    pub banned: Option<Ban>,
 }
 
 /// The database at `path` for the offline tool: it must exist and be at this daemon's schema
@@ -101,17 +104,112 @@ pub fn set_admin(conn: &mut Connection, name: &str, admin: bool) -> Result<(), S
     tx.commit().map_err(explain)
 }
 
+/// Bans an account (admins too: this is the operator) or a network, and records it in the
+/// moderation log as done by `cli`. A running daemon reads it within two seconds and closes
+/// the sessions it covers.
+pub fn ban(conn: &mut Connection, target: Target<'_>, ban: &Ban) -> Result<String, String> {
+    let tx = conn.transaction().map_err(explain)?;
+    let name = match target {
+        Target::Account(name) => {
+            let stored: Option<String> = tx
+                .query_row(
+                    "UPDATE users SET banned_until = ?2, ban_reason = ?3 WHERE name = ?1 \
+                     RETURNING name",
+                    params![name, ban.until.stored(), ban.reason],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(explain)?;
+            stored.ok_or_else(|| format!("no account named {name}"))?
+        }
+        Target::Network(net) => {
+            tx.execute(
+                "INSERT INTO address_bans (network, until, reason, actor) VALUES (?1, ?2, ?3, 'cli') \
+                 ON CONFLICT (network) DO UPDATE SET until = excluded.until, \
+                 reason = excluded.reason, actor = 'cli', at = excluded.at",
+                params![net.to_string(), ban.until.stored(), ban.reason],
+            )
+            .map_err(explain)?;
+            net.to_string()
+        }
+    };
+    tx.execute(
+        "INSERT INTO moderation (actor, action, target, reason) VALUES ('cli', 'ban', ?1, ?2)",
+        params![name, ban.text()],
+    )
+    .map_err(explain)?;
+    tx.commit().map_err(explain)?;
+    Ok(name)
+}
+
+/// Lifts the ban on an account or a network, recorded as done by `cli`.
+pub fn unban(conn: &mut Connection, target: Target<'_>) -> Result<String, String> {
+    let tx = conn.transaction().map_err(explain)?;
+    let now = Until::Time(chrono::Utc::now()).stored();
+    let (name, changed) = match target {
+        Target::Account(name) => {
+            let stored: Option<String> = tx
+                .query_row("SELECT name FROM users WHERE name = ?1", [name], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(explain)?;
+            let stored = stored.ok_or_else(|| format!("no account named {name}"))?;
+            let changed = tx
+                .execute(
+                    "UPDATE users SET banned_until = NULL, ban_reason = '' \
+                     WHERE name = ?1 AND banned_until > ?2",
+                    params![name, now],
+                )
+                .map_err(explain)?;
+            (stored, changed)
+        }
+        Target::Network(net) => {
+            let changed = tx
+                .execute(
+                    "DELETE FROM address_bans WHERE network = ?1 AND until > ?2",
+                    params![net.to_string(), now],
+                )
+                .map_err(explain)?;
+            (net.to_string(), changed)
+        }
+    };
+    if changed == 0 {
+        return Err(format!("{name} is not banned"));
+    }
+    tx.execute(
+        "INSERT INTO moderation (actor, action, target) VALUES ('cli', 'unban', ?1)",
+        params![name],
+    )
+    .map_err(explain)?;
+    tx.commit().map_err(explain)?;
+    Ok(name)
+}
+
 /// Every account, by name.
 pub fn list(conn: &Connection) -> Result<Vec<Account>, String> {
+    let now = Until::Time(chrono::Utc::now()).stored();
     let mut stmt = conn
-        .prepare("SELECT name, created_at, is_admin FROM users ORDER BY name COLLATE NOCASE")
+        .prepare(
+            "SELECT name, created_at, is_admin, banned_until, ban_reason FROM users \
+             ORDER BY name COLLATE NOCASE",
+        )
         .map_err(explain)?;
     let rows = stmt
         .query_map([], |r| {
+            let until: Option<String> = r.get(3)?;
+            let banned = until
+                .filter(|u| *u > now)
+                .and_then(|u| Until::from_stored(&u))
+                .map(|until| Ban {
+                    until,
+                    reason: r.get(4).unwrap_or_default(),
+                });
             Ok(Account {
                 name: r.get(0)?,
                 created_at: r.get(1)?,
                 admin: r.get(2)?,
+                banned,
             })
         })
         .map_err(explain)?;

@@ -92,7 +92,8 @@ fn hist_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistRow> {
 }
 
 /// The columns of a `HIST` row, joined from messages, rooms and users; callers add the
-/// `WHERE` and `ORDER BY`.
+/// `WHERE` (with `m.deleted_at IS NULL`: deleted messages are tombstones, never shown) and
+/// `ORDER BY`.
 pub const HIST_SELECT: &str = "SELECT m.id, m.created_at, r.name, u.name, m.body \
      FROM messages m JOIN rooms r ON r.id = m.room_id JOIN users u ON u.id = m.user_id";
 
@@ -116,7 +117,10 @@ pub fn room_tail(
 ) -> rusqlite::Result<Vec<HistRow>> {
     query_hist(
         c,
-        &format!("{HIST_SELECT} WHERE m.room_id = ?1 AND m.id < ?2 ORDER BY m.id DESC LIMIT ?3"),
+        &format!(
+            "{HIST_SELECT} WHERE m.room_id = ?1 AND m.id < ?2 AND m.deleted_at IS NULL \
+             ORDER BY m.id DESC LIMIT ?3"
+        ),
         params![room, before.unwrap_or(i64::MAX), limit],
     )
 }

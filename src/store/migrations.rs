@@ -33,6 +33,19 @@ const MIGRATIONS: &[&str] = &[
          target TEXT NOT NULL,
          reason TEXT NOT NULL DEFAULT ''
      );",
+    // 4: bans and mutes of accounts, bans of addresses and networks, deleted messages kept as
+    // tombstones (a deleted row stays, so ids keep increasing).
+    "ALTER TABLE users ADD COLUMN banned_until TEXT;
+     ALTER TABLE users ADD COLUMN ban_reason TEXT NOT NULL DEFAULT '';
+     ALTER TABLE users ADD COLUMN muted_until TEXT;
+     ALTER TABLE messages ADD COLUMN deleted_at TEXT;
+     CREATE TABLE address_bans (
+         network TEXT PRIMARY KEY,
+         until   TEXT NOT NULL,
+         reason  TEXT NOT NULL DEFAULT '',
+         actor   TEXT NOT NULL,
+         at      TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+     ) WITHOUT ROWID;",
 ];
 
 /// The schema version this linechatd writes.

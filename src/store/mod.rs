@@ -12,6 +12,7 @@
 //!   settings in r2d2_sqlite's `with_init`.
 
 use crate::config::Sync;
+use crate::protocol::sanction::{Ban, Until};
 use crate::protocol::{HistRow, Page};
 use crate::{User, UserId};
 use log::info;
@@ -32,6 +33,28 @@ pub mod migrations;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 /// Read connections in the pool.
 const READERS: u32 = 4;
+
+/// An account as a login reads it.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// The user.
+    pub user: User,
+    /// Their bcrypt hash.
+    pub hash: String,
+    /// The ban stored on the account, if any (it may have ended).
+    pub banned: Option<Ban>,
+}
+
+/// The bans and mutes in force, as [`Store::sanctions`] read them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// Banned addresses and networks.
+    pub networks: Vec<(ipnet::IpNet, Ban)>,
+    /// Banned accounts.
+    pub banned: Vec<(UserId, Ban)>,
+    /// Muted accounts.
+    pub muted: Vec<(UserId, Until)>,
+}
 
 /// A storage failure.
 #[derive(Debug)]
@@ -262,23 +285,93 @@ impl Store {
         .await
     }
 
-    /// Looks an account up by name (any case): the user and their password hash.
-    pub async fn find_user(&self, name: &str) -> Result<Option<(User, String)>, StoreError> {
+    /// Every admin account.
+    pub async fn admins(&self) -> Result<Vec<UserId>, StoreError> {
+        self.read(|c| {
+            Ok(c.prepare_cached("SELECT id FROM users WHERE is_admin")?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    /// Looks an account up by name (any case): the user, their password hash, and the ban
+    /// stored on it (which may have ended since).
+    pub async fn find_user(&self, name: &str) -> Result<Option<Found>, StoreError> {
         let name = name.to_string();
         self.read(move |c| {
             let row = c
-                .prepare_cached("SELECT id, name, password_hash FROM users WHERE name = ?1")?
+                .prepare_cached(
+                    "SELECT id, name, password_hash, banned_until, ban_reason FROM users \
+                     WHERE name = ?1",
+                )?
                 .query_row(params![name], |r| {
-                    Ok((
-                        User {
+                    let until: Option<String> = r.get(3)?;
+                    Ok(Found {
+                        user: User {
                             id: r.get(0)?,
                             name: Arc::from(r.get::<_, String>(1)?),
                         },
-                        r.get::<_, String>(2)?,
-                    ))
+                        hash: r.get(2)?,
+                        banned: until.and_then(|u| Until::from_stored(&u)).map(|until| Ban {
+                            until,
+                            reason: r.get(4).unwrap_or_default(),
+                        }),
+                    })
                 })
                 .optional()?;
             Ok(row)
+        })
+        .await
+    }
+
+    /// The bans and mutes in force at `now`: what the daemon keeps in memory and checks on
+    /// every connection and chat line (and re-reads, so the offline tool's changes count).
+    pub async fn sanctions(&self, now: String) -> Result<Snapshot, StoreError> {
+        self.read(move |c| {
+            let networks = c
+                .prepare_cached("SELECT network, until, reason FROM address_bans WHERE until > ?1")?
+                .query_map(params![now], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?))
+                })?
+                .collect::<Result<Vec<(String, String, String)>, _>>()?
+                .into_iter()
+                .filter_map(|(net, until, reason)| {
+                    let net = crate::protocol::sanction::parse_network(&net)?;
+                    let until = Until::from_stored(&until)?;
+                    Some((net, Ban { until, reason }))
+                })
+                .collect();
+            let accounts = |sql: &str| -> Result<Vec<(UserId, String, String)>, StoreError> {
+                Ok(c.prepare_cached(sql)?
+                    .query_map(params![now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<Result<_, _>>()?)
+            };
+            let to_bans = |rows: Vec<(UserId, String, String)>| -> Vec<(UserId, Ban)> {
+                rows.into_iter()
+                    .filter_map(|(id, until, reason)| {
+                        Some((
+                            id,
+                            Ban {
+                                until: Until::from_stored(&until)?,
+                                reason,
+                            },
+                        ))
+                    })
+                    .collect()
+            };
+            Ok(Snapshot {
+                networks,
+                banned: to_bans(accounts(
+                    "SELECT id, banned_until, ban_reason FROM users WHERE banned_until > ?1",
+                )?),
+                muted: to_bans(accounts(
+                    "SELECT id, muted_until, '' FROM users WHERE muted_until > ?1",
+                )?)
+                .into_iter()
+                .map(|(id, b)| (id, b.until))
+                .collect(),
+            })
         })
         .await
     }
@@ -289,7 +382,8 @@ impl Store {
             let mut rows = history::query_hist(
                 c,
                 &format!(
-                    "{} WHERE m.user_id = ?1 AND m.id < ?2 ORDER BY m.id DESC LIMIT ?3",
+                    "{} WHERE m.user_id = ?1 AND m.id < ?2 AND m.deleted_at IS NULL \
+                     ORDER BY m.id DESC LIMIT ?3",
                     history::HIST_SELECT
                 ),
                 params![user, page.before.unwrap_or(i64::MAX), page.limit],
@@ -385,7 +479,8 @@ mod tests {
             rows.join("; ")
         };
         let by_room = plan(&format!(
-            "{HIST_SELECT} WHERE m.room_id = ?1 AND m.id < ?2 ORDER BY m.id DESC LIMIT ?3"
+            "{HIST_SELECT} WHERE m.room_id = ?1 AND m.id < ?2 AND m.deleted_at IS NULL \
+             ORDER BY m.id DESC LIMIT ?3"
         ));
         assert!(
             by_room.contains("USING INDEX messages_room_id"),
@@ -393,7 +488,8 @@ mod tests {
         );
         assert!(!by_room.contains("TEMP B-TREE"), "{by_room}");
         let by_user = plan(&format!(
-            "{HIST_SELECT} WHERE m.user_id = ?1 AND m.id < ?2 ORDER BY m.id DESC LIMIT ?3"
+            "{HIST_SELECT} WHERE m.user_id = ?1 AND m.id < ?2 AND m.deleted_at IS NULL \
+             ORDER BY m.id DESC LIMIT ?3"
         ));
         assert!(
             by_user.contains("USING INDEX messages_user_id"),

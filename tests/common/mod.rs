@@ -208,6 +208,28 @@ impl TestServer {
         (a, b)
     }
 
+    /// Runs `linechatd user ARGS... --db DB` on this server's database; its stdout, or a panic
+    /// with its stderr.
+    pub fn user_tool(&self, args: &[&str]) -> String {
+        let out = Command::new(daemon())
+            .arg("user")
+            .args(args)
+            .args(["--db", self.db.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "linechatd user {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Makes `name` an admin with the offline tool.
+    pub fn make_admin(&self, name: &str) {
+        self.user_tool(&["admin", name]);
+    }
+
     /// The daemon's pid.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
@@ -344,6 +366,25 @@ impl TestClient {
             "{second}"
         );
         c
+    }
+
+    /// Connects from the loopback address `from` (127.0.0.2, ...: every 127/8 address is this
+    /// machine's), so a test can be several client addresses; reads nothing.
+    pub fn connect_from(addr: SocketAddr, from: &str) -> TestClient {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        let local: SocketAddr = format!("{from}:0").parse().expect("an address");
+        socket.bind(&local.into()).expect("bind");
+        socket.connect(&addr.into()).expect("connect");
+        Self::from_stream(socket.into())
+    }
+
+    /// Reads the greeting.
+    pub fn greeted(mut self) -> TestClient {
+        let first = self.line();
+        assert!(first.starts_with("INFO linechat "), "{first}");
+        self.line();
+        self
     }
 
     /// Connects without reading anything.

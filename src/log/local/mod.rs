@@ -18,7 +18,7 @@
 mod pace;
 mod sql;
 
-use super::{Committed, Event, Health, Log, Op, Sink};
+use super::{Applied, Committed, Event, Health, Log, Op, Sink};
 use crate::User;
 use crate::store::{FileId, StoreError, WriterDb, checkpoint};
 use log::{debug, error, info, warn};
@@ -314,6 +314,9 @@ impl Writer {
                 Outcome::Replied(reply, r) => {
                     let _ = reply.send(r);
                 }
+                Outcome::Moderated(reply, r) => {
+                    let _ = reply.send(r);
+                }
                 Outcome::Health(reply, ok) => {
                     let _ = reply.send(self.health(ok));
                 }
@@ -342,6 +345,11 @@ pub(super) enum Outcome {
     Replied(
         oneshot::Sender<Result<(), StoreError>>,
         Result<(), StoreError>,
+    ),
+    /// A moderation action, answered to the admin.
+    Moderated(
+        oneshot::Sender<Result<Applied, StoreError>>,
+        Result<Applied, StoreError>,
     ),
     /// `#health`'s round trip, and whether its transaction committed.
     Health(oneshot::Sender<Health>, bool),

@@ -1,12 +1,12 @@
 //! The statements a batch runs inside its transaction, and what each operation produced.
 
-use super::super::{Committed, Event, Failure, Joined, Op};
+use super::super::{Applied, Committed, Effect, Event, Failure, Joined, Moderation, Op};
 use super::Outcome;
 use crate::protocol::HistRow;
 use crate::store::StoreError;
 use crate::store::history::room_tail;
 use crate::{User, UserId};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -15,6 +15,9 @@ pub(super) enum Done {
     Created(Result<UserId, StoreError>),
     Said(i64),
     Joined(Vec<HistRow>),
+    Moderated(Applied),
+    /// A message deleted: its room's name and its author's.
+    Deleted(String, String),
     Nothing,
 }
 
@@ -47,7 +50,7 @@ pub(super) fn execute_all(
         }
         insert_messages(tx, now, &says, &mut dones, &mut ranges)?;
         says.clear();
-        dones.push(execute(tx, cache, new_rooms, op)?);
+        dones.push(execute(tx, cache, new_rooms, now, op)?);
     }
     insert_messages(tx, now, &says, &mut dones, &mut ranges)?;
     // Each room's message range, once per room per transaction (see `merge_rooms`).
@@ -140,6 +143,7 @@ fn execute(
     tx: &Connection,
     cache: &HashMap<Arc<str>, i64>,
     new_rooms: &mut Vec<Arc<str>>,
+    now: &str,
     op: &Op,
 ) -> rusqlite::Result<Done> {
     Ok(match op {
@@ -158,6 +162,10 @@ fn execute(
             }
         }
         Op::Moderate { record, .. } => {
+            let done = match apply_effect(tx, now, record)? {
+                None => return Ok(Done::Moderated(Applied::Missing)),
+                Some(done) => done,
+            };
             tx.prepare_cached(
                 "INSERT INTO moderation (actor, action, target, reason) VALUES (?1, ?2, ?3, ?4)",
             )?
@@ -167,7 +175,7 @@ fn execute(
                 record.target,
                 record.reason
             ])?;
-            Done::Nothing
+            done
         }
         Op::SetPassword { user, hash, .. } => {
             let changed = tx
@@ -206,6 +214,58 @@ fn execute(
         // Messages are inserted by `insert_messages`.
         Op::Say { .. } | Op::Leave { .. } | Op::Depart { .. } | Op::Stop { .. } => Done::Nothing,
     })
+}
+
+/// A moderation action's change to the store; `None` if there was nothing to act on (then
+/// nothing is recorded either).
+fn apply_effect(tx: &Connection, now: &str, record: &Moderation) -> rusqlite::Result<Option<Done>> {
+    let done = Done::Moderated(Applied::Done);
+    let changed = match &record.effect {
+        Effect::Record => return Ok(Some(done)),
+        Effect::Ban { user, ban } => tx
+            .prepare_cached("UPDATE users SET banned_until = ?2, ban_reason = ?3 WHERE id = ?1")?
+            .execute(params![user, ban.until.stored(), ban.reason])?,
+        Effect::Unban { user } => tx
+            .prepare_cached(
+                "UPDATE users SET banned_until = NULL, ban_reason = '' \
+                 WHERE id = ?1 AND banned_until > ?2",
+            )?
+            .execute(params![user, now])?,
+        Effect::BanNetwork { network, ban } => tx
+            .prepare_cached(
+                "INSERT INTO address_bans (network, until, reason, actor, at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (network) DO UPDATE SET until = excluded.until, \
+                 reason = excluded.reason, actor = excluded.actor, at = excluded.at",
+            )?
+            .execute(params![network, ban.until.stored(), ban.reason, record.actor, now])?,
+        Effect::UnbanNetwork { network } => tx
+            .prepare_cached("DELETE FROM address_bans WHERE network = ?1 AND until > ?2")?
+            .execute(params![network, now])?,
+        Effect::Mute { user, until } => tx
+            .prepare_cached("UPDATE users SET muted_until = ?2 WHERE id = ?1")?
+            .execute(params![user, until.stored()])?,
+        Effect::Unmute { user } => tx
+            .prepare_cached(
+                "UPDATE users SET muted_until = NULL WHERE id = ?1 AND muted_until > ?2",
+            )?
+            .execute(params![user, now])?,
+        Effect::Delete { id } => {
+            let found: Option<(String, String)> = tx
+                .prepare_cached(
+                    "SELECT r.name, u.name FROM messages m JOIN rooms r ON r.id = m.room_id \
+                     JOIN users u ON u.id = m.user_id WHERE m.id = ?1 AND m.deleted_at IS NULL",
+                )?
+                .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let Some((room, name)) = found else {
+                return Ok(None);
+            };
+            tx.prepare_cached("UPDATE messages SET body = '', deleted_at = ?2 WHERE id = ?1")?
+                .execute(params![id, now])?;
+            return Ok(Some(Done::Deleted(room, name)));
+        }
+    };
+    Ok((changed > 0).then_some(done))
 }
 
 /// Pairs an executed operation with what it produced.
@@ -250,8 +310,20 @@ pub(super) fn finish(op: Op, done: Done) -> Outcome {
             reply,
         })),
         (Op::Health { reply }, Done::Nothing) => Outcome::Health(reply, true),
-        (Op::SetPassword { reply, .. } | Op::Moderate { reply, .. }, Done::Nothing) => {
-            Outcome::Replied(reply, Ok(()))
+        (Op::SetPassword { reply, .. }, Done::Nothing) => Outcome::Replied(reply, Ok(())),
+        (Op::Moderate { reply, .. }, Done::Moderated(applied)) => {
+            Outcome::Moderated(reply, Ok(applied))
+        }
+        (Op::Moderate { record, reply }, Done::Deleted(room, name)) => {
+            let Effect::Delete { id } = record.effect else {
+                return Outcome::Moderated(reply, Ok(Applied::Done));
+            };
+            Outcome::Event(Event::Deleted {
+                room: Arc::from(room),
+                id,
+                name: Arc::from(name),
+                reply,
+            })
         }
         (op, _) => not_done(op),
     }
@@ -268,8 +340,11 @@ pub(super) fn not_done(op: Op) -> Outcome {
             session,
             reason: Failure::Storage,
         }),
-        Op::SetPassword { reply, .. } | Op::Moderate { reply, .. } => {
+        Op::SetPassword { reply, .. } => {
             Outcome::Replied(reply, Err(StoreError::Sqlite("rolled back".into())))
+        }
+        Op::Moderate { reply, .. } => {
+            Outcome::Moderated(reply, Err(StoreError::Sqlite("rolled back".into())))
         }
         Op::Join { .. } => Outcome::Nothing,
         Op::Leave { session, reply } => Outcome::Event(Event::Left { session, reply }),

@@ -383,6 +383,14 @@ impl Session {
             }
         };
         event!(debug, self, "request {}", request.verb().spec().name);
+        // A network banned since this guest connected: told, and closed, before any bcrypt.
+        if user.is_none()
+            && matches!(request, Request::Register { .. } | Request::Login { .. })
+            && let Some(ban) = self.banned_address()
+        {
+            self.error(&ProtoError::banned(&ban));
+            return Flow::Close("banned address");
+        }
         match (request, user) {
             (Request::Ping, _) => self.reply(Reply::Pong),
             (Request::Health, _) => self.health().await,
@@ -425,6 +433,25 @@ impl Session {
                 return self.change_password(u, old, new, raw).await;
             }
             (Request::Kick { name, reason }, Some(u)) => self.kick(u, name, reason).await,
+            (
+                Request::Ban {
+                    target,
+                    duration,
+                    reason,
+                },
+                Some(u),
+            ) => self.ban(u, target, duration, reason).await,
+            (Request::Unban(target), Some(u)) => self.unban(u, target).await,
+            (
+                Request::Mute {
+                    name,
+                    duration,
+                    reason,
+                },
+                Some(u),
+            ) => self.mute(u, name, duration, reason).await,
+            (Request::Unmute(name), Some(u)) => self.unmute(u, name).await,
+            (Request::Delete { id, reason }, Some(u)) => self.delete(u, id, reason).await,
             (Request::Modlog(limit), Some(u)) => self.modlog(u, limit).await,
             (Request::Join { room }, Some(u)) => self.join(u, room).await,
             (Request::Leave, Some(u)) => self.leave(u).await,
@@ -442,6 +469,11 @@ impl Session {
             }
         }
         Flow::Continue
+    }
+
+    /// The ban on this connection's address, if one is in force now.
+    fn banned_address(&self) -> Option<crate::protocol::sanction::Ban> {
+        self.shared.sanctions.network_ban(self.peer.ip())
     }
 
     fn help(&self) {
@@ -543,7 +575,7 @@ impl Session {
             return self.login_failed();
         }
         let hash = match self.shared.store.find_user(&user.name).await {
-            Ok(found) => found.map(|(_, h)| h),
+            Ok(found) => found.map(|f| f.hash),
             Err(e) => {
                 self.error(&store_error(&e));
                 return Flow::Continue;
@@ -591,8 +623,18 @@ impl Session {
                 return Flow::Continue;
             }
         };
+        // A ban is told before any bcrypt work: the name alone decides it.
+        if let Some(ban) = found
+            .as_ref()
+            .and_then(|f| f.banned.as_ref())
+            .filter(|b| !b.until.is_over(chrono::Utc::now()))
+        {
+            event!(info, self, "login {name} refused: banned");
+            self.error(&ProtoError::banned(ban));
+            return Flow::Continue;
+        }
         let (user, hash) = match found {
-            Some((u, h)) => (Some(u), Some(h)),
+            Some(f) => (Some(f.user), Some(f.hash)),
             None => (None, None),
         };
         // Unknown users are checked against a dummy hash: same reply, same time.
@@ -627,7 +669,7 @@ impl Session {
     async fn logged_in(&mut self, verb: &str, user: User) {
         self.shared
             .rooms
-            .attach(self.id, user.id, self.outbox.clone())
+            .attach(self.id, user.id, self.peer.ip(), self.outbox.clone())
             .await;
         self.reply(Reply::Ok(verb, &user.name));
         self.state = State::LoggedIn(user);
@@ -672,6 +714,9 @@ impl Session {
         let State::InRoom(_, room) = &self.state else {
             return self.error(&ProtoError::not_in_room());
         };
+        if let Some(until) = self.shared.sanctions.muted(user.id) {
+            return self.error(&ProtoError::muted(until));
+        }
         if let Err(e) = self
             .shared
             .log
