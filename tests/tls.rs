@@ -470,3 +470,103 @@ fn framing_over_tls_is_the_plain_ports() {
     t.send("#quit");
     t.expect("OK quit");
 }
+
+/// The bundled client speaks TLS: a self-signed certificate trusted with `--tls-ca`, the name
+/// verified; reading and writing share the one session (lines go both ways while it reads).
+#[test]
+fn the_line_client_speaks_tls_and_verifies_the_certificate() {
+    let certs = Certs::new();
+    let srv = start(&certs, &["--listen", "none"]);
+    let addr = format!("localhost:{}", srv.tls_addr.unwrap().port());
+    let ca = certs.cert().display().to_string();
+    let mut t = TlsClient::connect(&srv, &certs.der);
+    t.send(&format!("#register watch {PASS}"));
+    t.expect("OK register watch");
+    t.send("#join g");
+    t.expect("OK join g 1");
+    t.line();
+    let linechat = |args: &[&str], input: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_linechat"));
+        cmd.args(args).env("LINECHAT_PASSWORD", PASS);
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+        child.wait_with_output().unwrap()
+    };
+    // An account to log in as (the client logs in; registering is interactive).
+    let mut reg = TlsClient::connect(&srv, &certs.der);
+    reg.send(&format!("#register ann {PASS}"));
+    reg.expect("OK register ann");
+    let lines: Vec<String> = (0..40).map(|i| format!("line {i} over tls")).collect();
+    let out = linechat(
+        &[
+            "--tls", "--tls-ca", &ca, "--addr", &addr, "--user", "ann", "--room", "g",
+        ],
+        &(lines.join("\n") + "\n"),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let acked = stdout
+        .lines()
+        .filter(|l| l.contains("] ann (you): line "))
+        .count();
+    assert_eq!(acked, 40, "{stdout}");
+    t.expect("JOIN g ann 2");
+    for l in &lines {
+        t.expect(&format!("MSG g ann {l}"));
+    }
+    // Not trusted, or not the name on the certificate: refused, with why, and no retry.
+    let out = linechat(&["--tls", "--addr", &addr, "--user", "ann"], "x\n");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    // (Without a CA bundle on the machine there is nothing to trust at all: said too.)
+    assert!(err.contains("certificate"), "{err}");
+    let ip = format!("127.0.0.1:{}", srv.tls_addr.unwrap().port());
+    let out = linechat(
+        &[
+            "--tls",
+            "--tls-ca",
+            &ca,
+            "--tls-name",
+            "example.org",
+            "--addr",
+            &ip,
+            "--user",
+            "ann",
+        ],
+        "x\n",
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("certificate"), "{err}");
+    // Its name given, an address works too.
+    let out = linechat(
+        &[
+            "--tls",
+            "--tls-ca",
+            &ca,
+            "--tls-name",
+            "localhost",
+            "--addr",
+            &ip,
+            "--user",
+            "ann",
+            "--room",
+            "g",
+        ],
+        "by address\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -4,6 +4,7 @@
 
 use argh::FromArgs;
 use linechat::client::render::Screen;
+use linechat::client::transport::TlsOptions;
 use linechat::client::{Conn, Identity, Link, Output, read_loop};
 use linechat::protocol::{validate_name, validate_password};
 use rustyline::error::ReadlineError;
@@ -16,6 +17,8 @@ use std::time::Duration;
 
 /// Default server.
 const DEFAULT_ADDR: &str = "127.0.0.1:7878";
+/// Default server with `--tls`.
+const DEFAULT_TLS_ADDR: &str = "127.0.0.1:7879";
 /// Default room.
 const DEFAULT_ROOM: &str = "general";
 /// How long to wait for each acknowledgement in piped mode.
@@ -31,9 +34,20 @@ const QUIT_TIMEOUT: Duration = Duration::from_secs(3);
     note = "The password comes from LINECHAT_PASSWORD, else it is asked for without echo. On a terminal: /help, /join ROOM, /raw, /quit; #commands pass through to the server."
 )]
 struct Args {
-    /// server address (default 127.0.0.1:7878)
-    #[argh(option, default = "DEFAULT_ADDR.to_string()")]
-    addr: String,
+    /// server address (default 127.0.0.1:7878, or 127.0.0.1:7879 with --tls)
+    #[argh(option)]
+    addr: Option<String>,
+    /// speak TLS to the server's TLS port; its certificate is verified against the system's
+    /// roots (or --tls-ca) for the host of --addr (or --tls-name)
+    #[argh(switch)]
+    tls: bool,
+    /// with --tls: trust the certificates in this PEM file (e.g. a self-signed one) instead of
+    /// the system's roots
+    #[argh(option)]
+    tls_ca: Option<std::path::PathBuf>,
+    /// with --tls: the name the server's certificate must carry (default: the host of --addr)
+    #[argh(option)]
+    tls_name: Option<String>,
     /// room to join (default general)
     #[argh(option)]
     chatroom: Option<String>,
@@ -61,6 +75,9 @@ fn main() -> ExitCode {
         return fail(format!("bad room name {room:?}: {}", e.text));
     }
     let room = room.to_ascii_lowercase();
+    if !args.tls && (args.tls_ca.is_some() || args.tls_name.is_some()) {
+        return fail("--tls-ca and --tls-name go with --tls");
+    }
     let interactive = std::io::stdin().is_terminal();
     let mut editor = if interactive {
         match DefaultEditor::new() {
@@ -97,10 +114,11 @@ fn identity(args: &Args, editor: Option<&mut DefaultEditor>) -> Result<Identity,
     if let Some(user) = &args.user {
         validate_name(user).map_err(|e| format!("bad user name {user:?}: {}", e.text))?;
         return Ok(Identity {
-            addr: args.addr.clone(),
+            addr: addr(args),
             user: user.clone(),
             password: ask_password(user)?,
             register: false,
+            tls: tls(args),
         });
     }
     let Some(editor) = editor else {
@@ -137,10 +155,29 @@ fn identity(args: &Args, editor: Option<&mut DefaultEditor>) -> Result<Identity,
         }
     };
     Ok(Identity {
-        addr: args.addr.clone(),
+        addr: addr(args),
         user,
         password,
         register,
+        tls: tls(args),
+    })
+}
+
+/// The server's address: `--addr`, else the default port for plain or TLS.
+fn addr(args: &Args) -> String {
+    let default = if args.tls {
+        DEFAULT_TLS_ADDR
+    } else {
+        DEFAULT_ADDR
+    };
+    args.addr.clone().unwrap_or_else(|| default.to_string())
+}
+
+/// How to speak TLS, with `--tls`.
+fn tls(args: &Args) -> Option<TlsOptions> {
+    args.tls.then(|| TlsOptions {
+        ca: args.tls_ca.clone(),
+        name: args.tls_name.clone(),
     })
 }
 

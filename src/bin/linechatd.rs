@@ -83,7 +83,7 @@ fn health_main(argv: &[String]) -> ExitCode {
         name: args
             .tls_name
             .clone()
-            .unwrap_or_else(|| health::host_of(&addr)),
+            .unwrap_or_else(|| linechat::client::transport::host_of(&addr)),
     });
     match health::check(&addr, Duration::from_secs(args.timeout), tls.as_ref()) {
         Ok(()) => {

@@ -1,10 +1,10 @@
 //! `linechatd health`: the container health check. Connects to a running daemon, sends
 //! `#health`, and succeeds only on `OK health` (the daemon answers and its store answers).
 
+use super::transport::{self, TlsOptions};
 use argh::FromArgs;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Default seconds to wait for the answer.
@@ -44,51 +44,6 @@ pub struct TlsCheck {
     pub ca: Option<std::path::PathBuf>,
     /// The server name to verify.
     pub name: String,
-}
-
-/// A client configuration trusting `ca` (or the system's roots).
-pub fn tls_client_config(
-    ca: Option<&std::path::Path>,
-) -> Result<Arc<tokio_rustls::rustls::ClientConfig>, String> {
-    use tokio_rustls::rustls;
-    use tokio_rustls::rustls::pki_types::CertificateDer;
-    use tokio_rustls::rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    match ca {
-        Some(path) => {
-            for cert in CertificateDer::pem_file_iter(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?
-            {
-                let cert = cert.map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-            }
-        }
-        None => {
-            for cert in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(cert);
-            }
-        }
-    }
-    if roots.is_empty() {
-        return Err("no trusted certificate to verify the server with (give --tls-ca)".into());
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
-}
-
-/// The host part of `HOST:PORT` (brackets of an IPv6 address removed).
-pub fn host_of(addr: &str) -> String {
-    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
-    host.trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string()
 }
 
 /// Where to check when no `--addr` is given: the daemon's own listen address from the
@@ -132,22 +87,21 @@ pub fn check(addr: &str, timeout: Duration, tls: Option<&TlsCheck>) -> Result<()
     stream
         .set_read_timeout(Some(left()?))
         .map_err(|e| e.to_string())?;
-    let mut io: Box<dyn ReadWrite> = match tls {
-        None => Box::new(stream.try_clone().map_err(|e| e.to_string())?),
+    let (reader, mut writer) = match tls {
+        None => transport::plain(stream.try_clone().map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?,
         Some(t) => {
-            use tokio_rustls::rustls;
-            let config = tls_client_config(t.ca.as_deref())?;
-            let name = rustls::pki_types::ServerName::try_from(t.name.clone())
-                .map_err(|e| format!("bad --tls-name {}: {e}", t.name))?;
-            let conn = rustls::ClientConnection::new(config, name).map_err(|e| e.to_string())?;
-            let sock = stream.try_clone().map_err(|e| e.to_string())?;
-            Box::new(rustls::StreamOwned::new(conn, sock))
+            let opts = TlsOptions {
+                ca: t.ca.clone(),
+                name: Some(t.name.clone()),
+            };
+            transport::handshake(stream.try_clone().map_err(|e| e.to_string())?, addr, &opts)?
         }
     };
-    io.write_all(b"#health\r\n#quit\r\n")
-        .and_then(|()| io.flush())
+    writer
+        .write_all(b"#health\r\n#quit\r\n")
         .map_err(|e| format!("cannot talk to {addr}: {e}"))?;
-    let mut reader = BufReader::new(io);
+    let mut reader = BufReader::new(reader);
     let mut line = String::new();
     loop {
         stream
@@ -171,10 +125,6 @@ pub fn check(addr: &str, timeout: Duration, tls: Option<&TlsCheck>) -> Result<()
     }
 }
 
-/// A byte stream both ways: a socket, or TLS over one.
-trait ReadWrite: std::io::Read + Write {}
-impl<T: std::io::Read + Write> ReadWrite for T {}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,12 +136,5 @@ mod tests {
         assert_eq!(default_addr(Some("[::]:9000")), "[::1]:9000");
         assert_eq!(default_addr(Some("10.0.0.5:7878")), "10.0.0.5:7878");
         assert_eq!(default_addr(Some("nonsense")), "127.0.0.1:7878");
-    }
-
-    #[test]
-    fn host_of_an_address() {
-        assert_eq!(host_of("example.org:7879"), "example.org");
-        assert_eq!(host_of("127.0.0.1:7879"), "127.0.0.1");
-        assert_eq!(host_of("[::1]:7879"), "::1");
     }
 }

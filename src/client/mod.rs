@@ -8,6 +8,7 @@
 
 pub mod health;
 pub mod render;
+pub mod transport;
 
 use crate::protocol::ServerLine;
 use render::Screen;
@@ -15,6 +16,7 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
+use transport::{Reader, TlsOptions, Writer};
 
 /// How long to wait for the server during the handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -70,17 +72,20 @@ pub struct Identity {
     pub password: String,
     /// Create the account first (only on the very first connection).
     pub register: bool,
+    /// Speak TLS, trusting and verifying as this says; `None` for plain TCP.
+    pub tls: Option<TlsOptions>,
 }
 
-/// One connection: a line reader and a writer on the same socket.
+/// One connection: a line reader and a writer on the same stream (TLS or not).
 pub struct Conn {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
+    reader: BufReader<Reader>,
+    writer: Writer,
 }
 
 impl Conn {
-    /// Connects (trying every address the name resolves to).
-    pub fn connect(addr: &str) -> Result<Conn, Failure> {
+    /// Connects (trying every address the name resolves to), over TLS if `tls` says how. A
+    /// certificate that does not verify is fatal: retrying cannot help.
+    pub fn connect(addr: &str, tls: Option<&TlsOptions>) -> Result<Conn, Failure> {
         let addrs: Vec<_> = addr
             .to_socket_addrs()
             .map_err(|e| Failure::Fatal(format!("bad address {addr}: {e}")))?
@@ -90,11 +95,17 @@ impl Conn {
             match TcpStream::connect_timeout(&a, HANDSHAKE_TIMEOUT) {
                 Ok(s) => {
                     let _ = s.set_nodelay(true);
-                    let writer = s
-                        .try_clone()
-                        .map_err(|e| Failure::Transient(e.to_string()))?;
+                    let (reader, writer) = match tls {
+                        None => {
+                            transport::plain(s).map_err(|e| Failure::Transient(e.to_string()))?
+                        }
+                        Some(opts) => {
+                            let _ = s.set_read_timeout(Some(HANDSHAKE_TIMEOUT));
+                            transport::handshake(s, addr, opts).map_err(Failure::Fatal)?
+                        }
+                    };
                     return Ok(Conn {
-                        reader: BufReader::new(s),
+                        reader: BufReader::new(reader),
                         writer,
                     });
                 }
@@ -145,7 +156,7 @@ impl Conn {
     /// Logs in (or registers) and joins `room`. Returns the `OK join` line; the welcome and
     /// replay follow on the connection.
     pub fn establish(id: &Identity, room: &str) -> Result<(Conn, String), Failure> {
-        let mut c = Conn::connect(&id.addr)?;
+        let mut c = Conn::connect(&id.addr, id.tls.as_ref())?;
         let _ = c.writer.set_read_timeout(Some(HANDSHAKE_TIMEOUT));
         let verb = if id.register { "register" } else { "login" };
         let io = |e: io::Error| Failure::Transient(format!("connection failed: {e}"));
@@ -178,7 +189,7 @@ pub struct Seen {
 
 /// The state shared by the input side and the reader thread.
 pub struct Link {
-    writer: Mutex<Option<TcpStream>>,
+    writer: Mutex<Option<Writer>>,
     seen: Mutex<Seen>,
     changed: Condvar,
     /// Pings sent by the client itself, whose `PONG` is not shown.
