@@ -66,7 +66,47 @@ fn start(certs: &Certs, extra: &[&str]) -> TestServer {
     TestServer::start_tls(&refs)
 }
 
-type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+type Tls = rustls::StreamOwned<rustls::ClientConnection, Tap>;
+
+/// The client's socket, keeping every byte that arrives so a test can count TLS records.
+struct Tap {
+    tcp: TcpStream,
+    seen: Vec<u8>,
+}
+
+impl Read for Tap {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.tcp.read(buf)?;
+        self.seen.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+}
+
+impl Write for Tap {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.tcp.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.tcp.flush()
+    }
+}
+
+impl Tap {
+    /// Whole application-data records received so far (TLS 1.3 sends its encrypted
+    /// handshake and tickets as such records too: count differences, after the handshake).
+    fn app_records(&self) -> usize {
+        let (mut at, mut n) = (0, 0);
+        while at + 5 <= self.seen.len() {
+            let len = u16::from_be_bytes([self.seen[at + 3], self.seen[at + 4]]) as usize;
+            if at + 5 + len > self.seen.len() {
+                break;
+            }
+            n += usize::from(self.seen[at] == 23);
+            at += 5 + len;
+        }
+        n
+    }
+}
 
 /// A line client over TLS that trusts `anchor` only and checks the name `localhost`.
 struct TlsClient {
@@ -102,8 +142,12 @@ impl TlsClient {
         let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
         let tcp = TcpStream::connect(srv.tls_addr.unwrap()).unwrap();
         tcp.set_read_timeout(Some(common::TIMEOUT)).unwrap();
+        let tap = Tap {
+            tcp,
+            seen: Vec::new(),
+        };
         TlsClient {
-            io: BufReader::new(rustls::StreamOwned::new(conn, tcp)),
+            io: BufReader::new(rustls::StreamOwned::new(conn, tap)),
         }
     }
 
@@ -131,6 +175,10 @@ impl TlsClient {
 
     fn version(&self) -> Option<rustls::ProtocolVersion> {
         self.io.get_ref().conn.protocol_version()
+    }
+
+    fn records(&self) -> usize {
+        self.io.get_ref().sock.app_records()
     }
 
     fn peer_cert(&self) -> Vec<u8> {
@@ -568,5 +616,40 @@ fn the_line_client_speaks_tls_and_verifies_the_certificate() {
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// What is queued for a TLS session together goes out as one TLS record where it fits: a
+/// reply of many lines is one record, and a room's messages committed together reach a TLS
+/// member in far fewer records than lines.
+#[test]
+fn a_batch_of_lines_is_one_tls_record() {
+    let certs = Certs::new();
+    let srv = start(&certs, &[]);
+    let mut t = TlsClient::connect(&srv, &certs.der);
+    t.send(&format!("#register tee {PASS}"));
+    t.expect("OK register tee");
+    let before = t.records();
+    t.send("#help");
+    for _ in 0..22 {
+        assert!(t.line().starts_with("INFO "));
+    }
+    assert_eq!(t.records() - before, 1, "#help's 22 lines in one record");
+    t.send("#join g");
+    t.expect("OK join g 1");
+    t.line();
+    let mut sender = srv.user("pipe");
+    sender.join("g");
+    t.expect("JOIN g pipe 2");
+    let before = t.records();
+    let burst: String = (0..30).map(|i| format!("line {i}\n")).collect();
+    sender.send_raw(burst.as_bytes());
+    for i in 0..30 {
+        t.expect(&format!("MSG g pipe line {i}"));
+    }
+    let records = t.records() - before;
+    assert!(
+        records <= 10,
+        "30 lines committed in a few batches came in {records} records"
     );
 }
