@@ -9,6 +9,8 @@
 #   I1_PEERS=0 bench/peers.sh i1   # i1 for linechatd only (ngircd registers 10,000 clients slowly)
 #   BEFORE=/tmp/old/linechatd bench/peers.sh f1 l1   # also an older linechatd, as "linechatd-before",
 #                                  # in the same round-robin (before/after figures from one run)
+#   TLS=0 bench/peers.sh f1 l1     # without the TLS runs (F1 and L1 run over linechatd's TLS port
+#                                  # too, as "linechatd-tls", by default)
 #
 # Installs ngircd and inspircd from Debian's packages if they are missing. Every server starts
 # fresh for each scenario, with persistence on for linechatd (SQLite, --sync normal) and only its
@@ -22,9 +24,10 @@ I1_PEERS=${I1_PEERS:-1}
 SCENARIOS=("$@")
 [ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(store f1 f2 l1 a1 h1 h3 i1)
 
-if ! command -v ngircd >/dev/null || ! command -v inspircd >/dev/null; then
+TLS=${TLS:-1}
+if ! command -v ngircd >/dev/null || ! command -v inspircd >/dev/null || ! command -v openssl >/dev/null; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ngircd inspircd >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ngircd inspircd openssl >/dev/null
 fi
 # The packages may start system instances on the default ports; ours use their own ports.
 pkill -x ngircd 2>/dev/null || true
@@ -39,6 +42,11 @@ WORK=$(mktemp -d /tmp/linechat-bench.XXXXXX)
 RESULTS="$WORK/results.txt"
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true' EXIT
 PORT_LC=7990
+PORT_TLS=7991
+# A self-signed certificate for the TLS runs (the load generator verifies it).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+TLS_FLAGS=(--tls-listen 127.0.0.1:$PORT_TLS --tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem")
 PORT_NG=6670    # as in bench/ngircd.conf
 PORT_IN=6671    # as in bench/inspircd.conf
 
@@ -89,9 +97,16 @@ run_all() {
     shift
     local servers=(linechatd ngircd inspircd)
     [ -z "${BEFORE:-}" ] || servers=(linechatd-before "${servers[@]}")
+    if [ "$TLS" = 1 ] && { [ "$scenario" = f1 ] || [ "$scenario" = l1 ]; }; then
+        servers=(linechatd-tls "${servers[@]}")
+    fi
     for server in "${servers[@]}"; do
+        local tls=()
         case $server in
             linechatd) start_linechatd --bcrypt-cost 4; proto=linechat; port=$PORT_LC ;;
+            linechatd-tls)
+                start_linechatd --bcrypt-cost 4 "${TLS_FLAGS[@]}"; wait_port $PORT_TLS
+                proto=linechat; port=$PORT_TLS; tls=(--tls --tls-ca "$WORK/cert.pem") ;;
             linechatd-before) LINECHATD=$BEFORE start_linechatd --bcrypt-cost 4; proto=linechat; port=$PORT_LC ;;
             ngircd) start_ngircd; proto=irc; port=$PORT_NG ;;
             inspircd) start_inspircd; proto=irc; port=$PORT_IN ;;
@@ -102,7 +117,7 @@ run_all() {
         fi
         echo "== $scenario on $server" >&2
         "$BENCH" --proto $proto --addr 127.0.0.1:$port --scenario "$scenario" --pid "$SERVER_PID" \
-            --label "$server" "$@" | tee -a "$WORK/raw.txt" | grep '^RESULT' >>"$RESULTS" || true
+            --label "$server" "${tls[@]}" "$@" | tee -a "$WORK/raw.txt" | grep '^RESULT' >>"$RESULTS" || true
         stop_server
     done
 }

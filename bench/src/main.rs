@@ -7,13 +7,14 @@
 //! (nanoseconds on CPU) over the send phase; memory from /proc/PID/status (VmRSS).
 
 use argh::FromArgs;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpSocket;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use wire::{Rx, Tx};
+
+mod wire;
 use tokio::sync::Barrier;
 
 /// linechat-bench: load scenarios against linechatd or an IRC server
@@ -74,6 +75,15 @@ struct Args {
     /// leaves the other to the server; 2 lowers its own latency floor at moderate load)
     #[argh(option, default = "1")]
     threads: usize,
+    /// speak TLS to --addr (a linechatd TLS port), verifying its certificate against --tls-ca
+    #[argh(switch)]
+    tls: bool,
+    /// with --tls: the PEM file of the certificate to trust (default: the system's roots)
+    #[argh(option)]
+    tls_ca: Option<std::path::PathBuf>,
+    /// with --tls: the name the certificate must carry (default localhost)
+    #[argh(option, default = "String::from(\"localhost\")")]
+    tls_name: String,
     /// label printed with the results
     #[argh(option, default = "String::new()")]
     label: String,
@@ -184,28 +194,16 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// A client socket from 127.0.0.x (x spread over 1..=250), so per-address limits stay out of it.
-async fn connect(addr: SocketAddr, i: usize) -> std::io::Result<tokio::net::TcpStream> {
-    let sock = TcpSocket::new_v4()?;
-    if addr.ip().is_loopback() {
-        let src = Ipv4Addr::new(127, 0, (i / 250 % 250) as u8, (i % 250 + 1) as u8);
-        sock.bind(SocketAddr::new(IpAddr::V4(src), 0))?;
-    }
-    let s = sock.connect(addr).await?;
-    s.set_nodelay(true)?;
-    Ok(s)
-}
-
 struct Client {
-    reader: BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+    reader: BufReader<Rx>,
+    writer: Tx,
     buf: Vec<u8>,
 }
 
 impl Client {
-    /// Connects as client `i` (see [`connect`]).
+    /// Connects as client `i` (see [`wire::connect`]).
     async fn open(addr: SocketAddr, i: usize) -> std::io::Result<Client> {
-        let (r, w) = connect(addr, i).await?.into_split();
+        let (r, w) = wire::connect(addr, i).await?;
         Ok(Client {
             reader: BufReader::with_capacity(64 * 1024, r),
             writer: w,
@@ -225,8 +223,9 @@ impl Client {
     }
 
     async fn send(&mut self, line: &str) -> std::io::Result<()> {
-        self.writer.write_all(line.as_bytes()).await?;
-        self.writer.write_all(b"\r\n").await
+        self.writer
+            .write_all(format!("{line}\r\n").as_bytes())
+            .await
     }
 
     /// Reads until a line starting with one of `wanted`; answers IRC PINGs on the way.
@@ -637,9 +636,9 @@ fn encode_message(proto: Proto, room: &str, i: usize, seq: u64, t: u64, out: &mu
 /// socket goes back once every message is written.
 struct Paced {
     i: usize,
-    writer: OwnedWriteHalf,
+    writer: Tx,
     acked: Arc<AtomicU64>,
-    done: tokio::sync::oneshot::Sender<std::io::Result<OwnedWriteHalf>>,
+    done: tokio::sync::oneshot::Sender<std::io::Result<Tx>>,
 }
 
 /// Writes every fixed-rate sender's messages, each when it is due (sender *i* of *S* starts
@@ -694,27 +693,13 @@ fn pace(
         if proto == Proto::Irc && s.seq == per_sender {
             out.extend_from_slice(format!("PING :{per_sender}\r\n").as_bytes());
         }
-        let written = write_fully(&s.p.writer, &out);
+        let written = s.p.writer.write_fully(&out);
         s.next += interval;
         if written.is_err() || s.seq == per_sender {
             let Slot { p, .. } = slots.swap_remove(k);
             let _ = p.done.send(written.map(|()| p.writer));
         }
     }
-}
-
-/// Writes all of `buf` to a non-blocking socket from a plain thread.
-fn write_fully(w: &OwnedWriteHalf, mut buf: &[u8]) -> std::io::Result<()> {
-    while !buf.is_empty() {
-        match w.try_write(buf) {
-            Ok(n) => buf = &buf[n..],
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_micros(100))
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 fn report(label: &str, name: &str, runs: &[Outcome]) {
@@ -821,6 +806,23 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    if args.tls {
+        let config = linechat::client::transport::tls_client_config(args.tls_ca.as_deref());
+        let name = tokio_rustls::rustls::pki_types::ServerName::try_from(args.tls_name.clone());
+        match (config, name) {
+            (Ok(config), Ok(name)) => {
+                let _ = wire::TLS.set((config, name));
+            }
+            (Err(e), _) => {
+                eprintln!("--tls: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+            (_, Err(e)) => {
+                eprintln!("--tls-name: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
     let rt = if args.threads > 1 {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(args.threads)

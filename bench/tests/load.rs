@@ -9,7 +9,12 @@ use std::process::Command;
 /// Runs linechat-bench against `srv` with 5 clients, 2 of them sending, and `args` (split
 /// on spaces); returns its `run 0 ...` line.
 fn bench(srv: &TestServer, args: &str) -> String {
-    let (addr, pid) = (srv.addr.to_string(), srv.pid().to_string());
+    bench_at(srv, srv.addr, args)
+}
+
+/// [`bench`] at `addr` (the TLS port, say).
+fn bench_at(srv: &TestServer, addr: std::net::SocketAddr, args: &str) -> String {
+    let (addr, pid) = (addr.to_string(), srv.pid().to_string());
     let out = Command::new(env!("CARGO_BIN_EXE_linechat-bench"))
         .args([
             "--addr",
@@ -61,4 +66,47 @@ fn the_load_generator_counts_every_delivery_in_both_modes() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0.0);
     assert!(secs >= 0.45, "{paced}");
+}
+
+/// `--tls`: the same counts over the daemon's TLS port, in both sending modes (the pacer
+/// seals its lines on its own thread), the certificate verified.
+#[test]
+fn the_load_generator_speaks_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.key_pair.serialize_pem()).unwrap();
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let srv = TestServer::start_tls(&[
+        "--rate-per-sec",
+        "0",
+        "--max-per-ip",
+        "0",
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+    ]);
+    let tls = srv.tls_addr.unwrap();
+    let windowed = bench_at(
+        &srv,
+        tls,
+        &format!("--messages 100 --window 8 --tls --tls-ca {cert}"),
+    );
+    assert!(
+        windowed.contains(": deliveries=1000 lost=0 dup=0 reorder=0 "),
+        "{windowed}"
+    );
+    let paced = bench_at(
+        &srv,
+        tls,
+        &format!("--messages 0 --rate 40 --duration 0.5 --tls --tls-ca {cert}"),
+    );
+    assert!(
+        paced.contains(": deliveries=200 lost=0 dup=0 reorder=0 "),
+        "{paced}"
+    );
 }
