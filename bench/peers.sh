@@ -45,7 +45,8 @@ PORT_LC=7990
 PORT_TLS=7991
 # A self-signed certificate for the TLS runs (the load generator verifies it).
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
-    -addext subjectAltName=DNS:localhost -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+    -addext subjectAltName=DNS:localhost -addext basicConstraints=critical,CA:FALSE \
+    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
 TLS_FLAGS=(--tls-listen 127.0.0.1:$PORT_TLS --tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem")
 PORT_NG=6670    # as in bench/ngircd.conf
 PORT_IN=6671    # as in bench/inspircd.conf

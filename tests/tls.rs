@@ -653,3 +653,71 @@ fn a_batch_of_lines_is_one_tls_record() {
         "30 lines committed in a few batches came in {records} records"
     );
 }
+
+/// README's self-signed recipe, run as written (openssl), gives a certificate that every
+/// client README shows accepts: the bundled client and the health check verify it.
+#[test]
+fn the_readme_certificate_recipe_works_with_the_bundled_clients() {
+    let readme = include_str!("../README.md");
+    let start = readme
+        .find("    openssl req -x509")
+        .expect("README has the recipe");
+    let mut recipe = String::new();
+    for line in readme[start..].lines() {
+        recipe.push_str(line.trim().trim_end_matches('\\'));
+        recipe.push(' ');
+        if !line.ends_with('\\') {
+            break;
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new("bash")
+        .args(["-c", &recipe])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{recipe}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let srv = TestServer::start_tls(&[
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+    ]);
+    let port = srv.tls_addr.unwrap().port();
+    let health = Command::new(common::daemon())
+        .args(["health", "--tls", "--tls-ca", &cert])
+        .args(["--addr", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    assert!(
+        health.status.success(),
+        "{}",
+        String::from_utf8_lossy(&health.stderr)
+    );
+    drop(srv.user("ann"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_linechat"))
+        .args(["--tls", "--tls-ca", &cert, "--user", "ann"])
+        .args(["--addr", &format!("localhost:{port}")])
+        .env("LINECHAT_PASSWORD", PASS)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("] ann (you): hello"));
+}

@@ -53,10 +53,15 @@ enum Command {
     },
     /// A committed event from the log, in log order.
     Event(Event),
-    /// Close every session `who` covers after sending it `line`.
+    /// Close every session of `user` after sending it `line`.
     Kick {
-        who: Who,
+        user: UserId,
         line: Bytes,
+        reply: oneshot::Sender<usize>,
+    },
+    /// Close every session a ban covers.
+    Sweep {
+        sweep: Sweep,
         reply: oneshot::Sender<usize>,
     },
     Stats {
@@ -64,26 +69,35 @@ enum Command {
     },
 }
 
-/// Whose sessions a kick closes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Who {
-    /// Every session of this user.
-    User(UserId),
-    /// Every session connected from this network, but those of the `spared` users.
-    Network {
-        /// The network.
-        net: IpNet,
-        /// Users whose sessions stay (admins).
-        spared: Vec<UserId>,
-    },
+/// The sessions the bans in force cover, each with its last line: closed in one pass.
+#[derive(Debug, Clone, Default)]
+pub struct Sweep {
+    /// Banned users, each with the line their sessions get.
+    pub users: HashMap<UserId, Bytes>,
+    /// Banned networks, with theirs.
+    pub networks: Vec<(IpNet, Bytes)>,
+    /// Users a network ban does not close (admins).
+    pub spared: Vec<UserId>,
 }
 
-impl Who {
-    fn covers(&self, user: UserId, ip: IpAddr) -> bool {
-        match self {
-            Who::User(u) => *u == user,
-            Who::Network { net, spared } => net.contains(&ip) && !spared.contains(&user),
+impl Sweep {
+    /// The line for a session of `user` connected from `ip`, if a ban covers it.
+    fn covers(&self, user: UserId, ip: IpAddr) -> Option<&Bytes> {
+        if let Some(line) = self.users.get(&user) {
+            return Some(line);
         }
+        if self.spared.contains(&user) {
+            return None;
+        }
+        self.networks
+            .iter()
+            .find(|(net, _)| net.contains(&ip))
+            .map(|(_, line)| line)
+    }
+
+    /// Whether it covers nobody at all.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty() && self.networks.is_empty()
     }
 }
 
@@ -161,16 +175,27 @@ impl Rooms {
         rx.await.ok().flatten()
     }
 
-    /// Sends `line` to every session `who` covers and closes them once it is written (their
-    /// rooms hear `LEAVE` as the sessions end). Returns how many sessions there were.
-    pub async fn kick(&self, who: Who, line: Bytes) -> usize {
+    /// Sends `line` to every session of `user` and closes them once it is written (their
+    /// rooms hear `LEAVE` as the sessions end). Returns how many sessions there were; one
+    /// already closing is neither told again nor counted.
+    pub async fn kick(&self, user: UserId, line: Bytes) -> usize {
         let (reply, rx) = oneshot::channel();
         if self
             .tx
-            .send(Command::Kick { who, line, reply })
+            .send(Command::Kick { user, line, reply })
             .await
             .is_err()
         {
+            return 0;
+        }
+        rx.await.unwrap_or(0)
+    }
+
+    /// Closes every session `sweep` covers, each told its line, in one pass over the
+    /// sessions. Returns how many it closed (those already closing are left alone).
+    pub async fn sweep(&self, sweep: Sweep) -> usize {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Command::Sweep { sweep, reply }).await.is_err() {
             return 0;
         }
         rx.await.unwrap_or(0)
@@ -255,22 +280,36 @@ impl Actor {
                 let _ = reply.send(self.table.rooms());
             }
             Command::Event(event) => self.apply(event),
-            Command::Kick { who, line, reply } => {
-                let sessions: Vec<SessionId> = self
-                    .session_users
-                    .iter()
-                    .filter(|&(_, &(user, ip))| who.covers(user, ip))
-                    .map(|(s, _)| *s)
-                    .collect();
-                for s in &sessions {
-                    if let Some(o) = self.outboxes.get(s) {
-                        o.push(line.clone());
-                        o.close_after_flush();
-                    }
-                }
-                let _ = reply.send(sessions.len());
+            Command::Kick { user, line, reply } => {
+                let sweep = Sweep {
+                    users: HashMap::from([(user, line)]),
+                    ..Sweep::default()
+                };
+                let _ = reply.send(self.close_covered(&sweep));
+            }
+            Command::Sweep { sweep, reply } => {
+                let _ = reply.send(self.close_covered(&sweep));
             }
         }
+    }
+
+    /// Tells every session `sweep` covers its line and closes it once written; returns how
+    /// many. Sessions already closing (kicked or banned a moment ago) are skipped.
+    fn close_covered(&mut self, sweep: &Sweep) -> usize {
+        let mut closed = 0;
+        for (session, &(user, ip)) in &self.session_users {
+            let Some(line) = sweep.covers(user, ip) else {
+                continue;
+            };
+            if let Some(o) = self.outboxes.get(session)
+                && !o.is_closing()
+            {
+                o.push(line.clone());
+                o.close_after_flush();
+                closed += 1;
+            }
+        }
+        closed
     }
 
     /// Turns a committed event into lines: the actor decides what each client sees.
@@ -466,5 +505,36 @@ impl Actor {
         }
         self.send(j.session, buf.freeze());
         let _ = j.reply.send(entered.count);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sweep_covers_banned_users_and_networks_but_spares_admins_on_networks() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let sweep = Sweep {
+            users: HashMap::from([(1, Bytes::from_static(b"user"))]),
+            networks: vec![("10.0.0.0/8".parse().unwrap(), Bytes::from_static(b"net"))],
+            spared: vec![1, 2],
+        };
+        // A banned account is closed wherever it is, admin list or not.
+        assert_eq!(
+            sweep.covers(1, ip("192.0.2.1")).map(|b| &b[..]),
+            Some(&b"user"[..])
+        );
+        assert_eq!(
+            sweep.covers(3, ip("10.1.2.3")).map(|b| &b[..]),
+            Some(&b"net"[..])
+        );
+        assert_eq!(
+            sweep.covers(2, ip("10.1.2.3")),
+            None,
+            "an admin on the network"
+        );
+        assert_eq!(sweep.covers(3, ip("192.0.2.1")), None);
+        assert!(Sweep::default().is_empty() && !sweep.is_empty());
     }
 }

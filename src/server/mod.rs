@@ -16,7 +16,7 @@ use crate::protocol::ProtoError;
 use crate::protocol::error::{BUSY_ADDRESS, BUSY_ADDRESS_GUESTS, BUSY_GUESTS, BUSY_SERVER};
 use crate::protocol::sanction::Until;
 use crate::rooms::Rooms;
-use crate::rooms::Who;
+use crate::rooms::Sweep;
 use crate::store::{Database, Store, StoreError};
 use auth::Auth;
 use log::{info, warn};
@@ -90,29 +90,31 @@ impl Shared {
         self.config.max_connections - self.slots.available_permits()
     }
 
-    /// Re-reads the bans and mutes from the store and closes every session a new ban covers
-    /// (an account's sessions; a network's, but for admins'), each told `ERR banned`. Returns
-    /// how many were closed. The caller holds `sanctions.refreshing`.
+    /// Re-reads the bans and mutes from the store and closes every session a ban in force
+    /// covers (an account's sessions; a network's, but for admins'), each told `ERR banned`.
+    /// Every ban, not only new ones: a login that raced a ban is closed at the next read.
+    /// Returns how many sessions it closed.
     pub async fn refresh_sanctions(&self) -> Result<usize, StoreError> {
         let now = Until::Time(chrono::Utc::now()).stored();
-        let fresh = self.sanctions.replace(self.store.sanctions(now).await?);
-        let mut closed = 0;
-        for (user, ban) in fresh.accounts {
-            let line = ProtoError::banned(&ban).to_bytes();
-            closed += self.rooms.kick(Who::User(user), line).await;
+        let snapshot = self.store.sanctions(now).await?;
+        let line = |ban: &crate::protocol::sanction::Ban| ProtoError::banned(ban).to_bytes();
+        let mut sweep = Sweep {
+            users: snapshot.banned.iter().map(|(u, b)| (*u, line(b))).collect(),
+            networks: snapshot
+                .networks
+                .iter()
+                .map(|(n, b)| (*n, line(b)))
+                .collect(),
+            spared: Vec::new(),
+        };
+        self.sanctions.replace(snapshot);
+        if sweep.is_empty() {
+            return Ok(0);
         }
-        if !fresh.networks.is_empty() {
-            let spared = self.store.admins().await?;
-            for (net, ban) in fresh.networks {
-                let line = ProtoError::banned(&ban).to_bytes();
-                let who = Who::Network {
-                    net,
-                    spared: spared.clone(),
-                };
-                closed += self.rooms.kick(who, line).await;
-            }
+        if !sweep.networks.is_empty() {
+            sweep.spared = self.store.admins().await?;
         }
-        Ok(closed)
+        Ok(self.rooms.sweep(sweep).await)
     }
 }
 
@@ -129,7 +131,7 @@ async fn refresh_sanctions(shared: Arc<Shared>, shutdown: CancellationToken) {
         let _held = shared.sanctions.refreshing.lock().await;
         match shared.refresh_sanctions().await {
             Ok(0) => {}
-            Ok(n) => info!("closed {n} sessions of accounts or networks banned meanwhile"),
+            Ok(n) => info!("closed {n} sessions of banned accounts or networks"),
             Err(e) => warn!("reading bans and mutes failed: {e}"),
         }
     }

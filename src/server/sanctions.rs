@@ -2,13 +2,12 @@
 //! networks and every chat line against the mutes, without a database read. The store is the
 //! truth (an admin's verb commits there first, and so does the operator's offline tool); the
 //! daemon re-reads it after each admin action and every [`REFRESH`], and closes the sessions
-//! a new ban covers (see `Shared::refresh_sanctions`).
+//! a ban covers (see `Shared::refresh_sanctions`).
 
 use crate::UserId;
 use crate::protocol::sanction::{Ban, Until};
 use crate::store::Snapshot;
 use chrono::{DateTime, Utc};
-use ipnet::IpNet;
 use std::net::IpAddr;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,17 +26,8 @@ pub struct Sanctions {
     /// Whether anyone is muted: a chat line then costs no lock.
     any_mutes: AtomicBool,
     /// Held from an admin action's commit to the refresh that acts on it, and by the periodic
-    /// refresh: each new ban closes its sessions once, and the admin hears how many.
+    /// refresh: the admin hears how many sessions their ban closed.
     pub refreshing: tokio::sync::Mutex<()>,
-}
-
-/// Bans that were not in force at the previous read: their sessions are to be closed.
-#[derive(Debug, Default, PartialEq)]
-pub struct Fresh {
-    /// Newly banned accounts.
-    pub accounts: Vec<(UserId, Ban)>,
-    /// Newly banned networks.
-    pub networks: Vec<(IpNet, Ban)>,
 }
 
 impl Sanctions {
@@ -79,29 +69,14 @@ impl Sanctions {
             .map(|(_, until)| *until)
     }
 
-    /// Takes a new read of the store; returns the bans it has that the previous one had not.
-    pub fn replace(&self, next: Snapshot) -> Fresh {
+    /// Takes a new read of the store.
+    pub fn replace(&self, next: Snapshot) {
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        let fresh = Fresh {
-            accounts: next
-                .banned
-                .iter()
-                .filter(|b| !state.banned.contains(b))
-                .cloned()
-                .collect(),
-            networks: next
-                .networks
-                .iter()
-                .filter(|b| !state.networks.contains(b))
-                .cloned()
-                .collect(),
-        };
         self.any_networks
             .store(!next.networks.is_empty(), Ordering::Release);
         self.any_mutes
             .store(!next.muted.is_empty(), Ordering::Release);
         *state = next;
-        fresh
     }
 }
 
@@ -127,7 +102,7 @@ mod tests {
         let now = at("2026-12-02T10:00:00Z");
         let ip = |a: &str| a.parse::<IpAddr>().unwrap();
         assert_eq!(s.network_ban_at(ip("203.0.113.9"), now), None);
-        let fresh = s.replace(Snapshot {
+        s.replace(Snapshot {
             networks: vec![
                 (
                     parse_network("203.0.113.0/24").unwrap(),
@@ -140,7 +115,6 @@ mod tests {
             ],
             ..Snapshot::default()
         });
-        assert_eq!(fresh.networks.len(), 2);
         let got = s.network_ban_at(ip("203.0.113.9"), now).unwrap();
         assert_eq!(got.text(), "until 2026-12-02T11:00:00Z: spam");
         // An IPv4 peer on a dual-stack socket is the same address.
@@ -155,31 +129,22 @@ mod tests {
     }
 
     #[test]
-    fn only_new_bans_are_fresh_and_mutes_end() {
+    fn mutes_end_and_an_empty_read_clears_the_fast_paths() {
         let s = Sanctions::default();
         let now = at("2026-12-02T10:00:00Z");
-        let one = Snapshot {
+        s.replace(Snapshot {
             banned: vec![(7, ban("2026-12-09T00:00:00Z", "x"))],
             muted: vec![(8, Until::Time(at("2026-12-02T10:30:00Z")))],
             ..Snapshot::default()
-        };
-        assert_eq!(s.replace(one.clone()).accounts.len(), 1);
-        assert_eq!(
-            s.replace(one.clone()),
-            Fresh::default(),
-            "read again: nothing new"
-        );
+        });
         assert_eq!(
             s.muted_at(8, now),
             Some(Until::Time(at("2026-12-02T10:30:00Z")))
         );
-        assert_eq!(s.muted_at(8, at("2026-12-02T10:30:00Z")), None);
-        assert_eq!(s.muted_at(7, now), None);
-        // A longer ban of the same account is new again; lifting all clears the fast paths.
-        let mut two = one;
-        two.banned[0].1 = ban("2026-12-30T00:00:00Z", "x");
-        assert_eq!(s.replace(two).accounts.len(), 1);
+        assert_eq!(s.muted_at(8, at("2026-12-02T10:30:00Z")), None, "ended");
+        assert_eq!(s.muted_at(7, now), None, "banned is not muted");
         s.replace(Snapshot::default());
-        assert_eq!(s.muted_at(8, now), None);
+        assert!(!s.any_mutes.load(Ordering::Acquire));
+        assert_eq!(s.muted(8), None);
     }
 }

@@ -8,7 +8,6 @@ use crate::User;
 use crate::log::{Applied, Effect, Moderation};
 use crate::protocol::sanction::{Ban, Target, Until};
 use crate::protocol::{ProtoError, Reply};
-use crate::rooms::Who;
 use crate::store::StoreError;
 use bytes::BytesMut;
 use std::time::Duration;
@@ -78,7 +77,7 @@ impl Session {
                 .await
                 .map_err(|e| store_error(&e))?;
             let line = ProtoError::kicked(reason).to_bytes();
-            let sessions = self.shared.rooms.kick(Who::User(target.id), line).await;
+            let sessions = self.shared.rooms.kick(target.id, line).await;
             event!(
                 info,
                 self,
