@@ -33,6 +33,18 @@ fn a_banned_account_is_closed_now_and_refused_before_any_password_check() {
     srv.make_admin("root");
     alice.send("#ban bob");
     alice.expect("ERR denied only admins may do that");
+    // Whatever the words: a non-admin learns nothing about the verb's arguments.
+    for line in [
+        "#ban",
+        "#ban 1.2.3.4/99",
+        "#delete x",
+        "#mute",
+        "#unban a b",
+        "#modlog 0",
+    ] {
+        alice.send(line);
+        alice.expect("ERR denied only admins may do that");
+    }
     root.send("#ban root");
     root.expect_prefix("ERR denied root is an admin;");
     root.send("#ban nobody 1h");

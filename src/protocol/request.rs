@@ -250,6 +250,26 @@ impl Verb {
         }
     }
 
+    /// Whether only admins may use it (the moderation verbs).
+    pub const fn is_admin_only(self) -> bool {
+        matches!(
+            self,
+            Verb::Kick
+                | Verb::Ban
+                | Verb::Unban
+                | Verb::Mute
+                | Verb::Unmute
+                | Verb::Delete
+                | Verb::Modlog
+        )
+    }
+
+    /// The command verb a line names (`#word ...`), if it names one; `None` for chat lines.
+    pub fn of_line(line: &str) -> Option<Verb> {
+        let command = line.strip_prefix('#')?;
+        Verb::named(command.split(' ').find(|w| !w.is_empty())?)
+    }
+
     /// The command verb named `word` (any case); chat lines have no name.
     pub fn named(word: &str) -> Option<Verb> {
         Verb::ALL

@@ -39,6 +39,8 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE users ADD COLUMN ban_reason TEXT NOT NULL DEFAULT '';
      ALTER TABLE users ADD COLUMN muted_until TEXT;
      ALTER TABLE messages ADD COLUMN deleted_at TEXT;
+     CREATE INDEX users_banned ON users (banned_until) WHERE banned_until IS NOT NULL;
+     CREATE INDEX users_muted ON users (muted_until) WHERE muted_until IS NOT NULL;
      CREATE TABLE address_bans (
          network TEXT PRIMARY KEY,
          until   TEXT NOT NULL,

@@ -471,8 +471,9 @@ mod tests {
                 .writer
                 .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
                 .unwrap();
+            let n = s.parameter_count() as i64;
             let rows: Vec<String> = s
-                .query_map([1, 2, 3], |r| r.get::<_, String>(3))
+                .query_map(rusqlite::params_from_iter(1..=n), |r| r.get::<_, String>(3))
                 .unwrap()
                 .map(|r| r.unwrap())
                 .collect();
@@ -496,5 +497,10 @@ mod tests {
             "{by_user}"
         );
         assert!(!by_user.contains("TEMP B-TREE"), "{by_user}");
+        // The bans and mutes read every 2 seconds visit the sanctioned accounts only.
+        let banned = plan("SELECT id, banned_until, ban_reason FROM users WHERE banned_until > ?1");
+        assert!(banned.contains("INDEX users_banned"), "{banned}");
+        let muted = plan("SELECT id, muted_until, '' FROM users WHERE muted_until > ?1");
+        assert!(muted.contains("INDEX users_muted"), "{muted}");
     }
 }

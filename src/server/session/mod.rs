@@ -6,7 +6,7 @@
 
 use crate::config::Registration;
 use crate::log::{Departure, Health};
-use crate::protocol::{self, HistRow, ProtoError, Reply, Request};
+use crate::protocol::{self, HistRow, ProtoError, Reply, Request, Verb};
 use crate::rooms::outbox::{Flusher, Outbox, SocketOf};
 use crate::server::codec::{Line, LineReader, ReadSource, Stream};
 use crate::server::ratelimit;
@@ -370,7 +370,15 @@ impl Session {
             Ok(Some(r)) => r,
             Ok(None) => return Flow::Continue,
             Err(e) => {
-                self.error(&e);
+                // A moderation verb from a non-admin is refused as such, whatever its words.
+                let admin_only = Verb::of_line(line).is_some_and(Verb::is_admin_only);
+                let denied = match self.user() {
+                    Some(u) if admin_only => {
+                        !matches!(self.shared.store.is_admin(u.id).await, Ok(true))
+                    }
+                    _ => false,
+                };
+                self.error(&if denied { ProtoError::admins_only() } else { e });
                 return Flow::Continue;
             }
         };
