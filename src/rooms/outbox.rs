@@ -217,13 +217,14 @@ impl Flusher {
     /// Writes whatever is queued, as it is queued, until the connection is killed or a write
     /// fails (which kills it): then `Err`. With `until_drained`, it returns `Ok` as soon as it
     /// has written something and the queue is empty again. Cancel-safe.
-    pub async fn flush_when_ready<W: AsyncWrite + Unpin>(
-        &mut self,
-        outbox: &Outbox,
-        w: &mut W,
+    pub fn flush_when_ready<'a, W: AsyncWrite + Unpin>(
+        &'a mut self,
+        outbox: &'a Outbox,
+        w: &'a mut W,
         until_drained: bool,
-    ) -> Result<(), Killed> {
-        poll_fn(|cx| {
+    ) -> impl Future<Output = Result<(), Killed>> + 'a {
+        // A plain poll, not an `async fn`: every idle session holds this future.
+        poll_fn(move |cx| {
             loop {
                 let s = &outbox.shared;
                 s.waker.register(cx.waker());
@@ -243,7 +244,6 @@ impl Flusher {
                 }
             }
         })
-        .await
     }
 
     /// Writes everything queued (at once if nothing is). `Err` once the connection is killed

@@ -263,26 +263,35 @@ impl<R: ReadSource> LineReader<R> {
         }
     }
 
-    /// The next line; `None` at end of stream.
-    pub async fn next(&mut self) -> Option<io::Result<Line>> {
+    /// The next line; `None` at end of stream. Cancel-safe: what was read stays in the
+    /// reader. A plain poll, not an `async fn`: the future is one pointer, and every idle
+    /// session holds one.
+    pub fn next_line(&mut self) -> impl Future<Output = Option<io::Result<Line>>> + Send + '_
+    where
+        R: Send,
+    {
+        std::future::poll_fn(move |cx| self.poll_next(cx))
+    }
+
+    /// Polls for the next line.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Line>>> {
         loop {
             if self.eof {
-                return self.codec.decode_eof(&mut self.buf).transpose();
+                return Poll::Ready(self.codec.decode_eof(&mut self.buf).transpose());
             }
             match self.codec.decode(&mut self.buf) {
-                Ok(Some(line)) => return Some(Ok(line)),
+                Ok(Some(line)) => return Poll::Ready(Some(Ok(line))),
                 Ok(None) => {}
-                Err(e) => return Some(Err(e)),
+                Err(e) => return Poll::Ready(Some(Err(e))),
             }
             if self.buf.is_empty() {
                 self.buf = BytesMut::new();
                 self.codec.release();
             }
-            let (read, buf) = (&mut self.read, &mut self.buf);
-            match std::future::poll_fn(|cx| read.poll_read_into(cx, buf)).await {
+            match std::task::ready!(self.read.poll_read_into(cx, &mut self.buf)) {
                 Ok(0) => self.eof = true,
                 Ok(_) => {}
-                Err(e) => return Some(Err(e)),
+                Err(e) => return Poll::Ready(Some(Err(e))),
             }
         }
     }

@@ -183,6 +183,23 @@ impl Drop for IpSlot {
     }
 }
 
+/// What a connection holds for its whole life, until it is closed: its connection slot and
+/// its count for its address.
+#[derive(Debug)]
+pub struct Admission {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    _per_ip: IpSlot,
+}
+
+/// What an accepted connection is handed: its admission, and its guest pass until it logs in.
+#[derive(Debug)]
+pub struct Passes {
+    /// Held until the connection is closed.
+    pub admission: Admission,
+    /// Held until it logs in.
+    pub guest: GuestPass,
+}
+
 /// What a connection holds while it has not logged in: a guest slot, overall and for its
 /// address. Dropped at login, so guests cannot take the room logged-in users need.
 #[derive(Debug)]
@@ -323,21 +340,28 @@ pub async fn run(
         match admitted {
             // The handshake counts toward both limits: the slot is taken before it starts.
             Ok((permit, slot, guest)) => {
+                let passes = Passes {
+                    admission: Admission {
+                        _permit: permit,
+                        _per_ip: slot,
+                    },
+                    guest,
+                };
                 let shared = shared.clone();
                 let shutdown = shutdown.clone();
+                // The session's own future is the task: no wrapper around it keeping a second
+                // copy of its arguments in every idle connection.
                 match tls.as_ref().filter(|_| is_tls) {
-                    None => tracker.spawn(async move {
-                        session::run(stream, id, peer, shared, shutdown, guest).await;
-                        drop((permit, slot));
-                    }),
-                    Some(tls) => {
-                        let acceptor = tls.acceptor();
-                        tracker.spawn(async move {
-                            session::run_tls(stream, acceptor, id, peer, shared, shutdown, guest)
-                                .await;
-                            drop((permit, slot));
-                        })
-                    }
+                    None => tracker.spawn(session::run(stream, id, peer, shared, shutdown, passes)),
+                    Some(tls) => tracker.spawn(session::run_tls(
+                        stream,
+                        tls.acceptor(),
+                        id,
+                        peer,
+                        shared,
+                        shutdown,
+                        passes,
+                    )),
                 };
             }
             Err(why) => {

@@ -10,7 +10,7 @@ use crate::protocol::{self, HistRow, ProtoError, Reply, Request, Verb};
 use crate::rooms::outbox::{Flusher, Outbox, SocketOf};
 use crate::server::codec::{Line, LineReader, ReadSource, Stream};
 use crate::server::ratelimit;
-use crate::server::{GuestPass, Shared};
+use crate::server::{Admission, GuestPass, Passes, Shared};
 use crate::store::StoreError;
 use crate::{SessionId, User};
 use bytes::{Bytes, BytesMut};
@@ -68,6 +68,8 @@ struct Session {
     /// The guest slots this connection holds until it logs in (boxed: a logged-in session,
     /// the one that idles for hours, keeps 8 bytes for it).
     guest: Option<Box<GuestPass>>,
+    /// The connection's slots, given back once it is closed (boxed for the same reason).
+    admission: Option<Box<Admission>>,
 }
 
 /// Logs with the connection's fields as key-values: `conn` (the trace id), `peer`, and once
@@ -89,13 +91,13 @@ pub fn run(
     peer: SocketAddr,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
-    guest: GuestPass,
+    passes: Passes,
 ) -> impl Future<Output = ()> + Send {
     // Built here, not in an async fn, so the arguments are not kept beside the session for
     // the connection's whole life (every idle connection carries this future).
     let outbox = Outbox::with_socket(shared.config.sendq_lines, shared.config.sendq_bytes, stream);
     serve(
-        Session::new(id, peer, shared, outbox, false, guest),
+        Session::new(id, peer, shared, outbox, false, passes),
         shutdown,
     )
 }
@@ -126,7 +128,7 @@ pub fn run_tls(
     peer: SocketAddr,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
-    guest: GuestPass,
+    passes: Passes,
 ) -> impl Future<Output = ()> + Send {
     async move {
         let Some(tls) =
@@ -136,7 +138,7 @@ pub fn run_tls(
         };
         let (read, write) = tokio::io::split(tls);
         let outbox = Outbox::new(shared.config.sendq_lines, shared.config.sendq_bytes);
-        let s = Session::new(id, peer, shared, outbox, true, guest);
+        let s = Session::new(id, peer, shared, outbox, true, passes);
         let lines = LineReader::new(Stream(read), s.shared.config.max_line);
         serve_on(s, shutdown, lines, write).await
     }
@@ -193,7 +195,7 @@ where
                     s.error(&e);
                     break "timeout";
                 }
-                item = lines.next(), if reading => item,
+                item = lines.next_line(), if reading => item,
             };
             let flow = match item {
                 None => break "client closed the connection",
@@ -250,14 +252,15 @@ where
         event!(info, s, "disconnected: {reason}");
         // The room actor no longer queues to this session (it departed): write what is
         // queued, send FIN, then read and discard until the client
-        // closes too. Closing a socket with unread input makes the kernel send RST, and the
+        // closes too. The connection's slots are held until then. Closing a socket with unread input makes the kernel send RST, and the
         // client could lose the lines just written. A connection dropped for not reading is
         // closed at once instead.
+        let admission = s.admission.take();
         drop(s);
         let closing = async {
             if flusher.flush(&outbox, &mut write).await.is_ok() {
                 let _ = write.shutdown().await;
-                while let Some(Ok(_)) = lines.next().await {}
+                while let Some(Ok(_)) = lines.next_line().await {}
             }
         };
         // Boxed, like the other rare awaits: an idle session's future stays small.
@@ -267,6 +270,7 @@ where
         {
             outbox.kill();
         }
+        drop(admission);
     }
 }
 
@@ -278,7 +282,7 @@ impl Session {
         shared: Arc<Shared>,
         outbox: Outbox,
         secure: bool,
-        guest: GuestPass,
+        passes: Passes,
     ) -> Session {
         Session {
             id,
@@ -289,7 +293,8 @@ impl Session {
             state: State::Guest,
             login_failures: 0,
             strikes: 0,
-            guest: Some(Box::new(guest)),
+            guest: Some(Box::new(passes.guest)),
+            admission: Some(Box::new(passes.admission)),
         }
     }
 
