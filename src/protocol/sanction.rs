@@ -134,6 +134,16 @@ pub fn parse_network(word: &str) -> Option<IpNet> {
         Ok(net) => net,
         Err(_) => IpNet::from(word.parse::<IpAddr>().ok()?.to_canonical()),
     };
+    // An IPv4-mapped IPv6 network (::ffff:203.0.113.0/120) is the IPv4 network it maps: peers
+    // are compared by their canonical address, so it must be stored as one to ever match.
+    if let IpNet::V6(v6) = net
+        && v6.prefix_len() >= 96
+        && let Some(v4) = v6.network().to_ipv4_mapped()
+    {
+        return ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+            .ok()
+            .map(|n| IpNet::V4(n.trunc()));
+    }
     Some(net.trunc())
 }
 
@@ -199,6 +209,9 @@ mod tests {
         assert_eq!(n("203.0.113.77/24"), Some("203.0.113.0/24".into()));
         assert_eq!(n("2001:db8::1/32"), Some("2001:db8::/32".into()));
         assert_eq!(n("::ffff:198.51.100.9"), Some("198.51.100.9/32".into()));
+        assert_eq!(n("::ffff:198.51.100.9/120"), Some("198.51.100.0/24".into()));
+        assert_eq!(n("::ffff:0:0/96"), Some("0.0.0.0/0".into()));
+        assert_eq!(n("::/0"), Some("::/0".into()));
         for not in ["bob", "1.2.3.4/33", "1.2.3", "::g", "1.2.3.4/"] {
             assert_eq!(n(not), None, "{not}");
         }
