@@ -219,3 +219,47 @@ fn interactive_reconnects_after_the_daemon_restarts() {
     p.exp_eof().unwrap();
     g.expect("LEAVE ops frank 1");
 }
+
+/// Several addresses (nodes of one service): the client logs in on the first that answers, and
+/// after losing it carries on with the next.
+#[test]
+fn interactive_moves_to_the_next_address_when_its_server_goes() {
+    let mut a = TestServer::start();
+    let b = TestServer::start();
+    // The same account on both (each daemon has its own database here).
+    drop(a.user("hank"));
+    drop(b.user("hank"));
+    let mut watcher = b.user("watch");
+    watcher.join("ops");
+    // A closed port first: skipped.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nobody = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let list = format!("{nobody},{}", a.addr);
+    let b_addr = b.addr.to_string();
+    let mut p = pty(
+        &[
+            "--addr",
+            &list,
+            "--addr",
+            &b_addr,
+            "--user",
+            "hank",
+            "--chatroom",
+            "ops",
+        ],
+        Some(PASS),
+    );
+    p.exp_string("--> you joined ops (1 user)").unwrap();
+    p.exp_string("[ops] ").unwrap();
+    let (status, _) = a.signal("TERM");
+    assert!(status.success());
+    p.exp_string("connection to").unwrap();
+    p.exp_string(&format!("-!- reconnected to {b_addr}"))
+        .unwrap();
+    watcher.expect("JOIN ops hank 2");
+    p.send_line("on the other node").unwrap();
+    watcher.expect("MSG ops hank on the other node");
+    p.send_control('c').unwrap();
+    p.exp_eof().unwrap();
+}

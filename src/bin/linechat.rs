@@ -34,9 +34,11 @@ const QUIT_TIMEOUT: Duration = Duration::from_secs(3);
     note = "The password comes from LINECHAT_PASSWORD, else it is asked for without echo. On a terminal: /help, /join ROOM, /raw, /quit; #commands pass through to the server."
 )]
 struct Args {
-    /// server address (default 127.0.0.1:7878, or 127.0.0.1:7879 with --tls)
+    /// server address (default 127.0.0.1:7878, or 127.0.0.1:7879 with --tls); several
+    /// (repeated, or separated by commas) are tried in turn, and after a lost connection the
+    /// next one first
     #[argh(option)]
-    addr: Option<String>,
+    addr: Vec<String>,
     /// speak TLS to the server's TLS port; its certificate is verified against the system's
     /// roots (or --tls-ca) for the host of --addr (or --tls-name)
     #[argh(switch)]
@@ -114,7 +116,7 @@ fn identity(args: &Args, editor: Option<&mut DefaultEditor>) -> Result<Identity,
     if let Some(user) = &args.user {
         validate_name(user).map_err(|e| format!("bad user name {user:?}: {}", e.text))?;
         return Ok(Identity {
-            addr: addr(args),
+            addrs: addrs(args),
             user: user.clone(),
             password: ask_password(user)?,
             register: false,
@@ -155,7 +157,7 @@ fn identity(args: &Args, editor: Option<&mut DefaultEditor>) -> Result<Identity,
         }
     };
     Ok(Identity {
-        addr: addr(args),
+        addrs: addrs(args),
         user,
         password,
         register,
@@ -163,14 +165,26 @@ fn identity(args: &Args, editor: Option<&mut DefaultEditor>) -> Result<Identity,
     })
 }
 
-/// The server's address: `--addr`, else the default port for plain or TLS.
-fn addr(args: &Args) -> String {
+/// The server's addresses: every `--addr` (each may list several, comma-separated), else the
+/// default port for plain or TLS.
+fn addrs(args: &Args) -> Vec<String> {
+    let given: Vec<String> = args
+        .addr
+        .iter()
+        .flat_map(|a| a.split(','))
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(String::from)
+        .collect();
+    if !given.is_empty() {
+        return given;
+    }
     let default = if args.tls {
         DEFAULT_TLS_ADDR
     } else {
         DEFAULT_ADDR
     };
-    args.addr.clone().unwrap_or_else(|| default.to_string())
+    vec![default.to_string()]
 }
 
 /// How to speak TLS, with `--tls`.

@@ -64,8 +64,8 @@ impl Failure {
 /// Who to be and where to go.
 #[derive(Debug, Clone)]
 pub struct Identity {
-    /// Server address.
-    pub addr: String,
+    /// Server addresses, tried in turn (nodes of one service): never empty.
+    pub addrs: Vec<String>,
     /// User name.
     pub user: String,
     /// Password, kept in memory for reconnecting.
@@ -153,10 +153,35 @@ impl Conn {
         }
     }
 
-    /// Logs in (or registers) and joins `room`. Returns the `OK join` line; the welcome and
-    /// replay follow on the connection.
+    /// Logs in (or registers) and joins `room` on the first of the addresses that answers.
+    /// Returns the `OK join` line; the welcome and replay follow on the connection.
     pub fn establish(id: &Identity, room: &str) -> Result<(Conn, String), Failure> {
-        let mut c = Conn::connect(&id.addr, id.tls.as_ref())?;
+        Self::establish_from(id, room, 0).map(|(c, ok, _)| (c, ok))
+    }
+
+    /// [`Conn::establish`] trying the addresses from index `start` on, wrapping around: a
+    /// transient failure moves on to the next address, a fatal one (a wrong password, a
+    /// certificate that does not verify) ends the attempt. Returns the index that answered.
+    pub fn establish_from(
+        id: &Identity,
+        room: &str,
+        start: usize,
+    ) -> Result<(Conn, String, usize), Failure> {
+        let n = id.addrs.len();
+        let mut last = Failure::Fatal("no server address".into());
+        for k in 0..n {
+            let i = (start + k) % n;
+            match Self::establish_at(&id.addrs[i], id, room) {
+                Ok((c, ok)) => return Ok((c, ok, i)),
+                Err(Failure::Fatal(m)) => return Err(Failure::Fatal(m)),
+                Err(transient) => last = transient,
+            }
+        }
+        Err(last)
+    }
+
+    fn establish_at(addr: &str, id: &Identity, room: &str) -> Result<(Conn, String), Failure> {
+        let mut c = Conn::connect(addr, id.tls.as_ref())?;
         let _ = c.writer.set_read_timeout(Some(HANDSHAKE_TIMEOUT));
         let verb = if id.register { "register" } else { "login" };
         let io = |e: io::Error| Failure::Transient(format!("connection failed: {e}"));
@@ -268,6 +293,8 @@ pub fn read_loop(
     mut out: Box<dyn Output>,
 ) {
     let mut quitting = false;
+    // The address in use: after a loss the next one is tried first.
+    let mut at = 0;
     loop {
         match conn.read_line() {
             Ok(Some(line)) => {
@@ -313,18 +340,22 @@ pub fn read_loop(
                     if !quitting {
                         out.show(format!(
                             "-!- the server closed the connection ({})",
-                            id.addr
+                            id.addrs[at]
                         ));
                     }
                     link.update(|s| s.closed = true);
                     return;
                 }
-                out.show(format!("-!- connection to {} lost; reconnecting", id.addr));
-                match reconnect_loop(&link, &id, &mut out) {
-                    Some((c, ok)) => {
+                out.show(format!(
+                    "-!- connection to {} lost; reconnecting",
+                    id.addrs[at]
+                ));
+                match reconnect_loop(&link, &id, &mut out, at + 1) {
+                    Some((c, ok, i)) => {
                         conn = c;
+                        at = i;
                         *lock(&link.writer) = conn.writer.try_clone().ok();
-                        out.show("-!- reconnected".to_string());
+                        out.show(format!("-!- reconnected to {}", id.addrs[at]));
                         if let Some(shown) = screen.render(&ok, "") {
                             out.show(shown);
                         }
@@ -339,7 +370,13 @@ pub fn read_loop(
     }
 }
 
-fn reconnect_loop(link: &Link, id: &Identity, out: &mut Box<dyn Output>) -> Option<(Conn, String)> {
+/// Logs in again with backoff, trying the addresses from `start` on each round.
+fn reconnect_loop(
+    link: &Link,
+    id: &Identity,
+    out: &mut Box<dyn Output>,
+    start: usize,
+) -> Option<(Conn, String, usize)> {
     let mut backoff = Backoff::default();
     let login = Identity {
         register: false, // the account exists by now
@@ -349,7 +386,7 @@ fn reconnect_loop(link: &Link, id: &Identity, out: &mut Box<dyn Output>) -> Opti
         let delay = backoff.next(fastrand::f64());
         std::thread::sleep(delay);
         let room = link.seen().room.clone();
-        match Conn::establish(&login, &room) {
+        match Conn::establish_from(&login, &room, start) {
             Ok(c) => return Some(c),
             Err(Failure::Fatal(m)) => {
                 out.show(format!("!!! cannot log in again: {m}"));
