@@ -263,3 +263,30 @@ fn interactive_moves_to_the_next_address_when_its_server_goes() {
     p.send_control('c').unwrap();
     p.exp_eof().unwrap();
 }
+
+/// Kicked by an admin: the client says so and does not come straight back.
+#[test]
+fn interactive_does_not_reconnect_after_a_kick() {
+    let mut srv = TestServer::start();
+    drop(srv.user("ivan"));
+    let mut root = srv.user("root");
+    srv.make_admin("root");
+    let addr = srv.addr.to_string();
+    let mut p = pty(&["--addr", &addr, "--user", "ivan"], Some(PASS));
+    p.exp_string("--> you joined general (1 user)").unwrap();
+    root.send("#kick ivan flooding");
+    root.expect("OK kick ivan 1");
+    p.exp_string("!!! flooding (kicked)").unwrap();
+    p.exp_string("-!- an admin closed the connection; not reconnecting")
+        .unwrap();
+    // The prompt leaves at the next line typed, which is sent nowhere.
+    p.send("anyone?\r").unwrap();
+    p.flush().unwrap();
+    p.exp_eof().unwrap();
+    // Logged in once, never again.
+    drop(root);
+    srv.signal("TERM");
+    let logins = srv.all_log();
+    let logins = logins.iter().filter(|l| l.contains("login ivan succeeded"));
+    assert_eq!(logins.count(), 1);
+}

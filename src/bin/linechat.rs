@@ -255,7 +255,7 @@ fn interactive_main(
                 raw,
                 true,
                 Box::new(Printer(printer)),
-            )
+            );
         })
     };
     loop {
@@ -271,6 +271,9 @@ fn interactive_main(
                 break;
             }
         };
+        if link.seen().closed {
+            break; // closed for good while the line was typed
+        }
         if line.trim().is_empty() {
             continue;
         }
@@ -319,7 +322,9 @@ fn piped_main(conn: Conn, ok_join: String, id: Identity) -> ExitCode {
     let reader = {
         let link = link.clone();
         let raw = Arc::new(AtomicBool::new(false));
-        std::thread::spawn(move || read_loop(conn, link, id, screen, raw, false, Box::new(Stdout)))
+        std::thread::spawn(move || {
+            read_loop(conn, link, id, screen, raw, false, Box::new(Stdout));
+        })
     };
     let mut failed = 0;
     for line in std::io::stdin().lock().lines() {

@@ -282,7 +282,7 @@ pub trait Output: Send {
 
 /// The reader thread: renders every line that arrives; on loss, reconnects (if `reconnect`)
 /// with backoff, logs in again and rejoins the room. Returns when the connection is closed for
-/// good (after `#quit`, a fatal failure, or a loss without `reconnect`).
+/// good (after `#quit`, a kick or ban, a fatal failure, or a loss without `reconnect`).
 pub fn read_loop(
     mut conn: Conn,
     link: Arc<Link>,
@@ -293,6 +293,8 @@ pub fn read_loop(
     mut out: Box<dyn Output>,
 ) {
     let mut quitting = false;
+    // Kicked or banned: the connection's end is not a loss to repair.
+    let mut put_out = false;
     // The address in use: after a loss the next one is tried first.
     let mut at = 0;
     loop {
@@ -303,10 +305,14 @@ pub fn read_loop(
                     ServerLine::Msg(_, name, _) if name.eq_ignore_ascii_case(&id.user) => {
                         link.update(|s| s.acks += 1)
                     }
-                    ServerLine::Err(..) => link.update(|s| {
-                        s.errors += 1;
-                        s.last_error = line.clone();
-                    }),
+                    ServerLine::Err(code, _) => {
+                        // An admin closed this session: coming back at once would undo it.
+                        put_out |= matches!(code, "kicked" | "banned");
+                        link.update(|s| {
+                            s.errors += 1;
+                            s.last_error = line.clone();
+                        })
+                    }
                     ServerLine::Pong => {
                         let mut quiet = lock(&link.quiet_pongs);
                         let hide = *quiet > 0;
@@ -336,8 +342,10 @@ pub fn read_loop(
             }
             Ok(None) | Err(_) => {
                 *lock(&link.writer) = None;
-                if quitting || !reconnect {
-                    if !quitting {
+                if quitting || put_out || !reconnect {
+                    if put_out {
+                        out.show("-!- an admin closed the connection; not reconnecting".into());
+                    } else if !quitting {
                         out.show(format!(
                             "-!- the server closed the connection ({})",
                             id.addrs[at]
