@@ -38,6 +38,8 @@ use tokio_util::task::TaskTracker;
 
 /// How long sessions get to say goodbye and flush after shutdown starts.
 pub const SESSION_GRACE: Duration = Duration::from_secs(3);
+/// Refused connections being told why at once; more are closed without the line.
+const REFUSALS_IN_FLIGHT: usize = 1024;
 /// How long the writer gets to commit what is queued after the sessions are gone.
 const STORE_GRACE: Duration = Duration::from_millis(1500);
 
@@ -297,6 +299,7 @@ pub async fn run(
     }
     let tracker = TaskTracker::new();
     tracker.spawn(refresh_sanctions(shared.clone(), shutdown.clone()));
+    let refusals = Arc::new(Semaphore::new(REFUSALS_IN_FLIGHT));
     let mut next_id: u64 = 0;
     let Listeners { plain, tls } = listeners;
     let (tls_listener, tls) = match tls {
@@ -366,7 +369,14 @@ pub async fn run(
             }
             Err(why) => {
                 info!(conn = id, peer:% = peer; "refused: {}", why.text);
+                // Bounded like everything else: in a flood of refused connections (a banned
+                // network reconnecting, say) those beyond the bound are closed without a word.
+                let Ok(refusal) = refusals.clone().try_acquire_owned() else {
+                    drop(stream);
+                    continue;
+                };
                 tracker.spawn(async move {
+                    let _refusal = refusal;
                     let line = why.to_bytes();
                     let _ = tokio::time::timeout(SESSION_GRACE, async {
                         let _ = stream.write_all(&line).await;
