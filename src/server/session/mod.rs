@@ -250,10 +250,10 @@ where
         }
         event!(info, s, "disconnected: {reason}");
         // The room actor no longer queues to this session (it departed): write what is
-        // queued, send FIN, then read and discard until the client
-        // closes too. The connection's slots are held until then. Closing a socket with unread input makes the kernel send RST, and the
-        // client could lose the lines just written. A connection dropped for not reading is
-        // closed at once instead.
+        // queued, send FIN, then read and discard until the client closes too; the
+        // connection's slots are held until then. Closing a socket with unread input makes the
+        // kernel send RST, and the client could lose the lines just written. A connection
+        // dropped for not reading is closed at once instead.
         let admission = s.admission.take();
         drop(s);
         let closing = async {
