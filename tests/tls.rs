@@ -721,3 +721,34 @@ fn the_readme_certificate_recipe_works_with_the_bundled_clients() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("] ann (you): hello"));
 }
+
+/// Moderation reaches TLS sessions too: a kicked TLS session reads `ERR kicked` over TLS as its
+/// last line; a banned network is refused on the TLS port before any handshake, in plain text.
+#[test]
+fn kicks_and_bans_reach_the_tls_port() {
+    let certs = Certs::new();
+    let srv = start(&certs, &[]);
+    let mut root = srv.user("root");
+    srv.make_admin("root");
+    let mut t = TlsClient::connect(&srv, &certs.der);
+    t.send(&format!("#register tee {PASS}"));
+    t.expect("OK register tee");
+    root.send("#kick tee enough");
+    root.expect("OK kick tee 1");
+    t.expect("ERR kicked enough");
+    let mut rest = String::new();
+    assert_eq!(
+        t.io.read_line(&mut rest).unwrap_or(0),
+        0,
+        "closed after: {rest:?}"
+    );
+
+    root.send("#ban 127.0.0.5 1h");
+    let ok = root.line();
+    assert!(ok.starts_with("OK ban 127.0.0.5/32 20"), "{ok}");
+    let tls = srv.tls_addr.unwrap();
+    let mut banned = common::TestClient::connect_from(tls, "127.0.0.5");
+    let lines = banned.until_closed();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].starts_with("ERR banned until 20"), "{lines:?}");
+}
