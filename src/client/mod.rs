@@ -20,6 +20,8 @@ use transport::{Reader, TlsOptions, Writer};
 
 /// How long to wait for the server during the handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a line may take to be written to the server.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// First reconnect delay; it doubles per failed attempt.
 const BACKOFF_BASE: Duration = Duration::from_millis(250);
 /// Longest reconnect delay.
@@ -95,6 +97,10 @@ impl Conn {
             match TcpStream::connect_timeout(&a, HANDSHAKE_TIMEOUT) {
                 Ok(s) => {
                     let _ = s.set_nodelay(true);
+                    // A write the server does not take within this time fails the connection
+                    // (and it is re-established): on TLS a stuck write holds the session the
+                    // reader needs, so it must not wait for ever.
+                    let _ = s.set_write_timeout(Some(WRITE_TIMEOUT));
                     let (reader, writer) = match tls {
                         None => {
                             transport::plain(s).map_err(|e| Failure::Transient(e.to_string()))?
