@@ -23,7 +23,7 @@ use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io::IoSlice;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
@@ -53,6 +53,11 @@ struct Shared {
     killed: AtomicBool,
     /// Set to close the connection once what is queued is written (a kick).
     closing: AtomicBool,
+    /// Why the session must stop, once told ([`Stop`] as a number; 0: not told).
+    stop: AtomicU8,
+    /// When the session's time is up, in milliseconds on the daemon's clock (see
+    /// [`Outbox::set_deadline`]); a sweep compares it with the clock.
+    deadline_ms: AtomicU64,
     max_items: usize,
     max_bytes: usize,
     /// The connection, when the queue belongs to one: see [`Outbox::try_push`].
@@ -73,6 +78,16 @@ impl Shared {
 #[derive(Debug, Clone)]
 pub struct Outbox {
     shared: Arc<Shared>,
+}
+
+/// Why a session is told to stop from outside, through its outbox (no timer or shutdown
+/// future of its own: an idle session's task stays small).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// The server is shutting down.
+    Shutdown,
+    /// Its deadline ([`Outbox::set_deadline`]) passed.
+    Deadline,
 }
 
 /// Why a [`Flusher`] stopped: the connection was killed, or a write failed (which kills it).
@@ -101,6 +116,8 @@ impl Outbox {
                 waker: AtomicWaker::new(),
                 killed: AtomicBool::new(false),
                 closing: AtomicBool::new(false),
+                stop: AtomicU8::new(0),
+                deadline_ms: AtomicU64::new(u64::MAX),
                 max_items,
                 max_bytes,
                 socket,
@@ -189,6 +206,48 @@ impl Outbox {
     /// Whether [`Outbox::close_after_flush`] was called.
     pub fn is_closing(&self) -> bool {
         self.shared.closing.load(Ordering::Acquire)
+    }
+
+    /// Sets when the session's time is up, in milliseconds on the daemon's clock; a sweep
+    /// ([`Outbox::stop_if_due`]) tells it [`Stop::Deadline`] once the clock passes it.
+    pub fn set_deadline(&self, at_ms: u64) {
+        self.shared.deadline_ms.store(at_ms, Ordering::Relaxed);
+    }
+
+    /// Tells the session [`Stop::Deadline`] if its deadline is at or before `now_ms`.
+    pub fn stop_if_due(&self, now_ms: u64) {
+        if self.shared.deadline_ms.load(Ordering::Relaxed) <= now_ms {
+            self.stop(Stop::Deadline);
+        }
+    }
+
+    /// Tells the session to stop (the first reason told is the one it sees).
+    pub fn stop(&self, why: Stop) {
+        let code = match why {
+            Stop::Shutdown => 1,
+            Stop::Deadline => 2,
+        };
+        if self
+            .shared
+            .stop
+            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.shared.waker.wake();
+        }
+    }
+
+    /// Resolves once the session is told to stop. A plain poll registering the task with the
+    /// outbox's waker (the flusher registers the same task there), so it costs one pointer.
+    pub fn stopped(&self) -> impl Future<Output = Stop> + '_ {
+        poll_fn(|cx| {
+            self.shared.waker.register(cx.waker());
+            match self.shared.stop.load(Ordering::Acquire) {
+                0 => Poll::Pending,
+                1 => Poll::Ready(Stop::Shutdown),
+                _ => Poll::Ready(Stop::Deadline),
+            }
+        })
     }
 
     /// Closes the connection at once, without flushing what is queued.

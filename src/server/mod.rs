@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod codec;
+pub mod live;
 pub mod ratelimit;
 pub mod sanctions;
 mod session;
@@ -19,6 +20,7 @@ use crate::rooms::Rooms;
 use crate::rooms::Sweep;
 use crate::store::{Database, Store, StoreError};
 use auth::Auth;
+use live::Live;
 use log::{info, warn};
 use ratelimit::Limiter;
 use sanctions::Sanctions;
@@ -84,12 +86,25 @@ pub struct Shared {
     guests_per_ip: Arc<PerIp>,
     /// Bans and mutes in force.
     pub sanctions: Sanctions,
+    /// Every live session, for shutdown and the deadline sweep.
+    pub live: Live,
 }
 
 impl Shared {
     /// Open connections, guests included.
     pub fn connections(&self) -> usize {
         self.config.max_connections - self.slots.available_permits()
+    }
+
+    /// Milliseconds since the daemon started: the clock of the sessions' deadlines.
+    pub fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The deadline `d` from now, on that clock.
+    pub fn deadline_in(&self, d: Duration) -> u64 {
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self.now_ms().saturating_add(ms)
     }
 
     /// Re-reads the bans and mutes from the store and closes every session a ban in force
@@ -117,6 +132,18 @@ impl Shared {
             sweep.spared = self.store.admins().await?;
         }
         Ok(self.rooms.sweep(sweep).await)
+    }
+}
+
+/// Tells the sessions whose deadline passed to stop, every [`live::SWEEP`], until `shutdown`.
+async fn sweep_deadlines(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(live::SWEEP);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => shared.live.sweep(shared.now_ms()),
+        }
     }
 }
 
@@ -287,6 +314,7 @@ pub async fn run(
             counts: Mutex::new(HashMap::new()),
         }),
         sanctions: Sanctions::default(),
+        live: Live::default(),
         config,
         rooms,
         log: log.clone(),
@@ -299,6 +327,7 @@ pub async fn run(
     }
     let tracker = TaskTracker::new();
     tracker.spawn(refresh_sanctions(shared.clone(), shutdown.clone()));
+    tracker.spawn(sweep_deadlines(shared.clone(), shutdown.clone()));
     let refusals = Arc::new(Semaphore::new(REFUSALS_IN_FLIGHT));
     let mut next_id: u64 = 0;
     let Listeners { plain, tls } = listeners;
@@ -351,18 +380,16 @@ pub async fn run(
                     guest,
                 };
                 let shared = shared.clone();
-                let shutdown = shutdown.clone();
                 // The session's own future is the task: no wrapper around it keeping a second
                 // copy of its arguments in every idle connection.
                 match tls.as_ref().filter(|_| is_tls) {
-                    None => tracker.spawn(session::run(stream, id, peer, shared, shutdown, passes)),
+                    None => tracker.spawn(session::run(stream, id, peer, shared, passes)),
                     Some(tls) => tracker.spawn(session::run_tls(
                         stream,
                         tls.acceptor(),
                         id,
                         peer,
                         shared,
-                        shutdown,
                         passes,
                     )),
                 };
@@ -393,6 +420,7 @@ pub async fn run(
     }
     drop((plain, tls_listener));
     info!("shutting down: no longer accepting connections");
+    shared.live.stop_all();
     tracker.close();
     if tokio::time::timeout(SESSION_GRACE, tracker.wait())
         .await

@@ -6,7 +6,7 @@
 
 use crate::log::{Departure, Health};
 use crate::protocol::{self, HistRow, ProtoError, Reply, Request, Verb};
-use crate::rooms::outbox::{Flusher, Outbox, SocketOf};
+use crate::rooms::outbox::{Flusher, Outbox, SocketOf, Stop};
 use crate::server::codec::{Line, LineReader, ReadSource, Stream};
 use crate::server::ratelimit;
 use crate::server::{Admission, GuestPass, Passes, Shared};
@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
 
 /// How long a closing session waits for its last lines to be written.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -89,26 +88,22 @@ pub fn run(
     id: SessionId,
     peer: SocketAddr,
     shared: Arc<Shared>,
-    shutdown: CancellationToken,
     passes: Passes,
 ) -> impl Future<Output = ()> + Send {
     // Built here, not in an async fn, so the arguments are not kept beside the session for
     // the connection's whole life (every idle connection carries this future).
     let outbox = Outbox::with_socket(shared.config.sendq_lines, shared.config.sendq_bytes, stream);
-    serve(
-        Session::new(id, peer, shared, outbox, false, passes),
-        shutdown,
-    )
+    serve(Session::new(id, peer, shared, outbox, false, passes))
 }
 
 /// The session's life on the plain port: the outbox owns the socket (the room actor writes to
 /// it directly, see `Outbox::try_push`), and the reader and the writer each hold a handle on
 /// it, so the future borrows nothing (an outer `async` block lending the socket would keep a
 /// second copy of the reader in every idle connection's task).
-fn serve(s: Session, shutdown: CancellationToken) -> impl Future<Output = ()> + Send {
+fn serve(s: Session) -> impl Future<Output = ()> + Send {
     let lines = LineReader::new(SocketOf(s.outbox.clone()), s.shared.config.max_line);
     let write = SocketOf(s.outbox.clone());
-    serve_on(s, shutdown, lines, write)
+    serve_on(s, lines, write)
 }
 
 /// Serves a TLS connection: the handshake (bounded by the login timeout, and preceded by a
@@ -126,7 +121,6 @@ pub fn run_tls(
     id: SessionId,
     peer: SocketAddr,
     shared: Arc<Shared>,
-    shutdown: CancellationToken,
     passes: Passes,
 ) -> impl Future<Output = ()> + Send {
     async move {
@@ -139,7 +133,7 @@ pub fn run_tls(
         let outbox = Outbox::new(shared.config.sendq_lines, shared.config.sendq_bytes);
         let s = Session::new(id, peer, shared, outbox, true, passes);
         let lines = LineReader::new(Stream(read), s.shared.config.max_line);
-        serve_on(s, shutdown, lines, write).await
+        serve_on(s, lines, write).await
     }
 }
 
@@ -150,7 +144,6 @@ pub fn run_tls(
 )]
 fn serve_on<R, W>(
     mut s: Session,
-    shutdown: CancellationToken,
     mut lines: LineReader<R>,
     mut write: W,
 ) -> impl Future<Output = ()> + Send
@@ -165,8 +158,13 @@ where
         for text in protocol::greeting() {
             s.reply(Reply::Info(&text));
         }
-        let deadline = tokio::time::sleep(s.shared.config.login_timeout);
-        tokio::pin!(deadline);
+        // Shutdown and the deadline reach the session through its outbox (see `live`): no
+        // timer or shutdown future of its own in every idle connection's task.
+        let entered = s.shared.live.enter(s.id, &outbox);
+        if !entered {
+            outbox.stop(Stop::Shutdown);
+        }
+        outbox.set_deadline(s.shared.deadline_in(s.shared.config.login_timeout));
         let mut first_line = true;
         let mut quit = false;
         let reason = loop {
@@ -175,25 +173,27 @@ where
             let reading = !s.outbox.is_full();
             let item = tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => {
-                    let line = Reply::Info(SHUTDOWN).to_bytes();
-                    Box::pin(s.depart(&mut flusher, &mut write, Some(line), false)).await;
-                    break SHUTDOWN;
-                }
+                stop = outbox.stopped() => match stop {
+                    Stop::Shutdown => {
+                        let line = Reply::Info(SHUTDOWN).to_bytes();
+                        Box::pin(s.depart(&mut flusher, &mut write, Some(line), false)).await;
+                        break SHUTDOWN;
+                    }
+                    Stop::Deadline => {
+                        let config = &s.shared.config;
+                        let e = match s.state {
+                            State::Guest => ProtoError::login_timeout(config.login_timeout.as_secs()),
+                            _ => ProtoError::idle_timeout(config.idle_timeout.as_secs()),
+                        };
+                        s.error(&e);
+                        break "timeout";
+                    }
+                },
                 flushed = flusher.flush_when_ready(&s.outbox, &mut write, !reading) => match flushed {
                     Ok(()) => continue,
                     Err(_) if s.outbox.is_closing() => break KICKED,
                     Err(_) => break DROPPED,
                 },
-                _ = &mut deadline => {
-                    let config = &s.shared.config;
-                    let e = match s.state {
-                        State::Guest => ProtoError::login_timeout(config.login_timeout.as_secs()),
-                        _ => ProtoError::idle_timeout(config.idle_timeout.as_secs()),
-                    };
-                    s.error(&e);
-                    break "timeout";
-                }
                 item = lines.next_line(), if reading => item,
             };
             let flow = match item {
@@ -234,11 +234,10 @@ where
             }
             // Anything a logged-in client sends keeps it alive; a guest's clock never resets.
             if !matches!(s.state, State::Guest) {
-                deadline
-                    .as_mut()
-                    .reset(tokio::time::Instant::now() + s.shared.config.idle_timeout);
+                outbox.set_deadline(s.shared.deadline_in(s.shared.config.idle_timeout));
             }
         };
+        s.shared.live.leave(s.id);
         // The one cleanup path. A guest's slots go back first: the next connection need not
         // wait for this one's farewell (and "disconnected" in the log means they are free).
         s.guest = None;
