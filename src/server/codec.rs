@@ -79,8 +79,8 @@ impl Telnet {
 /// single line.
 #[derive(Debug)]
 pub struct LineCodec {
+    /// Its maximum length is the line limit plus one (for a CR before the LF).
     inner: LinesCodec,
-    max_line: usize,
     telnet: Telnet,
     /// Filtered bytes not yet framed into a line.
     filtered: BytesMut,
@@ -94,7 +94,6 @@ impl LineCodec {
         LineCodec {
             // One extra byte so a CR before the LF does not count against the limit.
             inner: LinesCodec::new_with_max_length(max_line.saturating_add(1)),
-            max_line,
             telnet: Telnet::default(),
             filtered: BytesMut::new(),
             started: false,
@@ -123,7 +122,7 @@ impl LineCodec {
 
     fn map(&self, r: Result<Option<String>, LinesCodecError>) -> Result<Option<Line>, io::Error> {
         match r {
-            Ok(Some(s)) if s.len() > self.max_line => Ok(Some(Line::TooLong)),
+            Ok(Some(s)) if s.len() >= self.inner.max_length() => Ok(Some(Line::TooLong)),
             Ok(Some(s)) => Ok(Some(Line::Text(s))),
             Ok(None) => Ok(None),
             Err(LinesCodecError::MaxLineLengthExceeded) => Ok(Some(Line::TooLong)),
