@@ -409,3 +409,39 @@ fn a_registration_storm_does_not_starve_logins() {
         c.expect(&format!("OK register storm{i}"));
     }
 }
+
+/// A flood of refused connections does not flood the log: one line a second, the next saying
+/// how many were left out (so every refusal is counted, none is lost from the record).
+#[test]
+fn refused_connections_are_logged_at_most_once_a_second() {
+    let mut srv = TestServer::start_with(&["--max-per-ip", "1"]);
+    let _held = srv.client();
+    let start = Instant::now();
+    for _ in 0..30 {
+        let mut c = TestClient::connect_raw(srv.addr);
+        c.expect("ERR busy too many connections from your address, try again later");
+    }
+    let took = start.elapsed();
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut last = TestClient::connect_raw(srv.addr);
+    last.expect("ERR busy too many connections from your address, try again later");
+    srv.wait_log("more refused in the last second, not logged")
+        .expect("a line counts those left out");
+    srv.signal("TERM");
+    let log = srv.all_log();
+    let lines: Vec<&String> = log.iter().filter(|l| l.contains("refused: ")).collect();
+    // At most one a second (plus the last one), and together they account for all 31.
+    assert!(lines.len() as u64 <= took.as_secs() + 2, "{lines:?}");
+    let counted: u64 = lines
+        .iter()
+        .map(|l| {
+            1 + l
+                .split(" (")
+                .nth(1)
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum();
+    assert_eq!(counted, 31, "{lines:?}");
+}

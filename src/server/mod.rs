@@ -40,6 +40,33 @@ use tokio_util::task::TaskTracker;
 
 /// How long sessions get to say goodbye and flush after shutdown starts.
 pub const SESSION_GRACE: Duration = Duration::from_secs(3);
+/// A log line that a flood could repeat (a refused connection): at most one a second, the
+/// next one saying how many were left out.
+#[derive(Debug, Default)]
+struct Throttled {
+    last: Option<std::time::Instant>,
+    left_out: u64,
+}
+
+impl Throttled {
+    /// `Some(suffix)` if this one is to be logged (the suffix counts those left out since).
+    fn admit(&mut self) -> Option<String> {
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
+            self.left_out += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(match std::mem::take(&mut self.left_out) {
+            0 => String::new(),
+            n => format!(" ({n} more refused in the last second, not logged)"),
+        })
+    }
+}
+
 /// Refused connections being told why at once; more are closed without the line.
 const REFUSALS_IN_FLIGHT: usize = 1024;
 /// How long the writer gets to commit what is queued after the sessions are gone.
@@ -329,6 +356,7 @@ pub async fn run(
     tracker.spawn(refresh_sanctions(shared.clone(), shutdown.clone()));
     tracker.spawn(sweep_deadlines(shared.clone(), shutdown.clone()));
     let refusals = Arc::new(Semaphore::new(REFUSALS_IN_FLIGHT));
+    let mut refusal_log = Throttled::default();
     let mut next_id: u64 = 0;
     let Listeners { plain, tls } = listeners;
     let (tls_listener, tls) = match tls {
@@ -395,7 +423,9 @@ pub async fn run(
                 };
             }
             Err(why) => {
-                info!(conn = id, peer:% = peer; "refused: {}", why.text);
+                if let Some(suppressed) = refusal_log.admit() {
+                    info!(conn = id, peer:% = peer; "refused: {}{suppressed}", why.text);
+                }
                 // Bounded like everything else: in a flood of refused connections (a banned
                 // network reconnecting, say) those beyond the bound are closed without a word.
                 let Ok(refusal) = refusals.clone().try_acquire_owned() else {
