@@ -2,7 +2,7 @@
 //! as a running daemon, through SQLite's own locking (one writer at a time, a busy timeout),
 //! without the daemon's lock. How the first account is made when registration is closed.
 
-use super::{configure, migrations};
+use super::{configure, migrations, moderation};
 use crate::protocol::sanction::{Ban, Target, Until};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use std::path::Path;
@@ -82,62 +82,50 @@ pub fn set_password(conn: &Connection, name: &str, hash: &str) -> Result<(), Str
     Ok(())
 }
 
+/// The id and stored name of the account `name` (any case).
+fn account(conn: &Connection, name: &str) -> Result<(i64, String), String> {
+    conn.query_row("SELECT id, name FROM users WHERE name = ?1", [name], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })
+    .optional()
+    .map_err(explain)?
+    .ok_or_else(|| format!("no account named {name}"))
+}
+
 /// Makes `name` an admin (or, with `admin` false, no longer one), and records it in the
 /// moderation log as done by `cli`.
 pub fn set_admin(conn: &mut Connection, name: &str, admin: bool) -> Result<(), String> {
     let tx = conn.transaction().map_err(explain)?;
-    let changed = tx
-        .execute(
-            "UPDATE users SET is_admin = ?2 WHERE name = ?1",
-            params![name, admin],
-        )
-        .map_err(explain)?;
-    if changed == 0 {
-        return Err(format!("no account named {name}"));
-    }
-    let action = if admin { "admin" } else { "revoke" };
+    let (id, stored) = account(&tx, name)?;
     tx.execute(
-        "INSERT INTO moderation (actor, action, target) VALUES ('cli', ?1, ?2)",
-        params![action, name],
+        "UPDATE users SET is_admin = ?2 WHERE id = ?1",
+        params![id, admin],
     )
     .map_err(explain)?;
+    let action = if admin { "admin" } else { "revoke" };
+    moderation::record(&tx, "cli", action, &stored, "").map_err(explain)?;
     tx.commit().map_err(explain)
 }
 
 /// Bans an account (admins too: this is the operator) or a network, and records it in the
 /// moderation log as done by `cli`. A running daemon reads it within two seconds and closes
-/// the sessions it covers.
+/// the sessions it covers. The same statements as the daemon's `#ban`.
 pub fn ban(conn: &mut Connection, target: Target<'_>, ban: &Ban) -> Result<String, String> {
     let tx = conn.transaction().map_err(explain)?;
+    let now = Until::Time(chrono::Utc::now()).stored();
     let name = match target {
         Target::Account(name) => {
-            let stored: Option<String> = tx
-                .query_row(
-                    "UPDATE users SET banned_until = ?2, ban_reason = ?3 WHERE name = ?1 \
-                     RETURNING name",
-                    params![name, ban.until.stored(), ban.reason],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(explain)?;
-            stored.ok_or_else(|| format!("no account named {name}"))?
+            let (id, stored) = account(&tx, name)?;
+            moderation::ban_account(&tx, id, ban).map_err(explain)?;
+            stored
         }
         Target::Network(net) => {
-            tx.execute(
-                "INSERT INTO address_bans (network, until, reason, actor) VALUES (?1, ?2, ?3, 'cli') \
-                 ON CONFLICT (network) DO UPDATE SET until = excluded.until, \
-                 reason = excluded.reason, actor = 'cli', at = excluded.at",
-                params![net.to_string(), ban.until.stored(), ban.reason],
-            )
-            .map_err(explain)?;
-            net.to_string()
+            let network = net.to_string();
+            moderation::ban_network(&tx, &network, ban, "cli", &now).map_err(explain)?;
+            network
         }
     };
-    tx.execute(
-        "INSERT INTO moderation (actor, action, target, reason) VALUES ('cli', 'ban', ?1, ?2)",
-        params![name, ban.text()],
-    )
-    .map_err(explain)?;
+    moderation::record(&tx, "cli", "ban", &name, &ban.text()).map_err(explain)?;
     tx.commit().map_err(explain)?;
     Ok(name)
 }
@@ -148,40 +136,20 @@ pub fn unban(conn: &mut Connection, target: Target<'_>) -> Result<String, String
     let now = Until::Time(chrono::Utc::now()).stored();
     let (name, changed) = match target {
         Target::Account(name) => {
-            let stored: Option<String> = tx
-                .query_row("SELECT name FROM users WHERE name = ?1", [name], |r| {
-                    r.get(0)
-                })
-                .optional()
-                .map_err(explain)?;
-            let stored = stored.ok_or_else(|| format!("no account named {name}"))?;
-            let changed = tx
-                .execute(
-                    "UPDATE users SET banned_until = NULL, ban_reason = '' \
-                     WHERE name = ?1 AND banned_until > ?2",
-                    params![name, now],
-                )
-                .map_err(explain)?;
+            let (id, stored) = account(&tx, name)?;
+            let changed = moderation::lift_account_ban(&tx, id, &now).map_err(explain)?;
             (stored, changed)
         }
         Target::Network(net) => {
-            let changed = tx
-                .execute(
-                    "DELETE FROM address_bans WHERE network = ?1 AND until > ?2",
-                    params![net.to_string(), now],
-                )
-                .map_err(explain)?;
-            (net.to_string(), changed)
+            let network = net.to_string();
+            let changed = moderation::lift_network_ban(&tx, &network, &now).map_err(explain)?;
+            (network, changed)
         }
     };
     if changed == 0 {
         return Err(format!("{name} is not banned"));
     }
-    tx.execute(
-        "INSERT INTO moderation (actor, action, target) VALUES ('cli', 'unban', ?1)",
-        params![name],
-    )
-    .map_err(explain)?;
+    moderation::record(&tx, "cli", "unban", &name, "").map_err(explain)?;
     tx.commit().map_err(explain)?;
     Ok(name)
 }

@@ -28,6 +28,7 @@ pub mod checkpoint;
 pub mod history;
 pub mod lock;
 pub mod migrations;
+pub mod moderation;
 
 /// How long a statement waits for a lock held by another process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(2);

@@ -5,6 +5,7 @@ use super::Outcome;
 use crate::protocol::HistRow;
 use crate::store::StoreError;
 use crate::store::history::room_tail;
+use crate::store::moderation;
 use crate::{User, UserId};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
@@ -166,15 +167,13 @@ fn execute(
                 None => return Ok(Done::Moderated(Applied::Missing)),
                 Some(done) => done,
             };
-            tx.prepare_cached(
-                "INSERT INTO moderation (actor, action, target, reason) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![
-                record.actor,
+            moderation::record(
+                tx,
+                &record.actor,
                 record.action,
-                record.target,
-                record.reason
-            ])?;
+                &record.target,
+                &record.reason,
+            )?;
             done
         }
         Op::SetPassword { user, hash, .. } => {
@@ -222,25 +221,12 @@ fn apply_effect(tx: &Connection, now: &str, record: &Moderation) -> rusqlite::Re
     let done = Done::Moderated(Applied::Done);
     let changed = match &record.effect {
         Effect::Record => return Ok(Some(done)),
-        Effect::Ban { user, ban } => tx
-            .prepare_cached("UPDATE users SET banned_until = ?2, ban_reason = ?3 WHERE id = ?1")?
-            .execute(params![user, ban.until.stored(), ban.reason])?,
-        Effect::Unban { user } => tx
-            .prepare_cached(
-                "UPDATE users SET banned_until = NULL, ban_reason = '' \
-                 WHERE id = ?1 AND banned_until > ?2",
-            )?
-            .execute(params![user, now])?,
-        Effect::BanNetwork { network, ban } => tx
-            .prepare_cached(
-                "INSERT INTO address_bans (network, until, reason, actor, at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (network) DO UPDATE SET until = excluded.until, \
-                 reason = excluded.reason, actor = excluded.actor, at = excluded.at",
-            )?
-            .execute(params![network, ban.until.stored(), ban.reason, record.actor, now])?,
-        Effect::UnbanNetwork { network } => tx
-            .prepare_cached("DELETE FROM address_bans WHERE network = ?1 AND until > ?2")?
-            .execute(params![network, now])?,
+        Effect::Ban { user, ban } => moderation::ban_account(tx, *user, ban)?,
+        Effect::Unban { user } => moderation::lift_account_ban(tx, *user, now)?,
+        Effect::BanNetwork { network, ban } => {
+            moderation::ban_network(tx, network, ban, &record.actor, now)?
+        }
+        Effect::UnbanNetwork { network } => moderation::lift_network_ban(tx, network, now)?,
         Effect::Mute { user, until } => tx
             .prepare_cached("UPDATE users SET muted_until = ?2 WHERE id = ?1")?
             .execute(params![user, until.stored()])?,
