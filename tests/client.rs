@@ -1,26 +1,10 @@
 //! The bundled `linechat` client against the real daemon: piped mode as a script would use it,
 //! and the interactive mode through a pseudo-terminal.
 mod common;
-use common::{PASS, TestServer};
+use common::{PASS, TestServer, linechat};
 use rexpect::reader::Options;
 use rexpect::session::{PtySession, spawn_with_options};
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
-
-fn client(args: &[&str], password: Option<&str>, input: &str) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_linechat"));
-    cmd.args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(p) = password {
-        cmd.env("LINECHAT_PASSWORD", p);
-    }
-    let mut child = cmd.spawn().unwrap();
-    // A client that fails early exits without reading its input: a broken pipe here is fine.
-    let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
-    child.wait_with_output().unwrap()
-}
+use std::process::Command;
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -33,7 +17,7 @@ fn piped_lines_are_sent_and_acknowledged() {
     let mut watcher = srv.user("watcher");
     watcher.join("b");
     let addr = srv.addr.to_string();
-    let out = client(
+    let out = linechat(
         &["--addr", &addr, "--user", "bob", "--chatroom", "b"],
         Some(PASS),
         "hi\nbye\n#users\n",
@@ -62,7 +46,7 @@ fn piped_mode_waits_out_the_rate_limit() {
     let addr = srv.addr.to_string();
     let input: String = (0..8).map(|i| format!("line {i}\n")).collect();
     // --room is the short form of --chatroom.
-    let out = client(
+    let out = linechat(
         &["--addr", &addr, "--user", "bob", "--room", "r"],
         Some(PASS),
         &input,
@@ -85,7 +69,7 @@ fn clear_errors_and_nonzero_exit() {
     let srv = TestServer::start();
     drop(srv.user("bob"));
     let addr = srv.addr.to_string();
-    let out = client(
+    let out = linechat(
         &["--addr", &addr, "--user", "bob"],
         Some("wrong-password"),
         "hi\n",
@@ -96,7 +80,7 @@ fn clear_errors_and_nonzero_exit() {
         "linechat: wrong name or password (auth)\n"
     );
 
-    let out = client(
+    let out = linechat(
         &["--addr", &addr, "--user", "bob", "--chatroom", "no/such"],
         Some(PASS),
         "",
@@ -108,7 +92,7 @@ fn clear_errors_and_nonzero_exit() {
     );
 
     drop(srv);
-    let out = client(&["--addr", &addr, "--user", "bob"], Some(PASS), "hi\n");
+    let out = linechat(&["--addr", &addr, "--user", "bob"], Some(PASS), "hi\n");
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(
@@ -117,7 +101,7 @@ fn clear_errors_and_nonzero_exit() {
     );
     assert_eq!(err.lines().count(), 1);
 
-    let out = client(&["--addr", &addr], None, "hi\n");
+    let out = linechat(&["--addr", &addr], None, "hi\n");
     assert!(!out.status.success());
     assert_eq!(
         text(&out.stderr),
@@ -126,7 +110,7 @@ fn clear_errors_and_nonzero_exit() {
 }
 
 fn pty(args: &[&str], password_env: Option<&str>) -> PtySession {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_linechat"));
+    let mut cmd = Command::new(common::line_client());
     cmd.args(args).env("NO_COLOR", "1").env("TERM", "xterm");
     if let Some(p) = password_env {
         cmd.env("LINECHAT_PASSWORD", p);

@@ -27,11 +27,7 @@ impl Certs {
     }
 
     fn write(dir: &Path) -> CertificateDer<'static> {
-        let made = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-            .unwrap();
-        std::fs::write(dir.join("cert.pem"), made.cert.pem()).unwrap();
-        std::fs::write(dir.join("key.pem"), made.key_pair.serialize_pem()).unwrap();
-        made.cert.der().clone()
+        common::self_signed(dir).cert.der().clone()
     }
 
     /// A new certificate in the same files (what an ACME renewal does).
@@ -533,18 +529,7 @@ fn the_line_client_speaks_tls_and_verifies_the_certificate() {
     t.send("#join g");
     t.expect("OK join g 1");
     t.line();
-    let linechat = |args: &[&str], input: &str| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_linechat"));
-        cmd.args(args).env("LINECHAT_PASSWORD", PASS);
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
-        child.wait_with_output().unwrap()
-    };
+    let linechat = |args: &[&str], input: &str| common::linechat(args, Some(PASS), input);
     // An account to log in as (the client logs in; registering is interactive).
     let mut reg = TlsClient::connect(&srv, &certs.der);
     reg.send(&format!("#register ann {PASS}"));
@@ -703,17 +688,9 @@ fn the_readme_certificate_recipe_works_with_the_bundled_clients() {
         String::from_utf8_lossy(&health.stderr)
     );
     drop(srv.user("ann"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_linechat"))
-        .args(["--tls", "--tls-ca", &cert, "--user", "ann"])
-        .args(["--addr", &format!("localhost:{port}")])
-        .env("LINECHAT_PASSWORD", PASS)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
-    let out = child.wait_with_output().unwrap();
+    let addr = format!("localhost:{port}");
+    let args = ["--tls", "--tls-ca", &cert, "--user", "ann", "--addr", &addr];
+    let out = common::linechat(&args, Some(PASS), "hello\n");
     assert!(
         out.status.success(),
         "{}",

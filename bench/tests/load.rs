@@ -73,10 +73,8 @@ fn the_load_generator_counts_every_delivery_in_both_modes() {
 #[test]
 fn the_load_generator_speaks_tls() {
     let dir = tempfile::tempdir().unwrap();
-    let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    common::self_signed(dir.path());
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert, made.cert.pem()).unwrap();
-    std::fs::write(&key, made.key_pair.serialize_pem()).unwrap();
     let (cert, key) = (cert.display().to_string(), key.display().to_string());
     let srv = TestServer::start_tls(&[
         "--rate-per-sec",

@@ -14,22 +14,60 @@ use std::time::{Duration, Instant};
 /// generator's tests (another package of the workspace) find it beside their own executable,
 /// in the same target directory and profile.
 pub fn daemon() -> PathBuf {
-    if let Some(path) = option_env!("CARGO_BIN_EXE_linechatd") {
+    built(option_env!("CARGO_BIN_EXE_linechatd"), "linechatd")
+}
+
+/// The `linechat` client binary under test (see [`daemon`]).
+pub fn line_client() -> PathBuf {
+    built(option_env!("CARGO_BIN_EXE_linechat"), "linechat")
+}
+
+fn built(named: Option<&str>, name: &str) -> PathBuf {
+    if let Some(path) = named {
         return PathBuf::from(path);
     }
     let exe = std::env::current_exe().expect("test executable");
-    // target/<profile>/deps/<test> -> target/<profile>/linechatd
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
     let dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("target directory");
-    let path = dir.join("linechatd");
+    let path = dir.join(name);
     assert!(
         path.exists(),
-        "build linechatd first: {} is missing",
+        "build {name} first: {} is missing",
         path.display()
     );
     path
+}
+
+/// Runs the line client with `args`, the password in `LINECHAT_PASSWORD` (if any) and `input`
+/// on its standard input (piped mode); its output once it exits.
+pub fn linechat(args: &[&str], password: Option<&str>, input: &str) -> std::process::Output {
+    let mut cmd = Command::new(line_client());
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(p) = password {
+        cmd.env("LINECHAT_PASSWORD", p);
+    }
+    let mut child = cmd.spawn().expect("the line client");
+    // A client that fails early exits without reading its input: a broken pipe here is fine.
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    child.wait_with_output().expect("the line client's output")
+}
+
+/// A self-signed certificate for `localhost` and 127.0.0.1, made now (nothing secret is
+/// committed) and written as `dir/cert.pem` and `dir/key.pem`.
+pub fn self_signed(dir: &Path) -> rcgen::CertifiedKey {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+        .expect("a test certificate");
+    std::fs::write(dir.join("cert.pem"), made.cert.pem()).expect("cert.pem");
+    std::fs::write(dir.join("key.pem"), made.key_pair.serialize_pem()).expect("key.pem");
+    made
 }
 
 /// Every read waits at most this long.
