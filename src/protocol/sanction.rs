@@ -62,6 +62,11 @@ impl Until {
         }
     }
 
+    /// The present moment in the stored form, for comparing with stored ends in SQL.
+    pub fn now_stored() -> String {
+        Until::Time(Utc::now()).stored()
+    }
+
     /// Reads [`Until::stored`] back; `None` for text that is not a time.
     pub fn from_stored(text: &str) -> Option<Until> {
         if text == FOREVER_STORED {

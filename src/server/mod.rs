@@ -139,7 +139,7 @@ impl Shared {
     /// Every ban, not only new ones: a login that raced a ban is closed at the next read.
     /// Returns how many sessions it closed.
     pub async fn refresh_sanctions(&self) -> Result<usize, StoreError> {
-        let now = Until::Time(chrono::Utc::now()).stored();
+        let now = Until::now_stored();
         let snapshot = self.store.sanctions(now).await?;
         let line = |ban: &crate::protocol::sanction::Ban| ProtoError::banned(ban).to_bytes();
         let mut sweep = Sweep {

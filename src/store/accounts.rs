@@ -112,7 +112,7 @@ pub fn set_admin(conn: &mut Connection, name: &str, admin: bool) -> Result<(), S
 /// the sessions it covers. The same statements as the daemon's `#ban`.
 pub fn ban(conn: &mut Connection, target: Target<'_>, ban: &Ban) -> Result<String, String> {
     let tx = conn.transaction().map_err(explain)?;
-    let now = Until::Time(chrono::Utc::now()).stored();
+    let now = Until::now_stored();
     let name = match target {
         Target::Account(name) => {
             let (id, stored) = account(&tx, name)?;
@@ -133,7 +133,7 @@ pub fn ban(conn: &mut Connection, target: Target<'_>, ban: &Ban) -> Result<Strin
 /// Lifts the ban on an account or a network, recorded as done by `cli`.
 pub fn unban(conn: &mut Connection, target: Target<'_>) -> Result<String, String> {
     let tx = conn.transaction().map_err(explain)?;
-    let now = Until::Time(chrono::Utc::now()).stored();
+    let now = Until::now_stored();
     let (name, changed) = match target {
         Target::Account(name) => {
             let (id, stored) = account(&tx, name)?;
@@ -156,7 +156,7 @@ pub fn unban(conn: &mut Connection, target: Target<'_>) -> Result<String, String
 
 /// Every account, by name.
 pub fn list(conn: &Connection) -> Result<Vec<Account>, String> {
-    let now = Until::Time(chrono::Utc::now()).stored();
+    let now = Until::now_stored();
     let mut stmt = conn
         .prepare(
             "SELECT name, created_at, is_admin, banned_until, ban_reason FROM users \
