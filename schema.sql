@@ -83,3 +83,11 @@ CREATE TABLE IF NOT EXISTS address_bans (
     actor   TEXT NOT NULL,                               -- the admin's name, or cli
     at      TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 ) WITHOUT ROWID;
+
+-- A cluster node's place in the cluster's stream (since version 5): the sequence of the last
+-- record it applied, written in the same transaction as that record's effects, so a restarted
+-- node resumes at the next record and applies none twice. Empty on a single node.
+CREATE TABLE IF NOT EXISTS log_position (
+    stream TEXT PRIMARY KEY,
+    seq    INTEGER NOT NULL
+) WITHOUT ROWID;

@@ -274,7 +274,7 @@ fn a_version_3_database_is_migrated_and_serves_everything_unchanged() {
     erin.send("#mute frank 1h");
     erin.expect_prefix("OK mute Frank 20");
     drop(srv);
-    assert_eq!(user_version(&db), 4);
+    assert_eq!(user_version(&db), 5, "and on to the latest version");
     let conn = rusqlite::Connection::open(&db).unwrap();
     let (banned, muted): (i64, i64) = conn
         .query_row(
@@ -296,4 +296,68 @@ fn a_version_3_database_is_migrated_and_serves_everything_unchanged() {
         .query_row("SELECT count(*) FROM address_bans", [], |r| r.get(0))
         .unwrap();
     assert_eq!(networks, 0);
+}
+
+/// The committed version-4 database: upgraded to version 5 (the cluster's stream position),
+/// its accounts, history with its tombstone, network ban and moderation log served unchanged,
+/// and no stream position written (a single node never has one).
+#[test]
+fn a_version_4_database_is_migrated_and_serves_everything_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("v4.db");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/v4.db"),
+        &db,
+    )
+    .unwrap();
+    assert_eq!(user_version(&db), 4);
+    let srv = TestServer::start_on(&db, &[]);
+    let mut hank = srv.client();
+    hank.send("#login hank hank-pass-22");
+    hank.expect("OK login Hank");
+    assert_eq!(
+        hist_lines(&mut hank, "all_messages"),
+        ["2 deck Hank deck two"],
+        "message 3 stays deleted"
+    );
+    assert_eq!(
+        hist_lines(&mut hank, "my_messages"),
+        ["1 deck gina deck one", "2 deck Hank deck two"]
+    );
+    let mut gina = srv.client();
+    gina.send("#login gina gina-pass-1");
+    gina.expect("OK login gina");
+    gina.send("#modlog");
+    let rows: Vec<String> = (0..3).map(|_| gina.line()).collect();
+    assert!(rows[0].ends_with(" cli admin gina"), "{rows:?}");
+    assert!(rows[1].ends_with(" gina delete 3 spam"), "{rows:?}");
+    assert!(
+        rows[2].ends_with(" gina ban 192.0.2.0/24 until forever: test net"),
+        "{rows:?}"
+    );
+    gina.expect("OK modlog 3");
+    gina.send("#join deck");
+    gina.expect("OK join deck 1");
+    gina.line(); // the welcome
+    gina.expect("HIST 1 2026-12-02T06:08:02.419Z deck gina deck one");
+    gina.expect("HIST 2 2026-12-02T06:08:02.922Z deck Hank deck two");
+    gina.send("after the upgrade");
+    gina.expect("MSG deck gina after the upgrade");
+    drop(srv);
+    assert_eq!(user_version(&db), 5);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (messages, last): (i64, i64) = conn
+        .query_row("SELECT count(*), max(id) FROM messages", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((messages, last), (4, 4));
+    let networks: String = conn
+        .query_row("SELECT network FROM address_bans", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(networks, "192.0.2.0/24");
+    let positions: i64 = conn
+        .query_row("SELECT count(*) FROM log_position", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(positions, 0);
 }

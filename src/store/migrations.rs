@@ -48,6 +48,12 @@ const MIGRATIONS: &[&str] = &[
          actor   TEXT NOT NULL,
          at      TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
      ) WITHOUT ROWID;",
+    // 5: a cluster node's place in the cluster's stream: the last record it applied, written
+    // in the same transaction as that record's effects (a single node never writes it).
+    "CREATE TABLE log_position (
+         stream TEXT PRIMARY KEY,
+         seq    INTEGER NOT NULL
+     ) WITHOUT ROWID;",
 ];
 
 /// The schema version this linechatd writes.
