@@ -282,6 +282,34 @@ pub struct Args {
     /// (default text) [env LINECHAT_LOG_FORMAT]
     #[argh(option, default = "LogFormat::Text")]
     pub log_format: LogFormat,
+
+    /// join a cluster through these NATS servers (with JetStream), comma-separated
+    /// nats://HOST:PORT; without it the daemon runs alone [env LINECHAT_CLUSTER]
+    #[argh(option)]
+    pub cluster: Option<String>,
+
+    /// this node's name in the cluster (default: the host's name) [env LINECHAT_NODE]
+    #[argh(option)]
+    pub node: Option<String>,
+
+    /// NATS user name, with --cluster-password [env LINECHAT_CLUSTER_USER]
+    #[argh(option)]
+    pub cluster_user: Option<String>,
+
+    /// NATS password; give it in the environment, where other users of the machine cannot
+    /// read it [env LINECHAT_CLUSTER_PASSWORD]
+    #[argh(option)]
+    pub cluster_password: Option<String>,
+
+    /// NATS token, instead of a user and password; best in the environment
+    /// [env LINECHAT_CLUSTER_TOKEN]
+    #[argh(option)]
+    pub cluster_token: Option<String>,
+
+    /// replicas of the cluster's stream when this node creates it: 1, or 3 on a three-server
+    /// JetStream cluster (default 1) [env LINECHAT_CLUSTER_REPLICAS]
+    #[argh(option, default = "1")]
+    pub cluster_replicas: usize,
 }
 
 /// Every option, as spelled on the command line. Each can also come from `LINECHAT_<NAME>`.
@@ -313,6 +341,12 @@ pub const OPTIONS: &[&str] = &[
     "registration",
     "plain-logins",
     "log-format",
+    "cluster",
+    "node",
+    "cluster-user",
+    "cluster-password",
+    "cluster-token",
+    "cluster-replicas",
 ];
 
 /// The environment variable for an option: `max-line` -> `LINECHAT_MAX_LINE`.
@@ -335,6 +369,99 @@ pub fn with_env(args: &[String], env: impl Fn(&str) -> Option<String>) -> Vec<St
         }
     }
     out
+}
+
+/// How NATS knows this node.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub enum Credentials {
+    /// No authentication.
+    #[default]
+    None,
+    /// A user and password.
+    UserPassword(String, String),
+    /// A token.
+    Token(String),
+}
+
+impl std::fmt::Debug for Credentials {
+    /// Never prints a secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::None => write!(f, "none"),
+            Credentials::UserPassword(user, _) => write!(f, "user {user} with a password"),
+            Credentials::Token(_) => write!(f, "a token"),
+        }
+    }
+}
+
+/// Where the cluster is and who this node is in it.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// NATS servers (`nats://HOST:PORT`), tried in turn.
+    pub servers: Vec<String>,
+    /// This node's name (logs and heartbeats).
+    pub node: String,
+    /// How to authenticate to NATS.
+    pub credentials: Credentials,
+    /// Replicas of the stream when this node creates it (1, or 3 on a three-server cluster).
+    pub replicas: usize,
+}
+
+/// The cluster settings from their flags; `None` without `--cluster`.
+fn cluster_config(
+    servers: Option<String>,
+    node: Option<String>,
+    user: Option<String>,
+    password: Option<String>,
+    token: Option<String>,
+    replicas: usize,
+) -> Result<Option<ClusterConfig>, String> {
+    let Some(servers) = servers else {
+        return match (&node, &user, &password, &token) {
+            (None, None, None, None) => Ok(None),
+            _ => Err("--node and the --cluster-* credentials need --cluster".into()),
+        };
+    };
+    let servers: Vec<String> = servers
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    if servers.is_empty() {
+        return Err("--cluster needs at least one nats://HOST:PORT".into());
+    }
+    if !(1..=5).contains(&replicas) {
+        return Err(format!("--cluster-replicas {replicas} is outside 1..=5"));
+    }
+    let node = match node {
+        Some(n) => n,
+        None => std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "node".into()),
+    };
+    if node.is_empty() || node.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("--node {node:?}: a name without spaces"));
+    }
+    let credentials = match (user, password, token) {
+        (None, None, None) => Credentials::None,
+        (Some(u), Some(p), None) => Credentials::UserPassword(u, p),
+        (None, None, Some(t)) => Credentials::Token(t),
+        (Some(_), None, _) | (None, Some(_), _) => {
+            return Err("--cluster-user and --cluster-password go together".into());
+        }
+        (Some(_), Some(_), Some(_)) => {
+            return Err("--cluster-token or --cluster-user/--cluster-password, not both".into());
+        }
+    };
+    Ok(Some(ClusterConfig {
+        servers,
+        node,
+        credentials,
+        replicas,
+    }))
 }
 
 /// The TLS listener's settings.
@@ -401,6 +528,8 @@ pub struct Config {
     pub registration: Registration,
     /// Where passwords may come in plain text.
     pub plain_logins: PlainLogins,
+    /// The cluster to join, if any.
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Config {
@@ -444,6 +573,14 @@ impl Config {
             (Some(_), _, _) => return Err("--tls-listen needs --tls-cert and --tls-key".into()),
             (None, _, _) => return Err("--tls-cert and --tls-key need --tls-listen".into()),
         };
+        let cluster = cluster_config(
+            a.cluster,
+            a.node,
+            a.cluster_user,
+            a.cluster_password,
+            a.cluster_token,
+            a.cluster_replicas,
+        )?;
         if a.listen.is_none() && tls.is_none() {
             return Err(
                 "--listen none needs --tls-listen: there would be nothing to listen on".into(),
@@ -475,6 +612,7 @@ impl Config {
             register_per_hour: a.register_per_hour,
             registration: a.registration,
             plain_logins: a.plain_logins,
+            cluster,
         })
     }
 }

@@ -24,11 +24,17 @@
 //!
 //! # Implementations
 //! - [`local`]: the SQLite writer thread with group commit (one node).
+//! - [`cluster`]: every request published to a NATS JetStream stream, whose order is the one
+//!   order; every node applies the stream, in order, through its own local log.
 //!
 //! The log knows neither the room actor nor the protocol's wording: it commits and reports;
 //! the actor and the session decide what a client sees.
 
+pub mod cluster;
 pub mod local;
+
+/// The key of [`Op::Applied`]'s position in `log_position`: the cluster's stream.
+pub const STREAM: &str = "LINECHAT";
 
 use crate::protocol::HistRow;
 use crate::protocol::sanction::{Ban, Until};
@@ -158,6 +164,8 @@ pub enum Applied {
 pub enum Failure {
     /// The database (or stream) refused the transaction; nothing of it took effect.
     Storage,
+    /// The cluster did not confirm the request in time: it is stored once or not at all.
+    Unknown,
 }
 
 /// What comes out of the log, in order, to the [`Sink`].
@@ -191,6 +199,12 @@ pub enum Event {
         name: Arc<str>,
         /// Told once the room has been told.
         reply: oneshot::Sender<Result<Applied, StoreError>>,
+    },
+    /// Every session of node incarnation `epoch` (the high 32 bits of its id) is gone: its
+    /// seats are freed and its rooms hear `LEAVE`.
+    Evicted {
+        /// The node incarnation.
+        epoch: u32,
     },
     /// A session's request was not committed: only that session hears of it.
     Failed {
@@ -261,6 +275,25 @@ pub(crate) enum Op {
     Health {
         reply: oneshot::Sender<Health>,
     },
+    /// A record of the cluster's stream, applied in stream order: `op` takes effect with the
+    /// record's sequence as its id (a message's, an account's) and its time, and the node's
+    /// position in the stream advances to `seq` in the same transaction.
+    Applied {
+        seq: i64,
+        at: String,
+        op: Box<Op>,
+    },
+    /// Every seat of the sessions of node incarnation `epoch` is freed (the node died or
+    /// restarted); in log order like a departure.
+    Evict {
+        epoch: u32,
+    },
+    /// A request the cluster did not take (`reason`): answered as a transaction that did not
+    /// commit, in log order, without touching the database.
+    Refused {
+        op: Box<Op>,
+        reason: Failure,
+    },
     Stop {
         done: oneshot::Sender<()>,
     },
@@ -270,15 +303,17 @@ pub(crate) enum Op {
 #[derive(Clone, Debug)]
 pub struct Log {
     ops: mpsc::Sender<Op>,
-    /// The thread that runs the log, unparked after every queued request (it may be lingering
-    /// for more to share a commit).
-    runner: std::thread::Thread,
+    /// The local log's thread, unparked after every queued request (it may be lingering for
+    /// more to share a commit); `None` for a log run by a task.
+    runner: Option<std::thread::Thread>,
 }
 
 impl Log {
     async fn queue(&self, op: Op) -> Result<(), StoreError> {
         self.ops.send(op).await.map_err(|_| StoreError::Closed)?;
-        self.runner.unpark();
+        if let Some(runner) = &self.runner {
+            runner.unpark();
+        }
         Ok(())
     }
 

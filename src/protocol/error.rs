@@ -147,6 +147,22 @@ impl ProtoError {
             "the server could not store that; nothing was changed, try again",
         )
     }
+    /// A cluster node's sessions, after the cluster lost sight of the node for too long and
+    /// freed their seats on every other node: the client reconnects (to any node).
+    pub fn storage_evicted() -> Self {
+        Self::new(
+            ErrCode::Storage,
+            "this node lost the cluster and its sessions were ended; reconnect",
+        )
+    }
+    /// A chat line whose commit is unknown: the cluster did not answer in time (each retry
+    /// with the same id, so it is stored at most once).
+    pub fn storage_unknown() -> Self {
+        Self::new(
+            ErrCode::Storage,
+            "the cluster did not confirm that in time; it is stored once or not at all",
+        )
+    }
     /// `#register` of a taken name.
     pub fn name_taken() -> Self {
         Self::new(ErrCode::Exists, "that name is taken")

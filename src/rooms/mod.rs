@@ -125,8 +125,10 @@ pub struct Rooms {
 }
 
 impl Rooms {
-    /// Spawns the actor on the current runtime.
-    pub fn spawn() -> Rooms {
+    /// Spawns the actor on the current runtime. `epoch` is this node's incarnation in a
+    /// cluster (the high 32 bits of its sessions' ids; 0 on a single node): sessions of other
+    /// epochs are remote, seated and counted but sent nothing here.
+    pub fn spawn(epoch: u32) -> Rooms {
         let (tx, rx) = mpsc::channel(INBOX);
         let actor = Actor {
             table: RoomTable::default(),
@@ -137,6 +139,7 @@ impl Rooms {
             delivered: Meter::default(),
             started: std::time::Instant::now(),
             inbox: tx.downgrade(),
+            epoch,
         };
         tokio::spawn(actor.run(rx));
         Rooms { tx }
@@ -233,6 +236,13 @@ struct Actor {
     started: std::time::Instant,
     /// For measuring the inbox's depth; weak, so the actor still stops with its last handle.
     inbox: mpsc::WeakSender<Command>,
+    /// This node's incarnation (see [`Rooms::spawn`]).
+    epoch: u32,
+}
+
+/// The node incarnation a session id belongs to: its high 32 bits.
+pub fn epoch_of(session: SessionId) -> u32 {
+    (session >> 32) as u32
 }
 
 impl Actor {
@@ -320,6 +330,7 @@ impl Actor {
             Event::Failed { session, reason } => {
                 let e = match reason {
                     Failure::Storage => ProtoError::storage(),
+                    Failure::Unknown => ProtoError::storage_unknown(),
                 };
                 self.send(session, e.to_bytes());
             }
@@ -338,6 +349,7 @@ impl Actor {
                 self.broadcast(&room, &line, 1, None);
                 let _ = reply.send(Ok(Applied::Done));
             }
+            Event::Evicted { epoch } => self.evict(epoch),
             Event::Left { session, reply } => {
                 let room = self.leave(session);
                 let _ = reply.send(room);
@@ -477,7 +489,50 @@ impl Actor {
         }
     }
 
+    /// Frees the seats of node incarnation `epoch`'s sessions, each room hearing `LEAVE` for
+    /// its users who had no other session there. If it is this node's own (the cluster lost
+    /// sight of it for too long and freed its seats everywhere), its sessions are told so and
+    /// closed: their clients reconnect and join again.
+    fn evict(&mut self, epoch: u32) {
+        if epoch == self.epoch {
+            let line = ProtoError::storage_evicted().to_bytes();
+            for o in self.outboxes.values() {
+                if !o.is_closing() {
+                    o.push(line.clone());
+                    o.close_after_flush();
+                }
+            }
+        }
+        let gone: Vec<SessionId> = self
+            .table
+            .seated()
+            .filter(|&s| epoch_of(s) == epoch)
+            .collect();
+        let n = gone.len();
+        for session in gone {
+            self.leave(session);
+        }
+        info!("cluster: node incarnation {epoch:08x} is gone, {n} seats freed");
+    }
+
     fn joined(&mut self, j: Joined) {
+        if epoch_of(j.session) != self.epoch {
+            // Another node's session: seated and counted, announced here; it has no outbox.
+            let entered = self.table.join(j.session, &j.user, &j.room);
+            if let Some(left) = &entered.left {
+                self.announce(left);
+            }
+            if entered.first {
+                let line = Reply::Join {
+                    room: &j.room,
+                    name: &j.user.name,
+                    count: entered.count,
+                }
+                .to_bytes();
+                self.broadcast(&j.room, &line, 1, None);
+            }
+            return;
+        }
         if !self.outboxes.contains_key(&j.session) {
             return; // disconnected while the join was being recorded
         }

@@ -135,6 +135,11 @@ impl RoomTable {
         names
     }
 
+    /// Every seated session.
+    pub fn seated(&self) -> impl Iterator<Item = SessionId> + '_ {
+        self.seats.keys().copied()
+    }
+
     /// Rooms with users in them.
     pub fn room_count(&self) -> usize {
         self.rooms.len()

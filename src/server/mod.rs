@@ -12,6 +12,7 @@ pub mod tls;
 use crate::UserId;
 use crate::config::Config;
 use crate::log::Log;
+use crate::log::cluster;
 use crate::log::local::{self, WriterOptions};
 use crate::protocol::ProtoError;
 use crate::protocol::error::{BUSY_ADDRESS, BUSY_ADDRESS_GUESTS, BUSY_GUESTS, BUSY_SERVER};
@@ -315,13 +316,24 @@ pub async fn run(
     auth: Auth,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let rooms = Rooms::spawn();
+    // A cluster node's incarnation: new at every start, the high half of its sessions' ids.
+    let epoch = if config.cluster.is_some() {
+        fastrand::u32(1..)
+    } else {
+        0
+    };
+    let rooms = Rooms::spawn(epoch);
     let options = WriterOptions {
         linger: config.commit_linger,
         ..WriterOptions::default()
     };
     let (store, writer) = db.split();
-    let log = local::start(writer, rooms.clone(), options)?;
+    let log = match config.cluster.clone() {
+        None => local::start(writer, rooms.clone(), options)?,
+        Some(cluster) => cluster::start(writer, rooms.clone(), options, cluster, epoch)
+            .await
+            .map_err(std::io::Error::other)?,
+    };
     let limit = Arc::new(Semaphore::new(config.max_connections));
     let per_ip = Arc::new(PerIp {
         max: config.max_per_ip,
@@ -379,7 +391,7 @@ pub async fn run(
             }
         };
         next_id += 1;
-        let id = next_id;
+        let id = (u64::from(epoch) << 32) | (next_id & u64::from(u32::MAX));
         let _ = stream.set_nodelay(true);
         let keepalive = TcpKeepalive::new()
             .with_time(KEEPALIVE_IDLE)

@@ -102,7 +102,10 @@ pub fn start(db: WriterDb, sink: impl Sink, options: WriterOptions) -> std::io::
         })?
         .thread()
         .clone();
-    Ok(Log { ops, runner })
+    Ok(Log {
+        ops,
+        runner: Some(runner),
+    })
 }
 
 /// The database file as the writer opened it, to notice it being deleted or replaced.

@@ -1,6 +1,6 @@
 //! The statements a batch runs inside its transaction, and what each operation produced.
 
-use super::super::{Applied, Committed, Effect, Event, Failure, Joined, Moderation, Op};
+use super::super::{Applied, Committed, Effect, Event, Failure, Joined, Moderation, Op, STREAM};
 use super::Outcome;
 use crate::protocol::HistRow;
 use crate::store::StoreError;
@@ -22,10 +22,15 @@ pub(super) enum Done {
     Nothing,
 }
 
+/// A message waiting for its multi-row insert: (index in the batch, room id, user id, body,
+/// explicit id (a stream record's sequence) or `None` for the next rowid, creation time).
+type Pending<'a> = (usize, i64, UserId, &'a str, Option<i64>, &'a str);
+
 /// Executes a batch's statements in order, one result per operation; an `Err` aborts the
 /// whole transaction. Consecutive messages are inserted together (see [`insert_messages`]);
 /// they are flushed before any other operation, so a join's history sees the messages queued
-/// ahead of it.
+/// ahead of it. Stream records ([`Op::Applied`]) run as their inner operation with the record's
+/// id and time, and the last one's sequence is written to `log_position`.
 pub(super) fn execute_all(
     tx: &Connection,
     cache: &HashMap<Arc<str>, i64>,
@@ -34,26 +39,33 @@ pub(super) fn execute_all(
     ops: &[Op],
 ) -> rusqlite::Result<Vec<Done>> {
     let mut dones = Vec::with_capacity(ops.len());
-    // (index in `ops`, room id, user id, body) of messages not yet inserted.
-    let mut says: Vec<(usize, i64, UserId, &str)> = Vec::new();
+    let mut says: Vec<Pending> = Vec::new();
     // Room id -> (first, last) id of the messages inserted into it now.
     let mut ranges: HashMap<i64, (i64, i64)> = HashMap::new();
+    let mut position = None;
     for (i, op) in ops.iter().enumerate() {
+        let (op, seq, at) = match op {
+            Op::Applied { seq, at, op } => {
+                position = Some(*seq);
+                (&**op, Some(*seq), at.as_str())
+            }
+            op => (op, None, now),
+        };
         if let Op::Say {
             user, room, text, ..
         } = op
         {
             let room_id = room_id(tx, cache, new_rooms, room)?;
-            says.push((i, room_id, user.id, text));
+            says.push((i, room_id, user.id, text, seq, at));
             // Its id is filled in when the message is inserted.
             dones.push(Done::Said(0));
             continue;
         }
-        insert_messages(tx, now, &says, &mut dones, &mut ranges)?;
+        insert_messages(tx, &says, &mut dones, &mut ranges)?;
         says.clear();
-        dones.push(execute(tx, cache, new_rooms, now, op)?);
+        dones.push(execute(tx, cache, new_rooms, at, seq, op)?);
     }
-    insert_messages(tx, now, &says, &mut dones, &mut ranges)?;
+    insert_messages(tx, &says, &mut dones, &mut ranges)?;
     // Each room's message range, once per room per transaction (see `merge_rooms`).
     let mut update = tx.prepare_cached(
         "UPDATE rooms SET last_message_id = ?2, first_message_id = coalesce(first_message_id, ?3) \
@@ -62,6 +74,13 @@ pub(super) fn execute_all(
     for (room, (first, last)) in ranges {
         update.execute(params![room, last, first])?;
     }
+    if let Some(seq) = position {
+        tx.prepare_cached(
+            "INSERT INTO log_position (stream, seq) VALUES (?1, ?2) \
+             ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq",
+        )?
+        .execute(params![STREAM, seq])?;
+    }
     Ok(dones)
 }
 
@@ -69,41 +88,48 @@ pub(super) fn execute_all(
 const INSERT_ROWS: usize = 64;
 
 /// Inserts `says` with as few statements as it can: chunks of [`INSERT_ROWS`], then powers of
-/// two, so a handful of cached statements serve any batch. Each chunk's rows get consecutive
-/// ids ending at `last_insert_rowid()`: this connection is the only writer, and a row inserted
-/// without an id into a table whose key is a plain `INTEGER PRIMARY KEY` gets the largest id
-/// so far plus one (schema.sql keeps it so: no AUTOINCREMENT). Writes each id into `dones`.
+/// two, so a handful of cached statements serve any batch. A message with an explicit id (a
+/// stream record's) gets that id; the others get consecutive ids ending at
+/// `last_insert_rowid()`: this connection is the only writer, and a row inserted without an id
+/// into a table whose key is a plain `INTEGER PRIMARY KEY` gets the largest id so far plus one
+/// (schema.sql keeps it so: no AUTOINCREMENT). A chunk never mixes the two kinds. Writes each
+/// id into `dones`.
 fn insert_messages(
     tx: &Connection,
-    now: &str,
-    says: &[(usize, i64, UserId, &str)],
+    says: &[Pending],
     dones: &mut [Done],
     ranges: &mut HashMap<i64, (i64, i64)>,
 ) -> rusqlite::Result<()> {
     let mut rest = says;
     while !rest.is_empty() {
-        let rows = if rest.len() >= INSERT_ROWS {
+        let explicit = rest[0].4.is_some();
+        let run = rest
+            .iter()
+            .take_while(|m| m.4.is_some() == explicit)
+            .count();
+        let rows = if run >= INSERT_ROWS {
             INSERT_ROWS
         } else {
-            1 << rest.len().ilog2()
+            1 << run.ilog2()
         };
         let (chunk, tail) = rest.split_at(rows);
         rest = tail;
         let mut stmt = tx.prepare_cached(&INSERT_SQL[rows.ilog2() as usize])?;
-        for (k, (_, room_id, user_id, text)) in chunk.iter().enumerate() {
-            let at = 4 * k;
-            stmt.raw_bind_parameter(at + 1, room_id)?;
-            stmt.raw_bind_parameter(at + 2, user_id)?;
-            stmt.raw_bind_parameter(at + 3, now)?;
-            stmt.raw_bind_parameter(at + 4, text)?;
+        for (k, (_, room_id, user_id, text, id, at)) in chunk.iter().enumerate() {
+            let p = 5 * k;
+            stmt.raw_bind_parameter(p + 1, id)?;
+            stmt.raw_bind_parameter(p + 2, room_id)?;
+            stmt.raw_bind_parameter(p + 3, user_id)?;
+            stmt.raw_bind_parameter(p + 4, at)?;
+            stmt.raw_bind_parameter(p + 5, text)?;
         }
         let inserted = stmt.raw_execute()?;
         if inserted != rows {
             return Err(rusqlite::Error::StatementChangedRows(inserted));
         }
         let first = tx.last_insert_rowid() - rows as i64 + 1;
-        for (k, (i, room_id, ..)) in chunk.iter().enumerate() {
-            let id = first + k as i64;
+        for (k, (i, room_id, _, _, explicit, _)) in chunk.iter().enumerate() {
+            let id = explicit.unwrap_or(first + k as i64);
             dones[*i] = Done::Said(id);
             let range = ranges.entry(*room_id).or_insert((id, id));
             range.1 = id;
@@ -119,39 +145,45 @@ static INSERT_SQL: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|
         .collect()
 });
 
-/// `INSERT INTO messages` of `rows` rows, four parameters each.
+/// `INSERT INTO messages` of `rows` rows, five parameters each (the id may be NULL).
 fn insert_sql(rows: usize) -> String {
-    let mut sql = String::from("INSERT INTO messages (room_id, user_id, created_at, body) VALUES ");
+    let mut sql =
+        String::from("INSERT INTO messages (id, room_id, user_id, created_at, body) VALUES ");
     for k in 0..rows {
         if k > 0 {
             sql.push(',');
         }
-        let at = 4 * k;
+        let p = 5 * k;
         sql.push_str(&format!(
-            "(?{},?{},?{},?{})",
-            at + 1,
-            at + 2,
-            at + 3,
-            at + 4
+            "(?{},?{},?{},?{},?{})",
+            p + 1,
+            p + 2,
+            p + 3,
+            p + 4,
+            p + 5
         ));
     }
     sql
 }
 
-/// Executes `op`'s statements; an `Err` aborts the whole transaction. A taken name is not an
-/// error of the transaction: SQLite undoes just that statement.
+/// Executes `op`'s statements at time `now`, with `id` for what it creates (a stream
+/// record's sequence) or the next rowid; an `Err` aborts the whole transaction. A taken name
+/// is not an error of the transaction: SQLite undoes just that statement.
 fn execute(
     tx: &Connection,
     cache: &HashMap<Arc<str>, i64>,
     new_rooms: &mut Vec<Arc<str>>,
     now: &str,
+    id: Option<i64>,
     op: &Op,
 ) -> rusqlite::Result<Done> {
     Ok(match op {
         Op::CreateUser { name, hash, .. } => {
             let r = tx
-                .prepare_cached("INSERT INTO users (name, password_hash) VALUES (?1, ?2)")?
-                .execute(params![name, hash]);
+                .prepare_cached(
+                    "INSERT INTO users (id, name, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![id, name, hash, now]);
             match r {
                 Ok(_) => Done::Created(Ok(tx.last_insert_rowid())),
                 Err(rusqlite::Error::SqliteFailure(e, _))
@@ -210,8 +242,15 @@ fn execute(
             })?;
             Done::Nothing
         }
-        // Messages are inserted by `insert_messages`.
-        Op::Say { .. } | Op::Leave { .. } | Op::Depart { .. } | Op::Stop { .. } => Done::Nothing,
+        // Messages are inserted by `insert_messages`; stream records are unwrapped by
+        // `execute_all`.
+        Op::Say { .. }
+        | Op::Leave { .. }
+        | Op::Depart { .. }
+        | Op::Evict { .. }
+        | Op::Refused { .. }
+        | Op::Applied { .. }
+        | Op::Stop { .. } => Done::Nothing,
     })
 }
 
@@ -257,6 +296,9 @@ fn apply_effect(tx: &Connection, now: &str, record: &Moderation) -> rusqlite::Re
 /// Pairs an executed operation with what it produced.
 pub(super) fn finish(op: Op, done: Done) -> Outcome {
     match (op, done) {
+        (Op::Applied { op, .. }, done) => finish(*op, done),
+        (Op::Refused { op, reason }, _) => refused(*op, reason),
+        (Op::Evict { epoch }, Done::Nothing) => Outcome::Event(Event::Evicted { epoch }),
         (Op::CreateUser { name, reply, .. }, Done::Created(r)) => Outcome::Created(
             reply,
             r.map(|id| User {
@@ -318,14 +360,19 @@ pub(super) fn finish(op: Op, done: Done) -> Outcome {
 /// The outcome of an operation whose transaction did not commit: every write in it is reported
 /// failed, the rest (leave, depart, stop) still answered.
 pub(super) fn not_done(op: Op) -> Outcome {
+    refused(op, Failure::Storage)
+}
+
+/// The outcome of an operation not committed for `reason`.
+fn refused(op: Op, reason: Failure) -> Outcome {
     match op {
+        Op::Applied { op, .. } | Op::Refused { op, .. } => refused(*op, reason),
+        // Presence only: freed whether or not the transaction committed.
+        Op::Evict { epoch } => Outcome::Event(Event::Evicted { epoch }),
         Op::CreateUser { reply, .. } => {
             Outcome::Created(reply, Err(StoreError::Sqlite("rolled back".into())))
         }
-        Op::Say { session, .. } => Outcome::Event(Event::Failed {
-            session,
-            reason: Failure::Storage,
-        }),
+        Op::Say { session, .. } => Outcome::Event(Event::Failed { session, reason }),
         Op::SetPassword { reply, .. } => {
             Outcome::Replied(reply, Err(StoreError::Sqlite("rolled back".into())))
         }

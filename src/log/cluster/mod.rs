@@ -1,0 +1,576 @@
+//! The cluster log: every writing request is published to one NATS JetStream stream, whose
+//! order is the one order of the cluster; every node applies the whole stream, in order, to its
+//! own SQLite database through its [`local`](super::local) log, and hands the events to its
+//! room actor. So every node's history has the same ids (a record's stream sequence is its
+//! message's or account's id), order and text, and a join's replay is read at the join's place
+//! in the stream on every node.
+//!
+//! Decisions:
+//! - **Commit is the stream's acknowledgement**, and delivery waits for it: a request reaches
+//!   the sink only when the node's ordered consumer receives it back from the stream, which
+//!   JetStream does only once the record is stored on the stream's replicas. The publishing
+//!   node keeps the request (with its reply channels) by message id until then, and answers
+//!   its session from it; the other nodes rebuild it from the record with replies to nobody.
+//! - **Many publishes in flight** (up to [`IN_FLIGHT`]), acknowledged as they come: the
+//!   equivalent of the local log's group commit, never one round trip per message in series.
+//!   The consumer's records reach the local writer in bursts, which commits them together.
+//! - **At most once.** Each request's `Nats-Msg-Id` is its node incarnation and a counter; a
+//!   publish not acknowledged within [`ACK_TIMEOUT`] is sent again with the same id (the
+//!   stream drops a copy it already has, within its two-minute duplicate window), up to
+//!   [`ATTEMPTS`] times. Then the sender is told `ERR storage` with an unknown outcome; if the
+//!   record did land, it is applied like any other, once.
+//! - **Applied once.** The node's place in the stream is written in the same transaction as
+//!   what each record did (`log_position`); a restarted node resumes after it, and a new node
+//!   on an empty database replays the stream from the start, before it serves anyone.
+//! - **Sessions of other nodes** carry their node incarnation (a random `epoch`, new at every
+//!   start) in the high 32 bits of their id, so every node seats them, counts them and tells
+//!   its own members of their joins and leaves. Nodes heartbeat on core NATS every
+//!   [`HEARTBEAT`]; an incarnation silent for [`DEAD_AFTER`] is declared gone by whoever
+//!   notices (a `NodeGone` record, deduplicated by id), and applying it frees its seats on
+//!   every node in stream order. A node stopping cleanly declares itself gone.
+//! - Reads (logins, history) stay local: they work while NATS is away; writes do not.
+
+mod nodes;
+mod record;
+
+use super::local::{self, WriterOptions};
+use super::{Failure, Health, Log, Op, STREAM, Sink};
+use crate::config::{ClusterConfig, Credentials};
+use crate::store::WriterDb;
+use async_nats::jetstream::{self, consumer, message::PublishMessage, stream};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use log::{debug, error, info, warn};
+use nodes::Liveness;
+use record::{Kind, Record, epoch_of_msg_id, msg_id};
+use rusqlite::OptionalExtension;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// The subject every record is published on.
+pub const SUBJECT: &str = "linechat.log";
+/// The subject of the nodes' heartbeats (core NATS: not stored).
+const HEARTBEATS: &str = "linechat.nodes";
+/// Publishes awaiting their acknowledgement, at most.
+pub const IN_FLIGHT: usize = 4096;
+/// How long one publish waits for its acknowledgement.
+pub const ACK_TIMEOUT: Duration = Duration::from_secs(2);
+/// Publishes of one request before its sender is told `ERR storage`: a chat line gets its
+/// answer within `ATTEMPTS × ACK_TIMEOUT`.
+pub const ATTEMPTS: u32 = 3;
+/// How often a node says it is alive.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+/// A node silent this long is gone: its users leave every room on every other node.
+pub const DEAD_AFTER: Duration = Duration::from_secs(5);
+/// The stream's duplicate window: a retried publish within it is stored once.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+/// Capacity of the cluster log's queue.
+const QUEUE: usize = 8192;
+
+/// Requests published and not yet applied, by message id: the publishing node answers its
+/// sessions from these.
+type Pending = Arc<Mutex<HashMap<String, Op>>>;
+
+/// Joins the cluster: connects to NATS, makes sure the stream exists, starts the local writer
+/// on `db` and the ordered consumer that feeds it, and returns once this node has applied the
+/// whole stream as it was when the node started (a new node has rebuilt its history). `epoch`
+/// is this incarnation of the node (nonzero, random): the high 32 bits of its sessions' ids.
+pub async fn start(
+    db: WriterDb,
+    sink: impl Sink,
+    options: WriterOptions,
+    cluster: ClusterConfig,
+    epoch: u32,
+) -> Result<Log, String> {
+    let position = position_of(&db)?;
+    let client = connect(&cluster).await?;
+    let js = jetstream::ContextBuilder::new()
+        .timeout(ACK_TIMEOUT)
+        .max_ack_inflight(IN_FLIGHT)
+        .backpressure_on_inflight(true)
+        .build(client.clone());
+    let stream = js
+        .get_or_create_stream(stream::Config {
+            name: STREAM.to_string(),
+            subjects: vec![SUBJECT.to_string()],
+            storage: stream::StorageType::File,
+            num_replicas: cluster.replicas,
+            duplicate_window: DUPLICATE_WINDOW,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| format!("the cluster's stream {STREAM}: {e}"))?;
+    let last = stream.cached_info().state.last_sequence;
+    if position > last {
+        return Err(format!(
+            "the database has applied the cluster's stream up to record {position}, but the \
+             stream ends at {last}: it belongs to another cluster (or the stream was deleted)"
+        ));
+    }
+    let writer = local::start(db, sink, options).map_err(|e| format!("the writer: {e}"))?;
+    let pending: Pending = Arc::default();
+    let liveness = Arc::new(Mutex::new(Liveness::new(epoch, DEAD_AFTER)));
+    let (applied_tx, mut applied) = watch::channel(position);
+    let consumer = Consumer {
+        writer: writer.clone(),
+        pending: pending.clone(),
+        liveness: liveness.clone(),
+        applied: applied_tx,
+    };
+    tokio::spawn(consumer.run(stream, position));
+    info!(
+        node = cluster.node.as_str(), epoch = format!("{epoch:08x}").as_str();
+        "cluster: joined; applying the stream from record {} to {last}", position + 1
+    );
+    let caught_up = Instant::now();
+    let mut told = Instant::now();
+    while *applied.borrow_and_update() < last {
+        if tokio::time::timeout(Duration::from_secs(5), applied.changed())
+            .await
+            .is_ok_and(|r| r.is_err())
+        {
+            return Err("the stream's consumer stopped while catching up".into());
+        }
+        if told.elapsed() >= Duration::from_secs(5) {
+            told = Instant::now();
+            info!(
+                "cluster: caught up to record {} of {last}",
+                *applied.borrow()
+            );
+        }
+    }
+    info!(
+        "cluster: caught up to record {last} in {:?}",
+        caught_up.elapsed()
+    );
+    tokio::spawn(heartbeats(client.clone(), epoch, cluster.node.clone()));
+    tokio::spawn(listen(client.clone(), liveness.clone()));
+    tokio::spawn(declare_the_dead(js.clone(), liveness));
+    let (ops, rx) = mpsc::channel(QUEUE);
+    let router = Router {
+        js,
+        client,
+        writer,
+        pending,
+        epoch,
+        next: 0,
+    };
+    tokio::spawn(router.run(rx));
+    Ok(Log { ops, runner: None })
+}
+
+/// The stream position the database has applied: 0 for an empty database. A database with
+/// accounts or messages and no position was written by a single node: refused, because its
+/// ids would clash with the stream's.
+fn position_of(db: &WriterDb) -> Result<u64, String> {
+    let conn = &db.conn;
+    let sql = |e: rusqlite::Error| format!("reading the stream position: {e}");
+    let position: Option<i64> = conn
+        .query_row(
+            "SELECT seq FROM log_position WHERE stream = ?1",
+            [STREAM],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(sql)?;
+    if let Some(p) = position {
+        return Ok(p.max(0) as u64);
+    }
+    let rows: i64 = conn
+        .query_row(
+            "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM messages)",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(sql)?;
+    if rows > 0 {
+        return Err(format!(
+            "{} holds accounts or messages of a single node, not of the cluster's stream: a \
+             cluster node starts on an empty database (or its own from an earlier run)",
+            db.path.display()
+        ));
+    }
+    Ok(0)
+}
+
+/// Connects to NATS, retrying for ever once connected (a lost server is reconnected to).
+async fn connect(cluster: &ClusterConfig) -> Result<async_nats::Client, String> {
+    let mut addrs = Vec::new();
+    for s in &cluster.servers {
+        addrs.push(
+            s.parse::<async_nats::ServerAddr>()
+                .map_err(|e| format!("--cluster {s}: {e}"))?,
+        );
+    }
+    let mut options = async_nats::ConnectOptions::new()
+        .name(format!("linechatd {}", cluster.node))
+        .connection_timeout(Duration::from_secs(5))
+        .max_reconnects(None)
+        .reconnect_delay_callback(|attempt| Duration::from_millis(100 * attempt.min(10) as u64))
+        .event_callback(|event| async move {
+            match event {
+                async_nats::Event::Connected => info!("cluster: connected to NATS"),
+                async_nats::Event::Disconnected => warn!("cluster: NATS connection lost"),
+                other => debug!("cluster: {other}"),
+            }
+        });
+    options = match &cluster.credentials {
+        Credentials::None => options,
+        Credentials::UserPassword(user, password) => {
+            options.user_and_password(user.clone(), password.clone())
+        }
+        Credentials::Token(token) => options.token(token.clone()),
+    };
+    options
+        .connect(addrs)
+        .await
+        .map_err(|e| format!("connecting to NATS at {}: {e}", cluster.servers.join(",")))
+}
+
+/// Publishes every writing request and answers the ones the cluster would not take.
+struct Router {
+    js: jetstream::Context,
+    client: async_nats::Client,
+    writer: Log,
+    pending: Pending,
+    epoch: u32,
+    next: u64,
+}
+
+/// One publish attempt's outcome: (message id, body, attempt, `Err(timed out)` if it failed).
+type Attempt = (String, Bytes, u32, Result<(), bool>);
+
+/// Publishes awaiting their acknowledgement.
+type Flights = FuturesUnordered<std::pin::Pin<Box<dyn Future<Output = Attempt> + Send>>>;
+
+impl Router {
+    async fn run(mut self, mut rx: mpsc::Receiver<Op>) {
+        let mut in_flight = Flights::new();
+        loop {
+            tokio::select! {
+                op = rx.recv() => match op {
+                    Some(Op::Stop { done }) => {
+                        self.stop(in_flight, done).await;
+                        return;
+                    }
+                    Some(op) => self.take(op, &mut in_flight).await,
+                    None => return,
+                },
+                Some(attempt) = in_flight.next(), if !in_flight.is_empty() => {
+                    self.acknowledged(attempt, &mut in_flight).await;
+                }
+            }
+        }
+    }
+
+    async fn take(&mut self, op: Op, in_flight: &mut Flights) {
+        if let Op::Health { reply } = op {
+            tokio::spawn(health(
+                self.client.clone(),
+                self.js.clone(),
+                self.writer.clone(),
+                reply,
+            ));
+            return;
+        }
+        let Some(record) = Record::of(&op, crate::protocol::sanction::Until::now_stored()) else {
+            return;
+        };
+        self.next += 1;
+        let id = msg_id(self.epoch, self.next);
+        let body = record.encode();
+        lock(&self.pending).insert(id.clone(), op);
+        in_flight.push(publish(self.js.clone(), id, body, 1));
+    }
+
+    /// A publish answered: done, tried again, or given up on (the request is refused, in log
+    /// order, unless the consumer has applied it meanwhile).
+    async fn acknowledged(
+        &mut self,
+        (id, body, attempt, result): Attempt,
+        in_flight: &mut Flights,
+    ) {
+        let Err(timed_out) = result else {
+            return;
+        };
+        if !lock(&self.pending).contains_key(&id) {
+            return; // it was stored after all: the consumer applied it
+        }
+        if attempt < ATTEMPTS {
+            in_flight.push(publish(self.js.clone(), id, body, attempt + 1));
+            return;
+        }
+        let Some(op) = lock(&self.pending).remove(&id) else {
+            return;
+        };
+        warn!("cluster: request {id} not acknowledged after {ATTEMPTS} attempts");
+        let reason = if timed_out {
+            Failure::Unknown
+        } else {
+            Failure::Storage
+        };
+        let _ = self
+            .writer
+            .queue(Op::Refused {
+                op: Box::new(op),
+                reason,
+            })
+            .await;
+    }
+
+    /// Waits (a bounded time) for what is in flight, declares this incarnation gone, and
+    /// stops the writer.
+    async fn stop(mut self, mut in_flight: Flights, done: oneshot::Sender<()>) {
+        let settle = async {
+            while let Some(attempt) = in_flight.next().await {
+                self.acknowledged(attempt, &mut in_flight).await;
+            }
+            while !lock(&self.pending).is_empty() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        if tokio::time::timeout(ATTEMPTS * ACK_TIMEOUT, settle)
+            .await
+            .is_err()
+        {
+            warn!("cluster: stopping with requests not yet applied");
+        }
+        let gone = Record {
+            at: crate::protocol::sanction::Until::now_stored(),
+            kind: Kind::NodeGone { epoch: self.epoch },
+        };
+        if let Err(e) = publish_once(&self.js, &gone_id(self.epoch), gone.encode()).await {
+            warn!("cluster: could not say this node is leaving: {e}");
+        }
+        self.writer.stop().await;
+        let _ = done.send(());
+    }
+}
+
+/// The message id of incarnation `epoch`'s end: the same from whoever publishes it.
+fn gone_id(epoch: u32) -> String {
+    format!("gone-{epoch:08x}")
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic elsewhere while holding it leaves plain data behind: keep going.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One publish attempt and its acknowledgement.
+fn publish(
+    js: jetstream::Context,
+    id: String,
+    body: Bytes,
+    attempt: u32,
+) -> std::pin::Pin<Box<dyn Future<Output = Attempt> + Send>> {
+    Box::pin(async move {
+        let result = match publish_once(&js, &id, body.clone()).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let timed_out = e.kind() == jetstream::context::PublishErrorKind::TimedOut;
+                debug!("cluster: publish {id} attempt {attempt}: {e}");
+                Err(timed_out)
+            }
+        };
+        (id, body, attempt, result)
+    })
+}
+
+async fn publish_once(
+    js: &jetstream::Context,
+    id: &str,
+    body: Bytes,
+) -> Result<(), jetstream::context::PublishError> {
+    let ack = js
+        .send_publish(
+            SUBJECT,
+            PublishMessage::build().payload(body).message_id(id),
+        )
+        .await?;
+    ack.await.map(|_| ())
+}
+
+/// `#health` in a cluster: connected to NATS, the stream answering, and the local writer
+/// committing.
+async fn health(
+    client: async_nats::Client,
+    js: jetstream::Context,
+    writer: Log,
+    reply: oneshot::Sender<Health>,
+) {
+    let ok = client.connection_state() == async_nats::connection::State::Connected
+        && tokio::time::timeout(ACK_TIMEOUT, js.get_stream(STREAM))
+            .await
+            .is_ok_and(|r| r.is_ok());
+    let _ = reply.send(if ok {
+        writer.health().await
+    } else {
+        Health::Failing
+    });
+}
+
+/// Applies the stream, in order, through the local writer.
+struct Consumer {
+    writer: Log,
+    pending: Pending,
+    liveness: Arc<Mutex<Liveness>>,
+    applied: watch::Sender<u64>,
+}
+
+impl Consumer {
+    async fn run(self, stream: stream::Stream, position: u64) {
+        let deliver_policy = if position == 0 {
+            consumer::DeliverPolicy::All
+        } else {
+            consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: position + 1,
+            }
+        };
+        let config = consumer::pull::OrderedConfig {
+            filter_subject: SUBJECT.to_string(),
+            deliver_policy,
+            ..Default::default()
+        };
+        let mut last = position;
+        loop {
+            let messages = match stream.create_consumer(config.clone()).await {
+                Ok(c) => c.messages().await,
+                Err(e) => {
+                    warn!("cluster: creating the stream's consumer: {e}");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            let mut messages = match messages {
+                Ok(m) => m,
+                Err(e) => {
+                    warn!("cluster: reading the stream: {e}");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            // The ordered consumer recreates itself after a gap or a lost server; its errors
+            // are reported and reading goes on.
+            while let Some(message) = messages.next().await {
+                let message = match message {
+                    Ok(m) => m,
+                    Err(e) => {
+                        debug!("cluster: stream consumer: {e}");
+                        continue;
+                    }
+                };
+                let Ok(info) = message.info() else {
+                    continue;
+                };
+                let seq = info.stream_sequence;
+                if seq <= last {
+                    continue; // redelivered after a reset: applied already
+                }
+                let id = message
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+                    .map(|v| v.as_str().to_string())
+                    .unwrap_or_default();
+                if !self.apply(seq, &id, &message.payload).await {
+                    return;
+                }
+                last = seq;
+                self.applied.send_replace(seq);
+            }
+            warn!("cluster: the stream's consumer ended; starting another after {last}");
+        }
+    }
+
+    /// Hands record `seq` to the writer: the request this node published, if it is one of
+    /// ours still waiting, or the request rebuilt from the record. False once the writer is
+    /// gone.
+    async fn apply(&self, seq: u64, id: &str, body: &[u8]) -> bool {
+        let record = match Record::decode(body) {
+            Ok(r) => r,
+            Err(e) => {
+                error!("cluster: record {seq} is not a linechat record, skipped: {e}");
+                return true;
+            }
+        };
+        if let Some(epoch) = epoch_of_msg_id(id) {
+            lock(&self.liveness).saw(epoch, Instant::now());
+        }
+        if let Kind::NodeGone { epoch } = record.kind {
+            lock(&self.liveness).gone(epoch);
+        }
+        let at = record.at.clone();
+        let mine = lock(&self.pending).remove(id);
+        let op = match mine.or_else(|| record.into_op()) {
+            Some(op) => op,
+            None => {
+                error!("cluster: record {seq} names what this daemon does not know, skipped");
+                return true;
+            }
+        };
+        self.writer
+            .queue(Op::Applied {
+                seq: seq as i64,
+                at,
+                op: Box::new(op),
+            })
+            .await
+            .is_ok()
+    }
+}
+
+/// Says every [`HEARTBEAT`] that this incarnation is alive.
+async fn heartbeats(client: async_nats::Client, epoch: u32, node: String) {
+    let beat = Bytes::from(format!("{epoch:08x} {node}"));
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    loop {
+        tick.tick().await;
+        if let Err(e) = client.publish(HEARTBEATS, beat.clone()).await {
+            debug!("cluster: heartbeat: {e}");
+        }
+    }
+}
+
+/// Hears the other nodes' heartbeats.
+async fn listen(client: async_nats::Client, liveness: Arc<Mutex<Liveness>>) {
+    let mut beats = match client.subscribe(HEARTBEATS).await {
+        Ok(s) => s,
+        Err(e) => {
+            error!("cluster: cannot hear other nodes ({e}): dead nodes' users stay seated");
+            return;
+        }
+    };
+    while let Some(beat) = beats.next().await {
+        let text = String::from_utf8_lossy(&beat.payload);
+        if let Some(epoch) = text
+            .split(' ')
+            .next()
+            .and_then(|e| u32::from_str_radix(e, 16).ok())
+        {
+            lock(&liveness).heard(epoch, Instant::now());
+        }
+    }
+}
+
+/// Declares gone every incarnation silent for [`DEAD_AFTER`].
+async fn declare_the_dead(js: jetstream::Context, liveness: Arc<Mutex<Liveness>>) {
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    loop {
+        tick.tick().await;
+        let due = lock(&liveness).overdue(Instant::now());
+        for epoch in due {
+            info!("cluster: node incarnation {epoch:08x} is silent; declaring it gone");
+            let gone = Record {
+                at: crate::protocol::sanction::Until::now_stored(),
+                kind: Kind::NodeGone { epoch },
+            };
+            if let Err(e) = publish_once(&js, &gone_id(epoch), gone.encode()).await {
+                warn!("cluster: declaring {epoch:08x} gone: {e}");
+            }
+        }
+    }
+}
