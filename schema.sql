@@ -91,3 +91,13 @@ CREATE TABLE IF NOT EXISTS log_position (
     stream TEXT PRIMARY KEY,
     seq    INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- Which session sits in which room across the cluster (since version 5), as of log_position:
+-- a restarted node seats them again before it applies the next record. `session` is the
+-- session id (its high 32 bits name the node incarnation) stored as a signed integer. Empty on
+-- a single node, whose presence ends with the process.
+CREATE TABLE IF NOT EXISTS seats (
+    session INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users (id),
+    room_id INTEGER NOT NULL REFERENCES rooms (id)
+);

@@ -283,6 +283,10 @@ pub(crate) enum Op {
         at: String,
         op: Box<Op>,
     },
+    /// Answered once every record the cluster's stream held when it was asked is applied.
+    Sync {
+        reply: oneshot::Sender<()>,
+    },
     /// Every seat of the sessions of node incarnation `epoch` is freed (the node died or
     /// restarted); in log order like a departure.
     Evict {
@@ -409,6 +413,20 @@ impl Log {
             return Health::Failing;
         }
         rx.await.unwrap_or(Health::Failing)
+    }
+
+    /// Returns once this node has applied every write the cluster had taken when it was
+    /// called (an account made, a password changed or a ban set on another node), or after a
+    /// bounded wait if the cluster does not answer; at once on a single node, where every
+    /// commit is already visible to the reads that follow it.
+    pub async fn sync(&self) {
+        if self.runner.is_some() {
+            return;
+        }
+        let (reply, rx) = oneshot::channel();
+        if self.queue(Op::Sync { reply }).await.is_ok() {
+            let _ = rx.await;
+        }
     }
 
     /// Requests waiting for the log.

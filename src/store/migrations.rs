@@ -48,12 +48,19 @@ const MIGRATIONS: &[&str] = &[
          actor   TEXT NOT NULL,
          at      TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
      ) WITHOUT ROWID;",
-    // 5: a cluster node's place in the cluster's stream: the last record it applied, written
-    // in the same transaction as that record's effects (a single node never writes it).
+    // 5: a cluster node's place in the cluster's stream (the last record it applied) and the
+    // cluster's seats as of that record, both written in the same transaction as the records'
+    // effects, so a restarted node resumes with the presence it had (a single node writes
+    // neither).
     "CREATE TABLE log_position (
          stream TEXT PRIMARY KEY,
          seq    INTEGER NOT NULL
-     ) WITHOUT ROWID;",
+     ) WITHOUT ROWID;
+     CREATE TABLE seats (
+         session INTEGER PRIMARY KEY,
+         user_id INTEGER NOT NULL REFERENCES users (id),
+         room_id INTEGER NOT NULL REFERENCES rooms (id)
+     );",
 ];
 
 /// The schema version this linechatd writes.

@@ -86,7 +86,8 @@ pub async fn start(
     epoch: u32,
 ) -> Result<Log, String> {
     let position = position_of(&db)?;
-    let client = connect(&cluster).await?;
+    let (connections, connected) = watch::channel(0u64);
+    let client = connect(&cluster, connections).await?;
     let js = jetstream::ContextBuilder::new()
         .timeout(ACK_TIMEOUT)
         .max_ack_inflight(IN_FLIGHT)
@@ -110,9 +111,31 @@ pub async fn start(
              stream ends at {last}: it belongs to another cluster (or the stream was deleted)"
         ));
     }
+    let seats = seats_of(&db)?;
     let writer = local::start(db, sink, options).map_err(|e| format!("the writer: {e}"))?;
     let pending: Pending = Arc::default();
     let liveness = Arc::new(Mutex::new(Liveness::new(epoch, DEAD_AFTER)));
+    // The cluster's presence as of `position`, seated again before the next record; each
+    // seat's node gets its grace to be heard from, or is declared gone.
+    let n = seats.len();
+    for seat in seats {
+        lock(&liveness).saw(crate::rooms::epoch_of(seat.session), Instant::now());
+        let (reply, _) = oneshot::channel();
+        let join = Op::Join {
+            session: seat.session,
+            user: seat.user,
+            room: seat.room,
+            history: 0,
+            reply,
+        };
+        writer
+            .queue(join)
+            .await
+            .map_err(|e| format!("restoring presence: {e}"))?;
+    }
+    if n > 0 {
+        info!("cluster: {n} seats restored from the database");
+    }
     let (applied_tx, mut applied) = watch::channel(position);
     let consumer = Consumer {
         writer: writer.clone(),
@@ -120,7 +143,7 @@ pub async fn start(
         liveness: liveness.clone(),
         applied: applied_tx,
     };
-    tokio::spawn(consumer.run(stream, position));
+    tokio::spawn(consumer.run(stream, position, connected));
     info!(
         node = cluster.node.as_str(), epoch = format!("{epoch:08x}").as_str();
         "cluster: joined; applying the stream from record {} to {last}", position + 1
@@ -155,6 +178,7 @@ pub async fn start(
         client,
         writer,
         pending,
+        applied,
         epoch,
         next: 0,
     };
@@ -196,8 +220,45 @@ fn position_of(db: &WriterDb) -> Result<u64, String> {
     Ok(0)
 }
 
-/// Connects to NATS, retrying for ever once connected (a lost server is reconnected to).
-async fn connect(cluster: &ClusterConfig) -> Result<async_nats::Client, String> {
+/// A seat of the cluster's presence, as the database has it.
+struct Seat {
+    session: crate::SessionId,
+    user: crate::User,
+    room: Arc<str>,
+}
+
+/// The seats stored as of the database's stream position.
+fn seats_of(db: &WriterDb) -> Result<Vec<Seat>, String> {
+    let sql = |e: rusqlite::Error| format!("reading the stored seats: {e}");
+    let mut stmt = db
+        .conn
+        .prepare(
+            "SELECT s.session, u.id, u.name, r.name FROM seats s JOIN users u ON u.id = s.user_id \
+             JOIN rooms r ON r.id = s.room_id ORDER BY s.session",
+        )
+        .map_err(sql)?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(Seat {
+                session: r.get::<_, i64>(0)? as u64,
+                user: crate::User {
+                    id: r.get(1)?,
+                    name: Arc::from(r.get::<_, String>(2)?),
+                },
+                room: Arc::from(r.get::<_, String>(3)?),
+            })
+        })
+        .map_err(sql)?;
+    rows.collect::<Result<_, _>>().map_err(sql)
+}
+
+/// Connects to NATS, retrying for ever once connected (a lost server is reconnected to);
+/// `connections` counts each (re)connection.
+async fn connect(
+    cluster: &ClusterConfig,
+    connections: watch::Sender<u64>,
+) -> Result<async_nats::Client, String> {
+    let connections = Arc::new(connections);
     let mut addrs = Vec::new();
     for s in &cluster.servers {
         addrs.push(
@@ -210,11 +271,17 @@ async fn connect(cluster: &ClusterConfig) -> Result<async_nats::Client, String> 
         .connection_timeout(Duration::from_secs(5))
         .max_reconnects(None)
         .reconnect_delay_callback(|attempt| Duration::from_millis(100 * attempt.min(10) as u64))
-        .event_callback(|event| async move {
-            match event {
-                async_nats::Event::Connected => info!("cluster: connected to NATS"),
-                async_nats::Event::Disconnected => warn!("cluster: NATS connection lost"),
-                other => debug!("cluster: {other}"),
+        .event_callback(move |event| {
+            let connections = connections.clone();
+            async move {
+                match event {
+                    async_nats::Event::Connected => {
+                        info!("cluster: connected to NATS");
+                        connections.send_modify(|n| *n += 1);
+                    }
+                    async_nats::Event::Disconnected => warn!("cluster: NATS connection lost"),
+                    other => debug!("cluster: {other}"),
+                }
             }
         });
     options = match &cluster.credentials {
@@ -236,6 +303,8 @@ struct Router {
     client: async_nats::Client,
     writer: Log,
     pending: Pending,
+    /// The last record the consumer handed to the writer.
+    applied: watch::Receiver<u64>,
     epoch: u32,
     next: u64,
 }
@@ -267,6 +336,16 @@ impl Router {
     }
 
     async fn take(&mut self, op: Op, in_flight: &mut Flights) {
+        if let Op::Sync { reply } = op {
+            tokio::spawn(sync(
+                self.client.clone(),
+                self.js.clone(),
+                self.applied.clone(),
+                self.writer.clone(),
+                reply,
+            ));
+            return;
+        }
         if let Op::Health { reply } = op {
             tokio::spawn(health(
                 self.client.clone(),
@@ -283,7 +362,8 @@ impl Router {
         let id = msg_id(self.epoch, self.next);
         let body = record.encode();
         lock(&self.pending).insert(id.clone(), op);
-        in_flight.push(publish(self.js.clone(), id, body, 1));
+        let flight = publish(&self.js, id, body, 1).await;
+        in_flight.push(flight);
     }
 
     /// A publish answered: done, tried again, or given up on (the request is refused, in log
@@ -300,7 +380,8 @@ impl Router {
             return; // it was stored after all: the consumer applied it
         }
         if attempt < ATTEMPTS {
-            in_flight.push(publish(self.js.clone(), id, body, attempt + 1));
+            let flight = publish(&self.js, id, body, attempt + 1).await;
+            in_flight.push(flight);
             return;
         }
         let Some(op) = lock(&self.pending).remove(&id) else {
@@ -360,22 +441,31 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// One publish attempt and its acknowledgement.
-fn publish(
-    js: jetstream::Context,
+/// Sends one publish attempt, here and now (so one session's requests reach the stream in
+/// the order it made them), and returns the wait for its acknowledgement.
+async fn publish(
+    js: &jetstream::Context,
     id: String,
     body: Bytes,
     attempt: u32,
 ) -> std::pin::Pin<Box<dyn Future<Output = Attempt> + Send>> {
+    let sent = js
+        .send_publish(
+            SUBJECT,
+            PublishMessage::build()
+                .payload(body.clone())
+                .message_id(&id),
+        )
+        .await;
     Box::pin(async move {
-        let result = match publish_once(&js, &id, body.clone()).await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let timed_out = e.kind() == jetstream::context::PublishErrorKind::TimedOut;
-                debug!("cluster: publish {id} attempt {attempt}: {e}");
-                Err(timed_out)
-            }
+        let result = match sent {
+            Ok(ack) => ack.await.map(|_| ()),
+            Err(e) => Err(e),
         };
+        let result = result.map_err(|e| {
+            debug!("cluster: publish {id} attempt {attempt}: {e}");
+            e.kind() == jetstream::context::PublishErrorKind::TimedOut
+        });
         (id, body, attempt, result)
     })
 }
@@ -392,6 +482,35 @@ async fn publish_once(
         )
         .await?;
     ack.await.map(|_| ())
+}
+
+/// Answers once every record the stream holds now is committed here; after a bounded wait
+/// if NATS is away (then the node's reads are as fresh as it could make them).
+async fn sync(
+    client: async_nats::Client,
+    js: jetstream::Context,
+    mut applied: watch::Receiver<u64>,
+    writer: Log,
+    reply: oneshot::Sender<()>,
+) {
+    if client.connection_state() == async_nats::connection::State::Connected {
+        let caught_up = async {
+            let last = js
+                .get_stream(STREAM)
+                .await
+                .ok()?
+                .cached_info()
+                .state
+                .last_sequence;
+            applied.wait_for(|&a| a >= last).await.ok()?;
+            writer.health().await;
+            Some(())
+        };
+        if tokio::time::timeout(ACK_TIMEOUT, caught_up).await.is_err() {
+            debug!("cluster: sync timed out");
+        }
+    }
+    let _ = reply.send(());
 }
 
 /// `#health` in a cluster: connected to NATS, the stream answering, and the local writer
@@ -422,22 +541,24 @@ struct Consumer {
 }
 
 impl Consumer {
-    async fn run(self, stream: stream::Stream, position: u64) {
-        let deliver_policy = if position == 0 {
-            consumer::DeliverPolicy::All
-        } else {
-            consumer::DeliverPolicy::ByStartSequence {
-                start_sequence: position + 1,
-            }
-        };
-        let config = consumer::pull::OrderedConfig {
-            filter_subject: SUBJECT.to_string(),
-            deliver_policy,
-            ..Default::default()
-        };
+    async fn run(self, stream: stream::Stream, position: u64, mut connected: watch::Receiver<u64>) {
         let mut last = position;
         loop {
-            let messages = match stream.create_consumer(config.clone()).await {
+            // From the record after the last one applied: a new consumer never skips or
+            // repeats one.
+            let deliver_policy = if last == 0 {
+                consumer::DeliverPolicy::All
+            } else {
+                consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: last + 1,
+                }
+            };
+            let config = consumer::pull::OrderedConfig {
+                filter_subject: SUBJECT.to_string(),
+                deliver_policy,
+                ..Default::default()
+            };
+            let messages = match stream.create_consumer(config).await {
                 Ok(c) => c.messages().await,
                 Err(e) => {
                     warn!("cluster: creating the stream's consumer: {e}");
@@ -453,9 +574,22 @@ impl Consumer {
                     continue;
                 }
             };
-            // The ordered consumer recreates itself after a gap or a lost server; its errors
-            // are reported and reading goes on.
-            while let Some(message) = messages.next().await {
+            connected.borrow_and_update();
+            // The ordered consumer recreates itself after a gap, but notices a lost server
+            // only after two missed 15-second heartbeats: after a reconnection this node
+            // starts a new one at once.
+            loop {
+                let message = tokio::select! {
+                    m = messages.next() => m,
+                    _ = connected.changed() => {
+                        info!("cluster: reconnected; reading the stream again after record {last}");
+                        break;
+                    }
+                };
+                let Some(message) = message else {
+                    warn!("cluster: the stream's consumer ended; starting another after {last}");
+                    break;
+                };
                 let message = match message {
                     Ok(m) => m,
                     Err(e) => {
@@ -482,7 +616,6 @@ impl Consumer {
                 last = seq;
                 self.applied.send_replace(seq);
             }
-            warn!("cluster: the stream's consumer ended; starting another after {last}");
         }
     }
 

@@ -98,8 +98,12 @@ mod tests {
             "2 spoke, 3 has grace"
         );
         assert_eq!(l.overdue(t0 + 8 * s), vec![3]);
-        assert_eq!(l.overdue(t0 + 9 * s), Vec::<u32>::new(), "declared once");
-        assert_eq!(l.overdue(t0 + 10 * s), vec![2]);
+        assert_eq!(l.overdue(t0 + 9 * s), vec![2]);
+        assert_eq!(
+            l.overdue(t0 + 10 * s),
+            Vec::<u32>::new(),
+            "each declared once"
+        );
         assert_eq!(
             l.overdue(t0 + 13 * s),
             vec![3],

@@ -160,7 +160,11 @@ impl Record {
                 effect: StoredEffect::of(&record.effect),
             },
             Op::Evict { epoch } => Kind::NodeGone { epoch: *epoch },
-            Op::Health { .. } | Op::Applied { .. } | Op::Refused { .. } | Op::Stop { .. } => {
+            Op::Health { .. }
+            | Op::Sync { .. }
+            | Op::Applied { .. }
+            | Op::Refused { .. }
+            | Op::Stop { .. } => {
                 return None;
             }
         };

@@ -64,6 +64,9 @@ pub(super) fn execute_all(
         insert_messages(tx, &says, &mut dones, &mut ranges)?;
         says.clear();
         dones.push(execute(tx, cache, new_rooms, at, seq, op)?);
+        if seq.is_some() {
+            record_seat(tx, cache, new_rooms, op)?;
+        }
     }
     insert_messages(tx, &says, &mut dones, &mut ranges)?;
     // Each room's message range, once per room per transaction (see `merge_rooms`).
@@ -248,10 +251,51 @@ fn execute(
         | Op::Leave { .. }
         | Op::Depart { .. }
         | Op::Evict { .. }
+        | Op::Sync { .. }
         | Op::Refused { .. }
         | Op::Applied { .. }
         | Op::Stop { .. } => Done::Nothing,
     })
+}
+
+/// Keeps `seats` (the cluster's presence as of the applied records) in step with a stream
+/// record's join, leave, departure or node end.
+fn record_seat(
+    tx: &Connection,
+    cache: &HashMap<Arc<str>, i64>,
+    new_rooms: &mut Vec<Arc<str>>,
+    op: &Op,
+) -> rusqlite::Result<()> {
+    match op {
+        Op::Join {
+            session,
+            user,
+            room,
+            ..
+        } => {
+            let room_id = room_id(tx, cache, new_rooms, room)?;
+            tx.prepare_cached(
+                "INSERT INTO seats (session, user_id, room_id) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (session) DO UPDATE SET user_id = excluded.user_id, \
+                 room_id = excluded.room_id",
+            )?
+            .execute(params![*session as i64, user.id, room_id])?;
+        }
+        Op::Leave { session, .. } => {
+            tx.prepare_cached("DELETE FROM seats WHERE session = ?1")?
+                .execute(params![*session as i64])?;
+        }
+        Op::Depart { departure, .. } => {
+            tx.prepare_cached("DELETE FROM seats WHERE session = ?1")?
+                .execute(params![departure.session as i64])?;
+        }
+        Op::Evict { epoch } => {
+            tx.prepare_cached("DELETE FROM seats WHERE (session >> 32) & 4294967295 = ?1")?
+                .execute(params![epoch])?;
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// A moderation action's change to the store; `None` if there was nothing to act on (then
@@ -298,6 +342,10 @@ pub(super) fn finish(op: Op, done: Done) -> Outcome {
     match (op, done) {
         (Op::Applied { op, .. }, done) => finish(*op, done),
         (Op::Refused { op, reason }, _) => refused(*op, reason),
+        (Op::Sync { reply }, _) => {
+            let _ = reply.send(());
+            Outcome::Nothing
+        }
         (Op::Evict { epoch }, Done::Nothing) => Outcome::Event(Event::Evicted { epoch }),
         (Op::CreateUser { name, reply, .. }, Done::Created(r)) => Outcome::Created(
             reply,
@@ -369,6 +417,10 @@ fn refused(op: Op, reason: Failure) -> Outcome {
         Op::Applied { op, .. } | Op::Refused { op, .. } => refused(*op, reason),
         // Presence only: freed whether or not the transaction committed.
         Op::Evict { epoch } => Outcome::Event(Event::Evicted { epoch }),
+        Op::Sync { reply } => {
+            let _ = reply.send(());
+            Outcome::Nothing
+        }
         Op::CreateUser { reply, .. } => {
             Outcome::Created(reply, Err(StoreError::Sqlite("rolled back".into())))
         }

@@ -125,6 +125,9 @@ impl Session {
             self.error(&ProtoError::login_throttled(ms));
             return self.login_failed();
         }
+        // In a cluster, the account, its password and its ban as the whole cluster has them:
+        // made, changed or set on another node a moment ago.
+        self.shared.log.sync().await;
         let found = match self.shared.store.find_user(name).await {
             Ok(f) => f,
             Err(e) => {
