@@ -406,3 +406,72 @@ fn nats_going_away_gives_err_storage_and_chat_recovers() {
     h.send("#health");
     h.expect("OK health");
 }
+
+/// An admin on one node kicks, bans and mutes users whose sessions are on another node: the
+/// kick closes them at once, the ban within the bans' refresh (2 s) and refuses their logins
+/// on every node, the mute silences them there too. The offline tool refuses to make
+/// accounts or bans on a cluster node's database (the stream owns them).
+#[test]
+fn moderation_on_one_node_takes_effect_on_the_others() {
+    let nats = Nats::start();
+    let (a, b) = (node(&nats, "a"), node(&nats, "b"));
+    let mut root = a.user("root");
+    a.make_admin("root");
+    let (mut bob, _) = seated(&b, "bob", "lobby", false);
+    let (mut carl, _) = seated(&b, "carl", "lobby", false);
+    bob.expect("JOIN lobby carl 2");
+    let (mut dan, _) = seated(&b, "dan", "lobby", false);
+    bob.expect("JOIN lobby dan 3");
+    carl.expect("JOIN lobby dan 3");
+
+    // Sessions counted in the reply are the admin's node's: bob's is on b.
+    root.send("#kick bob spam");
+    root.expect("OK kick bob 0");
+    assert_eq!(bob.until_closed(), ["ERR kicked spam"]);
+    carl.expect("LEAVE lobby bob 2");
+    dan.expect("LEAVE lobby bob 2");
+
+    root.send("#ban carl rude");
+    root.expect("OK ban carl forever 0");
+    let t = Instant::now();
+    assert_eq!(carl.until_closed(), ["ERR banned until forever: rude"]);
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    let mut again = b.client();
+    again.send(&format!("#login carl {PASS}"));
+    again.expect("ERR banned until forever: rude");
+    dan.expect("LEAVE lobby carl 1");
+
+    root.send("#mute dan");
+    root.expect_prefix("OK mute dan forever");
+    let deadline = Instant::now() + Duration::from_secs(4);
+    loop {
+        dan.send("can you hear me");
+        let l = dan.line();
+        if l.starts_with("ERR muted ") {
+            break;
+        }
+        assert_eq!(l, "MSG lobby dan can you hear me");
+        assert!(Instant::now() < deadline, "dan was never muted on b");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    for args in [
+        &["add", "eve"][..],
+        &["ban", "dan"][..],
+        &["passwd", "dan"][..],
+    ] {
+        let out = std::process::Command::new(common::daemon())
+            .arg("user")
+            .args(args)
+            .args(["--db", b.db.to_str().unwrap()])
+            .env("LINECHAT_PASSWORD", "eve-pass-12345")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("is a cluster node's database"),
+            "{args:?}: {err}"
+        );
+    }
+}

@@ -214,13 +214,17 @@ fn user_main(argv: &[String]) -> ExitCode {
     };
     let done = match args.cmd {
         UserCmd::Add(a) => new_password(&a.name, a.bcrypt_cost).and_then(|hash| {
-            let conn = accounts::open(&db(a.db))?;
+            let path = db(a.db);
+            let conn = accounts::open(&path)?;
+            accounts::not_clustered(&conn, &path)?;
             accounts::add(&conn, &a.name, &hash)?;
             println!("created {}", a.name);
             Ok(())
         }),
         UserCmd::Passwd(a) => new_password(&a.name, a.bcrypt_cost).and_then(|hash| {
-            let conn = accounts::open(&db(a.db))?;
+            let path = db(a.db);
+            let conn = accounts::open(&path)?;
+            accounts::not_clustered(&conn, &path)?;
             accounts::set_password(&conn, &a.name, &hash)?;
             println!("password of {} changed", a.name);
             Ok(())
@@ -260,7 +264,9 @@ fn user_main(argv: &[String]) -> ExitCode {
                     until: Until::after(chrono::Utc::now(), duration),
                     reason: a.reason,
                 };
-                let mut conn = accounts::open(&db(a.db))?;
+                let path = db(a.db);
+                let mut conn = accounts::open(&path)?;
+                accounts::not_clustered(&conn, &path)?;
                 let name = accounts::ban(&mut conn, target, &ban)?;
                 println!("{name} is banned {}", ban.text());
                 Ok(())
@@ -268,7 +274,9 @@ fn user_main(argv: &[String]) -> ExitCode {
         UserCmd::Unban(a) => parse_target(&a.target)
             .map_err(|e| e.text)
             .and_then(|target| {
-                let mut conn = accounts::open(&db(a.db))?;
+                let path = db(a.db);
+                let mut conn = accounts::open(&path)?;
+                accounts::not_clustered(&conn, &path)?;
                 let name = accounts::unban(&mut conn, target)?;
                 println!("{name} is no longer banned");
                 Ok(())

@@ -104,8 +104,13 @@ pub struct Moderation {
 /// What a moderation action changes in the store.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    /// Nothing stored but the record (`#kick`: the sessions are closed by the room actor).
-    Record,
+    /// Nothing stored but the record: `#kick` of the account (its sessions are closed by the
+    /// room actor: on the admin's node by the admin's session, on every other node by
+    /// [`Event::Kicked`]).
+    Kick {
+        /// The account.
+        user: crate::UserId,
+    },
     /// The account's logins are refused until the ban ends.
     Ban {
         /// The account.
@@ -200,6 +205,13 @@ pub enum Event {
         /// Told once the room has been told.
         reply: oneshot::Sender<Result<Applied, StoreError>>,
     },
+    /// An admin on another node kicked `user`: this node's sessions of the user are closed.
+    Kicked {
+        /// The account.
+        user: crate::UserId,
+        /// The kick's reason (may be empty).
+        reason: String,
+    },
     /// Every session of node incarnation `epoch` (the high 32 bits of its id) is gone: its
     /// seats are freed and its rooms hear `LEAVE`.
     Evicted {
@@ -282,6 +294,9 @@ pub(crate) enum Op {
         seq: i64,
         at: String,
         op: Box<Op>,
+        /// Published by another node: what its session does after the commit (closing a
+        /// kicked user's sessions), this node's actor does from the event instead.
+        remote: bool,
     },
     /// Answered once every record the cluster's stream held when it was asked is applied.
     Sync {

@@ -350,6 +350,14 @@ impl Actor {
                 let _ = reply.send(Ok(Applied::Done));
             }
             Event::Evicted { epoch } => self.evict(epoch),
+            Event::Kicked { user, reason } => {
+                let sweep = Sweep {
+                    users: HashMap::from([(user, ProtoError::kicked(&reason).to_bytes())]),
+                    ..Sweep::default()
+                };
+                let n = self.close_covered(&sweep);
+                info!("kicked on another node: {n} sessions of user {user} closed here");
+            }
             Event::Left { session, reply } => {
                 let room = self.leave(session);
                 let _ = reply.send(room);

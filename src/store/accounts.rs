@@ -44,6 +44,26 @@ pub fn open(path: &Path) -> Result<Connection, String> {
     Ok(conn)
 }
 
+/// Refuses to change what the cluster's stream owns on a cluster node's database: accounts,
+/// passwords and bans are records every node applies, and a row written here alone would
+/// give this node ids and accounts the others do not have. (Admin flags are per node: they
+/// may be set here.)
+pub fn not_clustered(conn: &Connection, path: &Path) -> Result<(), String> {
+    let clustered: bool = conn
+        .query_row("SELECT EXISTS (SELECT 1 FROM log_position)", [], |r| {
+            r.get(0)
+        })
+        .map_err(explain)?;
+    if clustered {
+        return Err(format!(
+            "{} is a cluster node's database: accounts, passwords and bans go through the \
+             cluster (#register, #password, #ban as an admin on any node)",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
 /// What went wrong, in the words an operator reads.
 fn explain(e: rusqlite::Error) -> String {
     match e.sqlite_error_code() {

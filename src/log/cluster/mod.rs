@@ -638,6 +638,7 @@ impl Consumer {
         }
         let at = record.at.clone();
         let mine = lock(&self.pending).remove(id);
+        let remote = mine.is_none();
         let op = match mine.or_else(|| record.into_op()) {
             Some(op) => op,
             None => {
@@ -650,6 +651,7 @@ impl Consumer {
                 seq: seq as i64,
                 at,
                 op: Box::new(op),
+                remote,
             })
             .await
             .is_ok()

@@ -66,7 +66,9 @@ pub enum Kind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum StoredEffect {
-    Record,
+    Kick {
+        user: UserId,
+    },
     Ban {
         user: UserId,
         until: String,
@@ -263,7 +265,7 @@ impl Record {
 impl StoredEffect {
     fn of(effect: &Effect) -> StoredEffect {
         match effect.clone() {
-            Effect::Record => StoredEffect::Record,
+            Effect::Kick { user } => StoredEffect::Kick { user },
             Effect::Ban { user, ban } => StoredEffect::Ban {
                 user,
                 until: ban.until.stored(),
@@ -287,7 +289,7 @@ impl StoredEffect {
 
     fn into_effect(self) -> Option<Effect> {
         Some(match self {
-            StoredEffect::Record => Effect::Record,
+            StoredEffect::Kick { user } => Effect::Kick { user },
             StoredEffect::Ban {
                 user,
                 until,
@@ -374,7 +376,7 @@ mod tests {
             reply: oneshot::channel().0,
         });
         for effect in [
-            Effect::Record,
+            Effect::Kick { user: 42 },
             Effect::Ban {
                 user: 42,
                 ban: Ban {
@@ -412,7 +414,7 @@ mod tests {
     /// A record naming an action this daemon does not know is not applied as something else.
     #[test]
     fn an_unknown_action_is_not_applied() {
-        let body = br#"{"at":"2026-12-02T10:00:00.000Z","op":"moderate","actor":"a","action":"smite","target":"b","reason":"","effect":{"kind":"record"}}"#;
+        let body = br#"{"at":"2026-12-02T10:00:00.000Z","op":"moderate","actor":"a","action":"smite","target":"b","reason":"","effect":{"kind":"kick","user":1}}"#;
         assert!(Record::decode(body).unwrap().into_op().is_none());
         assert!(Record::decode(b"{\"op\":\"teleport\"}").is_err());
     }

@@ -45,7 +45,7 @@ pub(super) fn execute_all(
     let mut position = None;
     for (i, op) in ops.iter().enumerate() {
         let (op, seq, at) = match op {
-            Op::Applied { seq, at, op } => {
+            Op::Applied { seq, at, op, .. } => {
                 position = Some(*seq);
                 (&**op, Some(*seq), at.as_str())
             }
@@ -303,7 +303,7 @@ fn record_seat(
 fn apply_effect(tx: &Connection, now: &str, record: &Moderation) -> rusqlite::Result<Option<Done>> {
     let done = Done::Moderated(Applied::Done);
     let changed = match &record.effect {
-        Effect::Record => return Ok(Some(done)),
+        Effect::Kick { .. } => return Ok(Some(done)),
         Effect::Ban { user, ban } => moderation::ban_account(tx, *user, ban)?,
         Effect::Unban { user } => moderation::lift_account_ban(tx, *user, now)?,
         Effect::BanNetwork { network, ban } => {
@@ -340,6 +340,24 @@ fn apply_effect(tx: &Connection, now: &str, record: &Moderation) -> rusqlite::Re
 /// Pairs an executed operation with what it produced.
 pub(super) fn finish(op: Op, done: Done) -> Outcome {
     match (op, done) {
+        (
+            Op::Applied {
+                op, remote: true, ..
+            },
+            Done::Moderated(Applied::Done),
+        ) if matches!(&*op, Op::Moderate { record, .. } if matches!(record.effect, Effect::Kick { .. })) =>
+        {
+            let Op::Moderate { record, .. } = *op else {
+                return Outcome::Nothing;
+            };
+            let Effect::Kick { user } = record.effect else {
+                return Outcome::Nothing;
+            };
+            Outcome::Event(Event::Kicked {
+                user,
+                reason: record.reason,
+            })
+        }
         (Op::Applied { op, .. }, done) => finish(*op, done),
         (Op::Refused { op, reason }, _) => refused(*op, reason),
         (Op::Sync { reply }, _) => {

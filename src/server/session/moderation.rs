@@ -69,7 +69,7 @@ impl Session {
                 action: "kick",
                 target: target.name.to_string(),
                 reason: reason.to_string(),
-                effect: Effect::Record,
+                effect: Effect::Kick { user: target.id },
             };
             self.shared
                 .log
