@@ -475,3 +475,98 @@ fn moderation_on_one_node_takes_effect_on_the_others() {
         );
     }
 }
+
+/// A NATS outage: a user who quits meanwhile is answered here at once and leaves the other
+/// nodes' rooms once NATS is back; nobody else's session is ended by the outage (every node
+/// gives the others a full grace after reconnecting, instead of declaring them dead).
+#[test]
+fn a_departure_during_an_outage_reaches_the_other_nodes_afterwards() {
+    let mut nats = Nats::start();
+    let (a, b) = (node(&nats, "a"), node(&nats, "b"));
+    let (mut ann, _) = seated(&a, "ann", "lobby", false);
+    let (mut bob, _) = seated(&b, "bob", "lobby", false);
+    ann.expect("JOIN lobby bob 2");
+    nats.stop();
+    bob.send("#quit");
+    assert_eq!(bob.until_closed(), ["OK quit"]);
+    // Longer than a node's silence allowance: the nodes must not end each other's sessions.
+    std::thread::sleep(Duration::from_secs(6));
+    nats.restart();
+    let t = Instant::now();
+    ann.expect("LEAVE lobby bob 1");
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+    std::thread::sleep(Duration::from_secs(6));
+    ann.say("lobby", "ann", "still here");
+    ann.send("#users");
+    ann.expect("USERS lobby 1 ann");
+}
+
+/// NATS credentials come from the environment (never only the command line, where other
+/// users of the machine can read them): a user and password, or a token. Wrong ones stop the
+/// daemon at start with a message naming the cause.
+#[test]
+fn nats_credentials_come_from_the_environment() {
+    let nats = Nats::start_with(&["--user", "linechat", "--pass", "nats-secret-1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("a.db");
+    let mut cmd = std::process::Command::new(common::daemon());
+    cmd.args([
+        "--listen",
+        "127.0.0.1:0",
+        "--bcrypt-cost",
+        "4",
+        "--node",
+        "a",
+    ])
+    .arg("--db")
+    .arg(&db)
+    .env("LINECHAT_CLUSTER", nats.url())
+    .env("LINECHAT_CLUSTER_USER", "linechat")
+    .env("LINECHAT_CLUSTER_PASSWORD", "nats-secret-1");
+    let mut a = TestServer::start_command(&mut cmd, &db);
+    let mut ann = a.user("ann");
+    ann.send("#health");
+    ann.expect("OK health");
+    a.signal("TERM");
+    let log = a.all_log().join("\n");
+    assert!(
+        log.contains("node=a replicas=1 auth=user linechat with a password"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("nats-secret-1"),
+        "the password is never logged"
+    );
+
+    let wrong = std::process::Command::new(common::daemon())
+        .args(["--listen", "127.0.0.1:0", "--node", "b"])
+        .arg("--db")
+        .arg(dir.path().join("b.db"))
+        .env("LINECHAT_CLUSTER", nats.url())
+        .env("LINECHAT_CLUSTER_USER", "linechat")
+        .env("LINECHAT_CLUSTER_PASSWORD", "not-the-password")
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success());
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(err.contains("connecting to NATS at"), "{err}");
+    assert!(err.to_lowercase().contains("authorization"), "{err}");
+
+    let token = Nats::start_with(&["--auth", "nats-token-22"]);
+    let db = dir.path().join("c.db");
+    let mut cmd = std::process::Command::new(common::daemon());
+    cmd.args([
+        "--listen",
+        "127.0.0.1:0",
+        "--bcrypt-cost",
+        "4",
+        "--node",
+        "c",
+    ])
+    .arg("--db")
+    .arg(&db)
+    .env("LINECHAT_CLUSTER", token.url())
+    .env("LINECHAT_CLUSTER_TOKEN", "nats-token-22");
+    let c = TestServer::start_command(&mut cmd, &db);
+    drop(c.user("cat"));
+}

@@ -318,7 +318,7 @@ async fn serve(config: Config) -> Result<(), String> {
         "starting linechatd {}: listen={} db={} sync={:?} bcrypt-cost={} history-on-join={} \
          max-line={} max-connections={} max-per-ip={} sendq-lines={} sendq-bytes={} \
          rate-burst={} rate-per-sec={} login-timeout={}s idle-timeout={}s \
-         max-login-failures={} flood-strikes={} commit-linger={}ms tls-listen={}",
+         max-login-failures={} flood-strikes={} commit-linger={}ms tls-listen={} cluster={}",
         env!("CARGO_PKG_VERSION"),
         config.listen.map_or("none".to_string(), |a| a.to_string()),
         config.db.display(),
@@ -341,6 +341,17 @@ async fn serve(config: Config) -> Result<(), String> {
             .tls
             .as_ref()
             .map_or("none".to_string(), |t| t.listen.to_string()),
+        // Never a secret: the credentials' Debug names only their kind.
+        config
+            .cluster
+            .as_ref()
+            .map_or("none".to_string(), |c| format!(
+                "{} node={} replicas={} auth={:?}",
+                c.servers.join(","),
+                c.node,
+                c.replicas,
+                c.credentials
+            )),
     );
     let (path, sync) = (config.db.clone(), config.sync);
     let db = tokio::task::spawn_blocking(move || Database::open(&path, sync))

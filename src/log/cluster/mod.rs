@@ -87,6 +87,7 @@ pub async fn start(
 ) -> Result<Log, String> {
     let position = position_of(&db)?;
     let (connections, connected) = watch::channel(0u64);
+    let connections_seen = connected.clone();
     let client = connect(&cluster, connections).await?;
     let js = jetstream::ContextBuilder::new()
         .timeout(ACK_TIMEOUT)
@@ -171,7 +172,12 @@ pub async fn start(
     );
     tokio::spawn(heartbeats(client.clone(), epoch, cluster.node.clone()));
     tokio::spawn(listen(client.clone(), liveness.clone()));
-    tokio::spawn(declare_the_dead(js.clone(), liveness));
+    tokio::spawn(declare_the_dead(
+        client.clone(),
+        js.clone(),
+        liveness,
+        connections_seen,
+    ));
     let (ops, rx) = mpsc::channel(QUEUE);
     let router = Router {
         js,
@@ -179,6 +185,7 @@ pub async fn start(
         writer,
         pending,
         applied,
+        orphans: Default::default(),
         epoch,
         next: 0,
     };
@@ -305,6 +312,9 @@ struct Router {
     pending: Pending,
     /// The last record the consumer handed to the writer.
     applied: watch::Receiver<u64>,
+    /// Leaves and departures given up on and answered here, still being published so that
+    /// the other nodes free their seats.
+    orphans: std::collections::HashSet<String>,
     epoch: u32,
     next: u64,
 }
@@ -373,6 +383,20 @@ impl Router {
         (id, body, attempt, result): Attempt,
         in_flight: &mut Flights,
     ) {
+        if self.orphans.contains(&id) {
+            match (attempt, result) {
+                // The wait is over: publish again.
+                (0, _) => {
+                    let flight = publish(&self.js, id, body, ATTEMPTS + 1).await;
+                    in_flight.push(flight);
+                }
+                (_, Ok(())) => {
+                    self.orphans.remove(&id);
+                }
+                (_, Err(_)) => in_flight.push(later(id, body)),
+            }
+            return;
+        }
         let Err(timed_out) = result else {
             return;
         };
@@ -388,6 +412,13 @@ impl Router {
             return;
         };
         warn!("cluster: request {id} not acknowledged after {ATTEMPTS} attempts");
+        if matches!(op, Op::Leave { .. } | Op::Depart { .. }) {
+            // Answered here as if done (the session is leaving either way), but the other
+            // nodes must still free its seat: published again every ACK_TIMEOUT until the
+            // stream takes it (at most once, by its id).
+            self.orphans.insert(id.clone());
+            in_flight.push(later(id, body));
+        }
         let reason = if timed_out {
             Failure::Unknown
         } else {
@@ -439,6 +470,14 @@ fn gone_id(epoch: u32) -> String {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic elsewhere while holding it leaves plain data behind: keep going.
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A wait of [`ACK_TIMEOUT`] before an orphan's next publish (attempt 0: publish now).
+fn later(id: String, body: Bytes) -> std::pin::Pin<Box<dyn Future<Output = Attempt> + Send>> {
+    Box::pin(async move {
+        tokio::time::sleep(ACK_TIMEOUT).await;
+        (id, body, 0, Err(false))
+    })
 }
 
 /// Sends one publish attempt, here and now (so one session's requests reach the stream in
@@ -691,11 +730,26 @@ async fn listen(client: async_nats::Client, liveness: Arc<Mutex<Liveness>>) {
     }
 }
 
-/// Declares gone every incarnation silent for [`DEAD_AFTER`].
-async fn declare_the_dead(js: jetstream::Context, liveness: Arc<Mutex<Liveness>>) {
+/// Declares gone every incarnation silent for [`DEAD_AFTER`] while this node is connected:
+/// after its own outage (a reconnection) every other node gets a full grace first, so a NATS
+/// blip does not end every node's sessions.
+async fn declare_the_dead(
+    client: async_nats::Client,
+    js: jetstream::Context,
+    liveness: Arc<Mutex<Liveness>>,
+    mut connections: watch::Receiver<u64>,
+) {
     let mut tick = tokio::time::interval(HEARTBEAT);
     loop {
         tick.tick().await;
+        if client.connection_state() != async_nats::connection::State::Connected {
+            continue;
+        }
+        if connections.has_changed().unwrap_or(false) {
+            connections.borrow_and_update();
+            lock(&liveness).reset(Instant::now());
+            continue;
+        }
         let due = lock(&liveness).overdue(Instant::now());
         for epoch in due {
             info!("cluster: node incarnation {epoch:08x} is silent; declaring it gone");

@@ -54,6 +54,15 @@ impl Liveness {
         self.declared.remove(&epoch);
     }
 
+    /// This node was cut off from the others (NATS reconnected): nobody could be heard
+    /// meanwhile, so every incarnation gets a new full grace from `now`.
+    pub fn reset(&mut self, now: Instant) {
+        for last in self.heard.values_mut() {
+            *last = now;
+        }
+        self.declared.clear();
+    }
+
     /// Incarnations silent for longer than `dead_after`, to be declared gone now: each once,
     /// and again after another `dead_after` if its `NodeGone` has not been applied by then.
     pub fn overdue(&mut self, now: Instant) -> Vec<u32> {
@@ -113,5 +122,9 @@ mod tests {
         l.heard(3, t0 + 14 * s);
         l.saw(3, t0 + 14 * s);
         assert_eq!(l.overdue(t0 + 30 * s), vec![2], "gone for good; never mine");
+        // After this node's own outage, nobody is overdue until a full grace has passed.
+        l.reset(t0 + 40 * s);
+        assert!(l.overdue(t0 + 44 * s).is_empty());
+        assert_eq!(l.overdue(t0 + 45 * s), vec![2]);
     }
 }
