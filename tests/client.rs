@@ -248,6 +248,40 @@ fn interactive_moves_to_the_next_address_when_its_server_goes() {
     p.exp_eof().unwrap();
 }
 
+/// Two nodes of one cluster: the node the client is on is killed (SIGKILL); the client
+/// reconnects to the other, logs in and rejoins, and its room (on the surviving node) hears
+/// it go on, with no LEAVE and JOIN between (the user never left the room).
+#[test]
+fn interactive_carries_on_on_another_cluster_node_when_its_node_dies() {
+    let nats = common::nats::Nats::start();
+    let cluster = ["--cluster".to_string(), nats.url()];
+    let mut a = TestServer::start_with(&[&cluster[0], &cluster[1], "--node", "a"]);
+    let b = TestServer::start_with(&[&cluster[0], &cluster[1], "--node", "b"]);
+    drop(a.user("hank"));
+    let mut watcher = b.user("watch");
+    watcher.join("ops");
+    let list = format!("{},{}", a.addr, b.addr);
+    let mut p = pty(
+        &["--addr", &list, "--user", "hank", "--chatroom", "ops"],
+        Some(PASS),
+    );
+    p.exp_string("--> you joined ops (2 users)").unwrap();
+    watcher.expect("JOIN ops hank 2");
+    p.send_line("on node a").unwrap();
+    watcher.expect("MSG ops hank on node a");
+    a.signal("KILL");
+    p.exp_string(&format!("-!- reconnected to {}", b.addr))
+        .unwrap();
+    p.send_line("on node b").unwrap();
+    watcher.expect("MSG ops hank on node b");
+    // Past the dead node's silence allowance: its seat is freed, hank's new one stays.
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    watcher.send("#users");
+    watcher.expect("USERS ops 2 hank watch");
+    p.send_control('c').unwrap();
+    p.exp_eof().unwrap();
+}
+
 /// Kicked by an admin: the client says so and does not come straight back.
 #[test]
 fn interactive_does_not_reconnect_after_a_kick() {

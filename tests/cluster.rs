@@ -570,3 +570,71 @@ fn nats_credentials_come_from_the_environment() {
     let c = TestServer::start_command(&mut cmd, &db);
     drop(c.user("cat"));
 }
+
+/// Three JetStream servers, the stream on all three (replicas 3): one server killed, chat
+/// goes on; every line acknowledged before or after is stored on both nodes, once.
+#[test]
+fn chat_goes_on_when_one_of_three_jetstream_servers_dies() {
+    let mut servers = Nats::cluster(3);
+    let urls = Nats::urls(&servers);
+    let args = ["--cluster", &urls, "--cluster-replicas", "3"];
+    let a = TestServer::start_with(&[&args[..], &["--node", "a"]].concat());
+    let b = TestServer::start_with(&[&args[..], &["--node", "b"]].concat());
+    let (mut ann, _) = seated(&a, "ann", "lobby", false);
+    let (mut bob, _) = seated(&b, "bob", "lobby", false);
+    ann.expect("JOIN lobby bob 2");
+    let mut acked = Vec::new();
+    for k in 0..10 {
+        let text = format!("before {k}");
+        ann.say("lobby", "ann", &text);
+        bob.expect(&format!("MSG lobby ann {text}"));
+        acked.push(text);
+    }
+    servers[0].stop();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (mut k, mut tries) = (0, 0);
+    while k < 10 {
+        tries += 1;
+        // Each try its own text: one whose outcome was unknown may still land, once.
+        let text = format!("after {k} try {tries}");
+        ann.send(&text);
+        let l = ann.line();
+        if l.starts_with("ERR storage ")
+            || l.starts_with("MSG lobby ann after ") && l != format!("MSG lobby ann {text}")
+        {
+            // While the stream elects a new leader: tried again, like a user would.
+            assert!(Instant::now() < deadline, "chat did not go on");
+            continue;
+        }
+        assert_eq!(l, format!("MSG lobby ann {text}"));
+        acked.push(text);
+        k += 1;
+    }
+    // Node b may have been reading from the dead server: it catches up on another.
+    let mut seen_after = Vec::new();
+    while seen_after.len() < 10 {
+        let l = bob.line();
+        let text = l
+            .strip_prefix("MSG lobby ann ")
+            .unwrap_or_else(|| panic!("{l}"));
+        if acked[10..].iter().any(|t| t == text) {
+            seen_after.push(text.to_string());
+        }
+    }
+    assert_eq!(
+        seen_after,
+        acked[10..],
+        "bob saw every acknowledged line once, in order"
+    );
+    for srv in [&a, &b] {
+        let texts: Vec<String> = stored(&srv.db).into_iter().map(|r| r.3).collect();
+        for t in &acked {
+            assert_eq!(
+                texts.iter().filter(|s| *s == t).count(),
+                1,
+                "{t}: {texts:?}"
+            );
+        }
+    }
+    assert_eq!(stored(&a.db), stored(&b.db));
+}

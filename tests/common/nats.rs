@@ -52,12 +52,65 @@ impl Nats {
         n
     }
 
+    /// `n` servers routed into one JetStream cluster (stream replicas up to `n`).
+    pub fn cluster(n: usize) -> Vec<Nats> {
+        let free = || {
+            TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let routes: Vec<u16> = (0..n).map(|_| free()).collect();
+        let all = routes
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        // Started together: each waits for the others' routes before it is ready.
+        let mut servers: Vec<Nats> = (0..n)
+            .map(|i| Nats {
+                child: None,
+                port: free(),
+                dir: tempfile::tempdir().unwrap(),
+                extra: vec![
+                    "-n".into(),
+                    format!("s{i}"),
+                    "--cluster_name".into(),
+                    "linechat".into(),
+                    "--cluster".into(),
+                    format!("nats://127.0.0.1:{}", routes[i]),
+                    "--routes".into(),
+                    all.clone(),
+                ],
+            })
+            .collect();
+        let started: Vec<_> = servers.iter_mut().map(|s| s.spawn()).collect();
+        for (s, (child, ready)) in servers.iter_mut().zip(started) {
+            s.child = Some(child);
+            Self::wait_ready(&ready, s.port);
+        }
+        servers
+    }
+
+    /// Every server's URL, comma-separated (the `--cluster` value for a JetStream cluster).
+    pub fn urls(servers: &[Nats]) -> String {
+        servers.iter().map(Nats::url).collect::<Vec<_>>().join(",")
+    }
+
     /// `nats://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
     fn run(&mut self) {
+        let (child, ready) = self.spawn();
+        Self::wait_ready(&ready, self.port);
+        self.child = Some(child);
+    }
+
+    /// Launches the server; its log lines come on the channel.
+    fn spawn(&mut self) -> (Child, std::sync::mpsc::Receiver<String>) {
         let mut child = Command::new(nats_server())
             .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string()])
             .arg("-sd")
@@ -79,19 +132,23 @@ impl Nats {
                 let _ = tx.send(line);
             }
         });
+        (child, rx)
+    }
+
+    /// Waits for the server's "ready" line.
+    fn wait_ready(log: &std::sync::mpsc::Receiver<String>, port: u16) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let left = deadline
                 .checked_duration_since(Instant::now())
                 .expect("nats-server did not become ready");
-            match rx.recv_timeout(left) {
+            match log.recv_timeout(left) {
                 Ok(line) if line.contains("Server is ready") => break,
                 Ok(_) => {}
                 Err(e) => panic!("nats-server did not become ready: {e}"),
             }
         }
-        assert!(TcpStream::connect(("127.0.0.1", self.port)).is_ok());
-        self.child = Some(child);
+        assert!(TcpStream::connect(("127.0.0.1", port)).is_ok());
     }
 
     /// Kills the server (SIGKILL): it is unreachable until [`Nats::restart`].

@@ -94,17 +94,7 @@ pub async fn start(
         .max_ack_inflight(IN_FLIGHT)
         .backpressure_on_inflight(true)
         .build(client.clone());
-    let stream = js
-        .get_or_create_stream(stream::Config {
-            name: STREAM.to_string(),
-            subjects: vec![SUBJECT.to_string()],
-            storage: stream::StorageType::File,
-            num_replicas: cluster.replicas,
-            duplicate_window: DUPLICATE_WINDOW,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| format!("the cluster's stream {STREAM}: {e}"))?;
+    let stream = the_stream(&js, cluster.replicas).await?;
     let last = stream.cached_info().state.last_sequence;
     if position > last {
         return Err(format!(
@@ -191,6 +181,36 @@ pub async fn start(
     };
     tokio::spawn(router.run(rx));
     Ok(Log { ops, runner: None })
+}
+
+/// How long a starting node waits for NATS and its JetStream to be ready (servers starting
+/// beside it, a JetStream cluster electing its leader).
+const START_WAIT: Duration = Duration::from_secs(30);
+
+/// The cluster's stream, made if it does not exist yet; retried while JetStream is not ready
+/// (a new JetStream cluster answers "temporarily unavailable" until it has a leader).
+async fn the_stream(js: &jetstream::Context, replicas: usize) -> Result<stream::Stream, String> {
+    let started = Instant::now();
+    loop {
+        let made = js
+            .get_or_create_stream(stream::Config {
+                name: STREAM.to_string(),
+                subjects: vec![SUBJECT.to_string()],
+                storage: stream::StorageType::File,
+                num_replicas: replicas,
+                duplicate_window: DUPLICATE_WINDOW,
+                ..Default::default()
+            })
+            .await;
+        match made {
+            Ok(s) => return Ok(s),
+            Err(e) if started.elapsed() < START_WAIT => {
+                debug!("cluster: the stream is not ready yet: {e}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => return Err(format!("the cluster's stream {STREAM}: {e}")),
+        }
+    }
 }
 
 /// The stream position the database has applied: 0 for an empty database. A database with
@@ -298,10 +318,27 @@ async fn connect(
         }
         Credentials::Token(token) => options.token(token.clone()),
     };
-    options
-        .connect(addrs)
-        .await
-        .map_err(|e| format!("connecting to NATS at {}: {e}", cluster.servers.join(",")))
+    // NATS may be starting beside this node: retried for a while, except a refusal of the
+    // credentials, which waiting does not mend.
+    let started = Instant::now();
+    loop {
+        match options.clone().connect(addrs.clone()).await {
+            Ok(client) => return Ok(client),
+            Err(e)
+                if started.elapsed() < START_WAIT
+                    && e.kind() != async_nats::ConnectErrorKind::AuthorizationViolation =>
+            {
+                debug!("cluster: NATS not reachable yet: {e}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => {
+                return Err(format!(
+                    "connecting to NATS at {}: {e}",
+                    cluster.servers.join(",")
+                ));
+            }
+        }
+    }
 }
 
 /// Publishes every writing request and answers the ones the cluster would not take.
