@@ -241,6 +241,9 @@ pub enum Health {
     Ok,
     /// The transaction failed, or the log is gone.
     Failing,
+    /// A cluster node that is not connected to NATS, or whose stream does not answer: it can
+    /// store nothing.
+    Unreachable,
     /// The file at `--db` was deleted or replaced since the daemon opened it: what the daemon
     /// commits goes to a file nobody will open again.
     FileReplaced,

@@ -155,6 +155,13 @@ impl ProtoError {
             "this node lost the cluster and its sessions were ended; reconnect",
         )
     }
+    /// `#health` on a cluster node cut off from NATS (or whose stream has no leader).
+    pub fn cluster_unreachable() -> Self {
+        Self::new(
+            ErrCode::Storage,
+            "the cluster does not answer (NATS JetStream unreachable)",
+        )
+    }
     /// A chat line whose commit is unknown: the cluster did not answer in time (each retry
     /// with the same id, so it is stored at most once).
     pub fn storage_unknown() -> Self {

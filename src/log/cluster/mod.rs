@@ -604,7 +604,7 @@ async fn health(
     let _ = reply.send(if ok {
         writer.health().await
     } else {
-        Health::Failing
+        Health::Unreachable
     });
 }
 

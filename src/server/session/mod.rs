@@ -614,6 +614,7 @@ impl Session {
         match tokio::time::timeout(HEALTH_TIMEOUT, self.shared.log.health()).await {
             Ok(Health::Ok) => self.reply(Reply::Ok("health", "")),
             Ok(Health::Failing) => self.error(&ProtoError::db_failing()),
+            Ok(Health::Unreachable) => self.error(&ProtoError::cluster_unreachable()),
             Ok(Health::FileReplaced) => self.error(&ProtoError::db_replaced()),
             Err(_) => self.error(&ProtoError::db_timeout()),
         }
