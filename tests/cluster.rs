@@ -646,3 +646,22 @@ fn chat_goes_on_when_one_of_three_jetstream_servers_dies() {
     }
     assert_eq!(stored(&a.db), stored(&b.db));
 }
+
+/// The NATS configuration compose.cluster.yaml gives its three servers is one nats-server
+/// accepts (with the password from the environment, as the compose file passes it).
+#[test]
+fn the_compose_clusters_nats_configuration_is_valid() {
+    let out = std::process::Command::new(common::nats::nats_server())
+        .args(["-t", "-n", "nats1", "-c"])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/cluster/nats.conf"
+        ))
+        .env("NATS_PASSWORD", "check")
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("is valid"), "{said}");
+}
