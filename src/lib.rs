@@ -10,7 +10,9 @@
 //! - [`store`]: SQLite: opening (the daemon's lock, schema migrations), history and login
 //!   reads on a pool, the background checkpointer.
 //! - [`log`]: the ordered log of room events: requests in, ordered committed events out;
-//!   [`log::local`] is the SQLite writer with group commit.
+//!   [`log::local`] is the SQLite writer with group commit, [`log::cluster`] publishes every
+//!   request to a NATS JetStream stream and applies the stream, in order, through the local
+//!   writer (several nodes, one order).
 //! - [`rooms`]: the room actor (the log's sink): membership, presence, counts and fan-out into
 //!   each member's bounded [`rooms::outbox::Outbox`].
 //! - [`server`]: the accept loop, connection limits and shutdown; each connection's session
@@ -40,6 +42,12 @@ use std::sync::Arc;
 
 /// Identifies one connection for its whole life; also its trace id in logs.
 pub type SessionId = u64;
+
+/// The node incarnation a session belongs to: the high 32 bits of its id (0 on a single
+/// node; a cluster node draws a new one at every start).
+pub fn epoch_of(session: SessionId) -> u32 {
+    (session >> 32) as u32
+}
 /// A user's row id.
 pub type UserId = i64;
 

@@ -665,3 +665,22 @@ fn the_compose_clusters_nats_configuration_is_valid() {
     assert!(out.status.success(), "{said}");
     assert!(said.contains("is valid"), "{said}");
 }
+
+/// A node stopped cleanly (SIGTERM): its users leave the other nodes' rooms at once, with
+/// `LEAVE`, and the node's own sessions get the shutdown notice.
+#[test]
+fn a_stopped_node_s_users_leave_the_other_nodes_rooms_at_once() {
+    let nats = Nats::start();
+    let (a, mut b) = (node(&nats, "a"), node(&nats, "b"));
+    let (mut ann, _) = seated(&a, "ann", "lobby", false);
+    let (mut bob, _) = seated(&b, "bob", "lobby", false);
+    ann.expect("JOIN lobby bob 2");
+    let t = Instant::now();
+    let (status, _) = b.signal("TERM");
+    assert!(status.success());
+    assert_eq!(bob.until_closed(), ["INFO server shutting down"]);
+    ann.expect("LEAVE lobby bob 1");
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    ann.send("#users");
+    ann.expect("USERS lobby 1 ann");
+}

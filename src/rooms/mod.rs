@@ -17,7 +17,7 @@ pub use table::{Entered, Left, RoomTable};
 
 use crate::log::{Applied, Committed, Event, Failure, Joined, Sink};
 use crate::protocol::{ProtoError, Reply};
-use crate::{SessionId, UserId};
+use crate::{SessionId, UserId, epoch_of};
 use bytes::{Bytes, BytesMut};
 use ipnet::IpNet;
 use log::{debug, info};
@@ -240,11 +240,6 @@ struct Actor {
     epoch: u32,
 }
 
-/// The node incarnation a session id belongs to: its high 32 bits.
-pub fn epoch_of(session: SessionId) -> u32 {
-    (session >> 32) as u32
-}
-
 impl Actor {
     async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         while let Some(cmd) = rx.recv().await {
@@ -368,7 +363,9 @@ impl Actor {
                     self.send(session, line);
                 }
                 self.forget(session);
-                if departure.announce {
+                // A node shutting down does not announce its own sessions to its own members
+                // (they are all going), but the rooms on other nodes go on and hear `LEAVE`.
+                if departure.announce || epoch_of(session) != self.epoch {
                     self.leave(session);
                 } else {
                     self.table.leave(session);

@@ -110,7 +110,7 @@ pub async fn start(
     // seat's node gets its grace to be heard from, or is declared gone.
     let n = seats.len();
     for seat in seats {
-        lock(&liveness).saw(crate::rooms::epoch_of(seat.session), Instant::now());
+        lock(&liveness).saw(crate::epoch_of(seat.session), Instant::now());
         let (reply, _) = oneshot::channel();
         let join = Op::Join {
             session: seat.session,
