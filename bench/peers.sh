@@ -11,6 +11,10 @@
 #                                  # in the same round-robin (before/after figures from one run)
 #   TLS=0 bench/peers.sh f1 l1     # without the TLS runs (F1 and L1 run over linechatd's TLS port
 #                                  # too, as "linechatd-tls", by default)
+#   CLUSTER=0 bench/peers.sh f1 l1 # without the cluster runs (F1 and L1 also run on two linechatd
+#                                  # nodes sharing the room through one JetStream nats-server, the
+#                                  # clients spread over both, as "linechatd-cluster", by default;
+#                                  # CPU is then both nodes' and nats-server's)
 #
 # Installs ngircd and inspircd from Debian's packages if they are missing. Every server starts
 # fresh for each scenario, with persistence on for linechatd (SQLite, --sync normal) and only its
@@ -25,6 +29,8 @@ SCENARIOS=("$@")
 [ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(store f1 f2 l1 a1 h1 h3 i1)
 
 TLS=${TLS:-1}
+CLUSTER=${CLUSTER:-1}
+[ "$CLUSTER" != 1 ] || scripts/install-nats-server.sh
 if ! command -v ngircd >/dev/null || ! command -v inspircd >/dev/null || ! command -v openssl >/dev/null; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ngircd inspircd openssl >/dev/null
@@ -48,6 +54,8 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -su
     -addext subjectAltName=DNS:localhost -addext basicConstraints=critical,CA:FALSE \
     -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
 TLS_FLAGS=(--tls-listen 127.0.0.1:$PORT_TLS --tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem")
+PORT_LC2=7992   # the cluster's second node
+PORT_NATS=7993
 PORT_NG=6670    # as in bench/ngircd.conf
 PORT_IN=6671    # as in bench/inspircd.conf
 
@@ -72,6 +80,20 @@ start_linechatd() { # extra flags...
     SERVER_PID=$!
     wait_port $PORT_LC
 }
+# Two linechatd nodes and the JetStream server they share, all fresh; SERVER_PID is the first
+# node, ALSO_PIDS the second node and nats-server.
+ALSO_PIDS=()
+start_cluster() {
+    rm -rf "$WORK/nats"
+    .tools/nats/bin/nats-server -js -a 127.0.0.1 -p $PORT_NATS -sd "$WORK/nats" >>"$WORK/nats.log" 2>&1 &
+    local nats=$!
+    wait_port $PORT_NATS
+    start_linechatd --bcrypt-cost 4 --cluster nats://127.0.0.1:$PORT_NATS --node a
+    local first=$SERVER_PID
+    PORT_LC=$PORT_LC2 start_linechatd --bcrypt-cost 4 --cluster nats://127.0.0.1:$PORT_NATS --node b
+    ALSO_PIDS=("$SERVER_PID" "$nats")
+    SERVER_PID=$first
+}
 start_ngircd() {
     ngircd -n -f bench/ngircd.conf >>"$WORK/ngircd.log" 2>&1 &
     SERVER_PID=$!
@@ -90,6 +112,12 @@ stop_server() {
     kill "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
     SERVER_PID=
+    # A cluster's second node, then its nats-server.
+    for p in "${ALSO_PIDS[@]}"; do
+        kill "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
+    ALSO_PIDS=()
 }
 
 # run NAME SCENARIO [bench flags...] against all three servers
@@ -101,14 +129,18 @@ run_all() {
     if [ "$TLS" = 1 ] && { [ "$scenario" = f1 ] || [ "$scenario" = l1 ]; }; then
         servers=(linechatd-tls "${servers[@]}")
     fi
+    if [ "$CLUSTER" = 1 ] && { [ "$scenario" = f1 ] || [ "$scenario" = l1 ]; }; then
+        servers=(linechatd-cluster "${servers[@]}")
+    fi
     for server in "${servers[@]}"; do
-        local tls=()
+        local tls=() addr also=()
         case $server in
             linechatd) start_linechatd --bcrypt-cost 4; proto=linechat; port=$PORT_LC ;;
             linechatd-tls)
                 start_linechatd --bcrypt-cost 4 "${TLS_FLAGS[@]}"; wait_port $PORT_TLS
                 proto=linechat; port=$PORT_TLS; tls=(--tls --tls-ca "$WORK/cert.pem") ;;
             linechatd-before) LINECHATD=$BEFORE start_linechatd --bcrypt-cost 4; proto=linechat; port=$PORT_LC ;;
+            linechatd-cluster) start_cluster; proto=linechat; port=$PORT_LC ;;
             ngircd) start_ngircd; proto=irc; port=$PORT_NG ;;
             inspircd) start_inspircd; proto=irc; port=$PORT_IN ;;
         esac
@@ -116,9 +148,14 @@ run_all() {
             stop_server
             continue
         fi
+        addr=127.0.0.1:$port
+        if [ "$server" = linechatd-cluster ]; then
+            addr=127.0.0.1:$PORT_LC,127.0.0.1:$PORT_LC2
+            for p in "${ALSO_PIDS[@]}"; do also+=(--also-pid "$p"); done
+        fi
         echo "== $scenario on $server" >&2
-        "$BENCH" --proto $proto --addr 127.0.0.1:$port --scenario "$scenario" --pid "$SERVER_PID" \
-            --label "$server" "${tls[@]}" "$@" | tee -a "$WORK/raw.txt" | grep '^RESULT' >>"$RESULTS" || true
+        "$BENCH" --proto $proto --addr "$addr" --scenario "$scenario" --pid "$SERVER_PID" \
+            --label "$server" "${tls[@]}" "${also[@]}" "$@" | tee -a "$WORK/raw.txt" | grep '^RESULT' >>"$RESULTS" || true
         stop_server
     done
 }

@@ -606,7 +606,8 @@ fn chat_goes_on_when_one_of_three_jetstream_servers_dies() {
         // Each try its own text: one whose outcome was unknown may still land, once.
         let text = format!("after {k} try {tries}");
         ann.send(&text);
-        let l = ann.line();
+        // A node whose stream consumer was on the dead server replaces it within seconds.
+        let l = ann.line_within(Duration::from_secs(30));
         if l.starts_with("ERR storage ")
             || l.starts_with("MSG lobby ann after ") && l != format!("MSG lobby ann {text}")
         {
@@ -621,7 +622,7 @@ fn chat_goes_on_when_one_of_three_jetstream_servers_dies() {
     // Node b may have been reading from the dead server: it catches up on another.
     let mut seen_after = Vec::new();
     while seen_after.len() < 10 {
-        let l = bob.line();
+        let l = bob.line_within(Duration::from_secs(30));
         let text = l
             .strip_prefix("MSG lobby ann ")
             .unwrap_or_else(|| panic!("{l}"));

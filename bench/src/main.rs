@@ -23,7 +23,9 @@ struct Args {
     /// protocol: linechat or irc (default linechat)
     #[argh(option, default = "String::from(\"linechat\")")]
     proto: String,
-    /// server address (default 127.0.0.1:7878)
+    /// server address (default 127.0.0.1:7878); for F1, F2, L1 and A1 a comma-separated
+    /// list spreads the clients over several nodes of one cluster, client i on address
+    /// i mod n (the senders too)
     #[argh(option, default = "String::from(\"127.0.0.1:7878\")")]
     addr: String,
     /// scenario: f1, f2, l1, i1, a1, h1, h3, store, or custom (default custom)
@@ -56,6 +58,10 @@ struct Args {
     /// the server's pid, for CPU and memory figures
     #[argh(option)]
     pid: Option<u32>,
+    /// another process whose CPU counts with the server's in F1, F2, L1 and A1 (the other
+    /// nodes of a cluster and its NATS server); repeatable
+    #[argh(option)]
+    also_pid: Vec<u32>,
     /// how many times to run the scenario (medians are reported)
     #[argh(option, default = "1")]
     runs: usize,
@@ -405,19 +411,20 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 /// any) is told when the send phase begins, after every client has joined.
 async fn fanout(
     proto: Proto,
-    addr: SocketAddr,
+    addrs: &[SocketAddr],
     load: &Load,
     prefix: &str,
     password: &str,
-    pid: Option<u32>,
+    pids: &[u32],
     started: Option<tokio::sync::oneshot::Sender<()>>,
 ) -> std::io::Result<Outcome> {
     let room = format!("{prefix}room");
     let mut clients = Vec::with_capacity(load.clients);
     for chunk in (0..load.clients).collect::<Vec<_>>().chunks(JOIN_BATCH) {
-        let joins = chunk
-            .iter()
-            .map(|&i| join_retrying(proto, addr, i, prefix, password, &room));
+        let joins = chunk.iter().map(|&i| {
+            let addr = addrs[i % addrs.len()];
+            join_retrying(proto, addr, i, prefix, password, &room)
+        });
         for c in futures_util::future::join_all(joins).await {
             clients.push(c.map_err(|e| std::io::Error::other(format!("joining: {e}")))?);
         }
@@ -585,7 +592,7 @@ async fn fanout(
     }
     // The pacer starts once every sender is handed over and ends with the last message.
     drop(pacer);
-    let cpu0 = pid.map(CpuSample::take).unwrap_or_default();
+    let cpu0: Vec<CpuSample> = pids.iter().map(|&p| CpuSample::take(p)).collect();
     let t0 = Instant::now();
     start.wait().await;
     if let Some(started) = started {
@@ -611,7 +618,11 @@ async fn fanout(
         }
     }
     outcome.seconds = t0.elapsed().as_secs_f64();
-    outcome.cpu_ns = pid.map_or(0, |p| cpu0.until(&CpuSample::take(p)));
+    outcome.cpu_ns = pids
+        .iter()
+        .zip(&cpu0)
+        .map(|(&p, before)| before.until(&CpuSample::take(p)))
+        .sum();
     outcome.lost = outcome.expected.saturating_sub(outcome.deliveries);
     outcome.latencies_us.sort_unstable();
     drop(writers);
@@ -850,10 +861,19 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args, proto: Proto) -> std::io::Result<()> {
-    let addr: SocketAddr = tokio::net::lookup_host(&args.addr)
-        .await?
-        .next()
+    let mut addrs: Vec<SocketAddr> = Vec::new();
+    for a in args.addr.split(',').filter(|a| !a.is_empty()) {
+        addrs.push(
+            tokio::net::lookup_host(a)
+                .await?
+                .next()
+                .ok_or_else(|| std::io::Error::other(format!("no address for {a}")))?,
+        );
+    }
+    let addr = *addrs
+        .first()
         .ok_or_else(|| std::io::Error::other("no address"))?;
+    let pids: Vec<u32> = args.pid.iter().chain(&args.also_pid).copied().collect();
     let base_prefix = args.prefix.clone().unwrap_or_else(|| {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -916,11 +936,11 @@ async fn run(args: Args, proto: Proto) -> std::io::Result<()> {
         };
         let o = fanout(
             proto,
-            addr,
+            &addrs,
             &load,
             &prefix,
             &args.password,
-            args.pid,
+            &pids,
             started,
         )
         .await?;

@@ -465,6 +465,15 @@ impl TestClient {
             .to_string()
     }
 
+    /// Reads one line, waiting up to `wait` instead of the usual timeout (a cluster electing a
+    /// new stream leader).
+    pub fn line_within(&mut self, wait: Duration) -> String {
+        self.writer.set_read_timeout(Some(wait)).unwrap();
+        let line = self.line();
+        self.writer.set_read_timeout(Some(TIMEOUT)).unwrap();
+        line
+    }
+
     /// Reads one line; `None` once the connection is closed or broken (no CRLF check).
     pub fn try_line(&mut self) -> Option<String> {
         let mut buf = Vec::new();

@@ -67,6 +67,9 @@ pub const HEARTBEAT: Duration = Duration::from_secs(1);
 pub const DEAD_AFTER: Duration = Duration::from_secs(5);
 /// The stream's duplicate window: a retried publish within it is stored once.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+/// A consumer that has received nothing for this long while the stream holds newer records
+/// is replaced.
+const STALL: Duration = Duration::from_secs(2);
 /// Capacity of the cluster log's queue.
 const QUEUE: usize = 8192;
 
@@ -653,7 +656,10 @@ impl Consumer {
             connected.borrow_and_update();
             // The ordered consumer recreates itself after a gap, but notices a lost server
             // only after two missed 15-second heartbeats: after a reconnection this node
-            // starts a new one at once.
+            // starts a new one at once, and so it does when the stream holds records it has
+            // not received for STALL (its consumer was on a JetStream server that died).
+            let mut quiet_since = Instant::now();
+            let mut check = tokio::time::interval(STALL);
             loop {
                 let message = tokio::select! {
                     m = messages.next() => m,
@@ -661,7 +667,15 @@ impl Consumer {
                         info!("cluster: reconnected; reading the stream again after record {last}");
                         break;
                     }
+                    _ = check.tick() => {
+                        if quiet_since.elapsed() >= STALL && self.behind(&stream, last).await {
+                            warn!("cluster: the stream's consumer stalled; reading again after record {last}");
+                            break;
+                        }
+                        continue;
+                    }
                 };
+                quiet_since = Instant::now();
                 let Some(message) = message else {
                     warn!("cluster: the stream's consumer ended; starting another after {last}");
                     break;
@@ -692,6 +706,14 @@ impl Consumer {
                 last = seq;
                 self.applied.send_replace(seq);
             }
+        }
+    }
+
+    /// Whether the stream holds records after `last` (asked with a bounded wait).
+    async fn behind(&self, stream: &stream::Stream, last: u64) -> bool {
+        match tokio::time::timeout(STALL, stream.get_info()).await {
+            Ok(Ok(info)) => info.state.last_sequence > last,
+            _ => false,
         }
     }
 
