@@ -685,3 +685,35 @@ fn a_stopped_node_s_users_leave_the_other_nodes_rooms_at_once() {
     ann.send("#users");
     ann.expect("USERS lobby 1 ann");
 }
+
+/// A single node's database (accounts and messages with ids of its own) is refused as a
+/// cluster node's: its ids would clash with the stream's. The daemon says why and exits.
+#[test]
+fn a_single_node_database_is_refused_as_a_cluster_node_s() {
+    let mut single = TestServer::start();
+    let (mut ann, _) = seated(&single, "ann", "lobby", false);
+    ann.say("lobby", "ann", "alone");
+    // Stopped, its database (in its temp directory, kept while `single` lives) is left.
+    single.signal("TERM");
+    let db = single.db.clone();
+    let nats = Nats::start();
+    let out = std::process::Command::new(common::daemon())
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--cluster",
+            &nats.url(),
+            "--node",
+            "x",
+        ])
+        .arg("--db")
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("holds accounts or messages of a single node, not of the cluster's stream"),
+        "{err}"
+    );
+}
