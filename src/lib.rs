@@ -48,6 +48,39 @@ pub type SessionId = u64;
 pub fn epoch_of(session: SessionId) -> u32 {
     (session >> 32) as u32
 }
+
+/// This node's incarnation, shared by what stamps it (session ids, the cluster's message ids
+/// and heartbeats) and what compares it (the room actor). 0 on a single node; a cluster node
+/// draws a random one at start and a new one when the cluster declared the old one gone.
+#[derive(Debug, Clone, Default)]
+pub struct Incarnation(Arc<std::sync::atomic::AtomicU32>);
+
+impl Incarnation {
+    /// A single node's (0), or a new random one for a cluster node.
+    pub fn new(clustered: bool) -> Incarnation {
+        let me = Incarnation::default();
+        if clustered {
+            me.renew();
+        }
+        me
+    }
+
+    /// The current one.
+    pub fn get(&self) -> u32 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Draws a new one (nonzero, not the current one) and returns it.
+    pub fn renew(&self) -> u32 {
+        let old = self.get();
+        let mut new = fastrand::u32(1..);
+        while new == old {
+            new = fastrand::u32(1..);
+        }
+        self.0.store(new, std::sync::atomic::Ordering::Relaxed);
+        new
+    }
+}
 /// A user's row id.
 pub type UserId = i64;
 

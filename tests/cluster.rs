@@ -717,3 +717,99 @@ fn a_single_node_database_is_refused_as_a_cluster_node_s() {
         "{err}"
     );
 }
+
+/// A proxy in front of NATS for one node: cut, it partitions that node alone from the cluster.
+struct Proxy {
+    child: Option<std::process::Child>,
+    port: u16,
+    nats: u16,
+}
+
+impl Proxy {
+    fn start(nats: &Nats) -> Proxy {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut p = Proxy {
+            child: None,
+            port,
+            nats: nats.port,
+        };
+        p.open();
+        p
+    }
+
+    /// Listens again (one connection, socat without fork: killing it cuts that connection).
+    fn open(&mut self) {
+        let child = std::process::Command::new("socat")
+            .arg(format!("TCP-LISTEN:{},bind=127.0.0.1,reuseaddr", self.port))
+            .arg(format!("TCP:127.0.0.1:{}", self.nats))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("socat (./test.sh installs it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        // Ready once it listens; a probe would use up its one connection, so watch /proc.
+        while !std::fs::read_to_string("/proc/net/tcp")
+            .unwrap_or_default()
+            .contains(&format!(":{:04X} 00000000:0000 0A", self.port))
+        {
+            assert!(Instant::now() < deadline, "socat did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn cut(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut();
+    }
+}
+
+/// One node cut off from NATS for longer than the silence allowance while the others keep
+/// theirs: the others free its users' seats (`LEAVE`); when it is back it ends its sessions
+/// with `ERR storage ...` (they reconnect and join again) and goes on as a new incarnation,
+/// whose users the others see, and free again if it dies.
+#[test]
+fn a_node_cut_off_too_long_ends_its_sessions_and_goes_on_anew() {
+    let nats = Nats::start();
+    let mut proxy = Proxy::start(&nats);
+    let a = node(&nats, "a");
+    let mut b = TestServer::start_with(&["--cluster", &proxy.url(), "--node", "b"]);
+    let (mut ann, _) = seated(&a, "ann", "lobby", false);
+    let (mut bob, _) = seated(&b, "bob", "lobby", false);
+    ann.expect("JOIN lobby bob 2");
+    proxy.cut();
+    let t = Instant::now();
+    ann.expect("LEAVE lobby bob 1");
+    assert!(t.elapsed() < Duration::from_secs(9), "{:?}", t.elapsed());
+    proxy.open();
+    assert_eq!(
+        bob.until_closed(),
+        ["ERR storage this node lost the cluster and its sessions were ended; reconnect"]
+    );
+    // Back as a new incarnation: a new session is seen everywhere...
+    let (mut bob, n) = seated(&b, "bob", "lobby", true);
+    assert_eq!(n, 2);
+    ann.expect("JOIN lobby bob 2");
+    bob.say("lobby", "bob", "back");
+    ann.expect("MSG lobby bob back");
+    // ...and freed when this incarnation dies.
+    b.signal("KILL");
+    let t = Instant::now();
+    ann.expect("LEAVE lobby bob 1");
+    assert!(t.elapsed() < Duration::from_secs(9), "{:?}", t.elapsed());
+}

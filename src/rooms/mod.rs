@@ -17,7 +17,7 @@ pub use table::{Entered, Left, RoomTable};
 
 use crate::log::{Applied, Committed, Event, Failure, Joined, Sink};
 use crate::protocol::{ProtoError, Reply};
-use crate::{SessionId, UserId, epoch_of};
+use crate::{Incarnation, SessionId, UserId, epoch_of};
 use bytes::{Bytes, BytesMut};
 use ipnet::IpNet;
 use log::{debug, info};
@@ -128,7 +128,7 @@ impl Rooms {
     /// Spawns the actor on the current runtime. `epoch` is this node's incarnation in a
     /// cluster (the high 32 bits of its sessions' ids; 0 on a single node): sessions of other
     /// epochs are remote, seated and counted but sent nothing here.
-    pub fn spawn(epoch: u32) -> Rooms {
+    pub fn spawn(epoch: Incarnation) -> Rooms {
         let (tx, rx) = mpsc::channel(INBOX);
         let actor = Actor {
             table: RoomTable::default(),
@@ -237,7 +237,7 @@ struct Actor {
     /// For measuring the inbox's depth; weak, so the actor still stops with its last handle.
     inbox: mpsc::WeakSender<Command>,
     /// This node's incarnation (see [`Rooms::spawn`]).
-    epoch: u32,
+    epoch: Incarnation,
 }
 
 impl Actor {
@@ -365,7 +365,7 @@ impl Actor {
                 self.forget(session);
                 // A node shutting down does not announce its own sessions to its own members
                 // (they are all going), but the rooms on other nodes go on and hear `LEAVE`.
-                if departure.announce || epoch_of(session) != self.epoch {
+                if departure.announce || epoch_of(session) != self.epoch.get() {
                     self.leave(session);
                 } else {
                     self.table.leave(session);
@@ -499,13 +499,12 @@ impl Actor {
     /// sight of it for too long and freed its seats everywhere), its sessions are told so and
     /// closed: their clients reconnect and join again.
     fn evict(&mut self, epoch: u32) {
-        if epoch == self.epoch {
-            let line = ProtoError::storage_evicted().to_bytes();
-            for o in self.outboxes.values() {
-                if !o.is_closing() {
-                    o.push(line.clone());
-                    o.close_after_flush();
-                }
+        // This node's own sessions of that incarnation (the node has drawn a new one since).
+        let line = ProtoError::storage_evicted().to_bytes();
+        for (session, o) in &self.outboxes {
+            if epoch_of(*session) == epoch && !o.is_closing() {
+                o.push(line.clone());
+                o.close_after_flush();
             }
         }
         let gone: Vec<SessionId> = self
@@ -521,7 +520,7 @@ impl Actor {
     }
 
     fn joined(&mut self, j: Joined) {
-        if epoch_of(j.session) != self.epoch {
+        if epoch_of(j.session) != self.epoch.get() && !self.outboxes.contains_key(&j.session) {
             // Another node's session: seated and counted, announced here; it has no outbox.
             let entered = self.table.join(j.session, &j.user, &j.room);
             if let Some(left) = &entered.left {

@@ -317,12 +317,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     // A cluster node's incarnation: new at every start, the high half of its sessions' ids.
-    let epoch = if config.cluster.is_some() {
-        fastrand::u32(1..)
-    } else {
-        0
-    };
-    let rooms = Rooms::spawn(epoch);
+    let epoch = crate::Incarnation::new(config.cluster.is_some());
+    let rooms = Rooms::spawn(epoch.clone());
     let options = WriterOptions {
         linger: config.commit_linger,
         ..WriterOptions::default()
@@ -330,7 +326,7 @@ pub async fn run(
     let (store, writer) = db.split();
     let log = match config.cluster.clone() {
         None => local::start(writer, rooms.clone(), options)?,
-        Some(cluster) => cluster::start(writer, rooms.clone(), options, cluster, epoch)
+        Some(cluster) => cluster::start(writer, rooms.clone(), options, cluster, epoch.clone())
             .await
             .map_err(std::io::Error::other)?,
     };
@@ -391,7 +387,7 @@ pub async fn run(
             }
         };
         next_id += 1;
-        let id = (u64::from(epoch) << 32) | (next_id & u64::from(u32::MAX));
+        let id = (u64::from(epoch.get()) << 32) | (next_id & u64::from(u32::MAX));
         let _ = stream.set_nodelay(true);
         let keepalive = TcpKeepalive::new()
             .with_time(KEEPALIVE_IDLE)

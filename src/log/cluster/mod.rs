@@ -27,7 +27,9 @@
 //!   its own members of their joins and leaves. Nodes heartbeat on core NATS every
 //!   [`HEARTBEAT`]; an incarnation silent for [`DEAD_AFTER`] is declared gone by whoever
 //!   notices (a `NodeGone` record, deduplicated by id), and applying it frees its seats on
-//!   every node in stream order. A node stopping cleanly declares itself gone.
+//!   every node in stream order. A node stopping cleanly declares itself gone; a node that
+//!   finds itself declared gone (cut off too long) ends its sessions and goes on as a new
+//!   incarnation.
 //! - Reads (logins, history) stay local: they work while NATS is away; writes do not.
 
 mod nodes;
@@ -86,7 +88,7 @@ pub async fn start(
     sink: impl Sink,
     options: WriterOptions,
     cluster: ClusterConfig,
-    epoch: u32,
+    epoch: crate::Incarnation,
 ) -> Result<Log, String> {
     let position = position_of(&db)?;
     let (connections, connected) = watch::channel(0u64);
@@ -108,7 +110,7 @@ pub async fn start(
     let seats = seats_of(&db)?;
     let writer = local::start(db, sink, options).map_err(|e| format!("the writer: {e}"))?;
     let pending: Pending = Arc::default();
-    let liveness = Arc::new(Mutex::new(Liveness::new(epoch, DEAD_AFTER)));
+    let liveness = Arc::new(Mutex::new(Liveness::new(epoch.get(), DEAD_AFTER)));
     // The cluster's presence as of `position`, seated again before the next record; each
     // seat's node gets its grace to be heard from, or is declared gone.
     let n = seats.len();
@@ -133,13 +135,14 @@ pub async fn start(
     let (applied_tx, mut applied) = watch::channel(position);
     let consumer = Consumer {
         writer: writer.clone(),
+        epoch: epoch.clone(),
         pending: pending.clone(),
         liveness: liveness.clone(),
         applied: applied_tx,
     };
     tokio::spawn(consumer.run(stream, position, connected));
     info!(
-        node = cluster.node.as_str(), epoch = format!("{epoch:08x}").as_str();
+        node = cluster.node.as_str(), epoch = format!("{:08x}", epoch.get()).as_str();
         "cluster: joined; applying the stream from record {} to {last}", position + 1
     );
     let caught_up = Instant::now();
@@ -163,7 +166,11 @@ pub async fn start(
         "cluster: caught up to record {last} in {:?}",
         caught_up.elapsed()
     );
-    tokio::spawn(heartbeats(client.clone(), epoch, cluster.node.clone()));
+    tokio::spawn(heartbeats(
+        client.clone(),
+        epoch.clone(),
+        cluster.node.clone(),
+    ));
     tokio::spawn(listen(client.clone(), liveness.clone()));
     tokio::spawn(declare_the_dead(
         client.clone(),
@@ -355,7 +362,7 @@ struct Router {
     /// Leaves and departures given up on and answered here, still being published so that
     /// the other nodes free their seats.
     orphans: std::collections::HashSet<String>,
-    epoch: u32,
+    epoch: crate::Incarnation,
     next: u64,
 }
 
@@ -409,7 +416,7 @@ impl Router {
             return;
         };
         self.next += 1;
-        let id = msg_id(self.epoch, self.next);
+        let id = msg_id(self.epoch.get(), self.next);
         let body = record.encode();
         lock(&self.pending).insert(id.clone(), op);
         let flight = publish(&self.js, id, body, 1).await;
@@ -492,9 +499,11 @@ impl Router {
         }
         let gone = Record {
             at: crate::protocol::sanction::Until::now_stored(),
-            kind: Kind::NodeGone { epoch: self.epoch },
+            kind: Kind::NodeGone {
+                epoch: self.epoch.get(),
+            },
         };
-        if let Err(e) = publish_once(&self.js, &gone_id(self.epoch), gone.encode()).await {
+        if let Err(e) = publish_once(&self.js, &gone_id(self.epoch.get()), gone.encode()).await {
             warn!("cluster: could not say this node is leaving: {e}");
         }
         self.writer.stop().await;
@@ -614,6 +623,7 @@ async fn health(
 /// Applies the stream, in order, through the local writer.
 struct Consumer {
     writer: Log,
+    epoch: crate::Incarnation,
     pending: Pending,
     liveness: Arc<Mutex<Liveness>>,
     applied: watch::Sender<u64>,
@@ -733,6 +743,17 @@ impl Consumer {
         }
         if let Kind::NodeGone { epoch } = record.kind {
             lock(&self.liveness).gone(epoch);
+            if epoch == self.epoch.get() {
+                // The others lost sight of this node for too long and freed its seats: its
+                // sessions are ended (the actor does it when it applies this record) and it
+                // goes on as a new incarnation, which the others will hear from and can
+                // declare gone in its turn.
+                let new = self.epoch.renew();
+                lock(&self.liveness).renew(new);
+                warn!(
+                    "cluster: this node ({epoch:08x}) was declared gone; its sessions are ended, it goes on as {new:08x}"
+                );
+            }
         }
         let at = record.at.clone();
         let mine = lock(&self.pending).remove(id);
@@ -757,12 +778,12 @@ impl Consumer {
 }
 
 /// Says every [`HEARTBEAT`] that this incarnation is alive.
-async fn heartbeats(client: async_nats::Client, epoch: u32, node: String) {
-    let beat = Bytes::from(format!("{epoch:08x} {node}"));
+async fn heartbeats(client: async_nats::Client, epoch: crate::Incarnation, node: String) {
     let mut tick = tokio::time::interval(HEARTBEAT);
     loop {
         tick.tick().await;
-        if let Err(e) = client.publish(HEARTBEATS, beat.clone()).await {
+        let beat = Bytes::from(format!("{:08x} {node}", epoch.get()));
+        if let Err(e) = client.publish(HEARTBEATS, beat).await {
             debug!("cluster: heartbeat: {e}");
         }
     }

@@ -54,6 +54,11 @@ impl Liveness {
         self.declared.remove(&epoch);
     }
 
+    /// This node goes on as incarnation `mine` (its old one was declared gone).
+    pub fn renew(&mut self, mine: u32) {
+        self.mine = mine;
+    }
+
     /// This node was cut off from the others (NATS reconnected): nobody could be heard
     /// meanwhile, so every incarnation gets a new full grace from `now`.
     pub fn reset(&mut self, now: Instant) {
