@@ -347,9 +347,11 @@ fn a_new_node_rebuilds_its_history_from_the_stream() {
         ann.say("lobby", "ann", &format!("before d {k}"));
     }
     let d = node(&nats, "d");
-    // It greets and logs ann in only once it has applied the stream.
-    let mut on_d = d.login("ann");
+    // Once it says it has caught up, everything is committed to its database.
+    let caught_up = d.wait_log("cluster: caught up to record ").expect("caught up");
+    assert!(caught_up.contains(" in "), "{caught_up}");
     assert_eq!(stored(&d.db), stored(&a.db));
+    let mut on_d = d.login("ann");
     on_d.send("#all_messages 3");
     for k in 47..50 {
         let (_, room, name, text) = parse_hist(&on_d.line());

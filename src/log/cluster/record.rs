@@ -106,6 +106,11 @@ pub fn msg_id(epoch: u32, n: u64) -> String {
     format!("{epoch:08x}-{n}")
 }
 
+/// The message id of incarnation `epoch`'s end: the same from whoever publishes it.
+pub fn gone_id(epoch: u32) -> String {
+    format!("gone-{epoch:08x}")
+}
+
 /// The node incarnation that published a message, from its id.
 pub fn epoch_of_msg_id(id: &str) -> Option<u32> {
     let (epoch, _) = id.split_once('-')?;
