@@ -348,7 +348,9 @@ fn a_new_node_rebuilds_its_history_from_the_stream() {
     }
     let d = node(&nats, "d");
     // Once it says it has caught up, everything is committed to its database.
-    let caught_up = d.wait_log("cluster: caught up to record ").expect("caught up");
+    let caught_up = d
+        .wait_log("cluster: caught up to record ")
+        .expect("caught up");
     assert!(caught_up.contains(" in "), "{caught_up}");
     assert_eq!(stored(&d.db), stored(&a.db));
     let mut on_d = d.login("ann");
@@ -511,14 +513,8 @@ fn a_departure_during_an_outage_reaches_the_other_nodes_afterwards() {
     ann.expect("USERS lobby 1 ann");
 }
 
-/// NATS credentials come from the environment (never only the command line, where other
-/// users of the machine can read them): a user and password, or a token. Wrong ones stop the
-/// daemon at start with a message naming the cause.
-#[test]
-fn nats_credentials_come_from_the_environment() {
-    let nats = Nats::start_with(&["--user", "linechat", "--pass", "nats-secret-1"]);
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("a.db");
+/// A node whose cluster settings all come from `env` (LINECHAT_* variables), on `db`.
+fn node_from_env(name: &str, db: &Path, env: &[(&str, &str)]) -> std::process::Command {
     let mut cmd = std::process::Command::new(common::daemon());
     cmd.args([
         "--listen",
@@ -526,14 +522,32 @@ fn nats_credentials_come_from_the_environment() {
         "--bcrypt-cost",
         "4",
         "--node",
-        "a",
+        name,
     ])
     .arg("--db")
-    .arg(&db)
-    .env("LINECHAT_CLUSTER", nats.url())
-    .env("LINECHAT_CLUSTER_USER", "linechat")
-    .env("LINECHAT_CLUSTER_PASSWORD", "nats-secret-1");
-    let mut a = TestServer::start_command(&mut cmd, &db);
+    .arg(db)
+    .envs(env.iter().copied());
+    cmd
+}
+
+/// NATS credentials come from the environment (never only the command line, where other
+/// users of the machine can read them): a user and password, or a token. Wrong ones stop the
+/// daemon at start with a message naming the cause.
+#[test]
+fn nats_credentials_come_from_the_environment() {
+    let nats = Nats::start_with(&["--user", "linechat", "--pass", "nats-secret-1"]);
+    let url = nats.url();
+    let dir = tempfile::tempdir().unwrap();
+    let as_user = |password| {
+        [
+            ("LINECHAT_CLUSTER", url.as_str()),
+            ("LINECHAT_CLUSTER_USER", "linechat"),
+            ("LINECHAT_CLUSTER_PASSWORD", password),
+        ]
+    };
+    let db = dir.path().join("a.db");
+    let mut a =
+        TestServer::start_command(&mut node_from_env("a", &db, &as_user("nats-secret-1")), &db);
     let mut ann = a.user("ann");
     ann.send("#health");
     ann.expect("OK health");
@@ -548,13 +562,7 @@ fn nats_credentials_come_from_the_environment() {
         "the password is never logged"
     );
 
-    let wrong = std::process::Command::new(common::daemon())
-        .args(["--listen", "127.0.0.1:0", "--node", "b"])
-        .arg("--db")
-        .arg(dir.path().join("b.db"))
-        .env("LINECHAT_CLUSTER", nats.url())
-        .env("LINECHAT_CLUSTER_USER", "linechat")
-        .env("LINECHAT_CLUSTER_PASSWORD", "not-the-password")
+    let wrong = node_from_env("b", &dir.path().join("b.db"), &as_user("not-the-password"))
         .output()
         .unwrap();
     assert!(!wrong.status.success());
@@ -564,20 +572,12 @@ fn nats_credentials_come_from_the_environment() {
 
     let token = Nats::start_with(&["--auth", "nats-token-22"]);
     let db = dir.path().join("c.db");
-    let mut cmd = std::process::Command::new(common::daemon());
-    cmd.args([
-        "--listen",
-        "127.0.0.1:0",
-        "--bcrypt-cost",
-        "4",
-        "--node",
-        "c",
-    ])
-    .arg("--db")
-    .arg(&db)
-    .env("LINECHAT_CLUSTER", token.url())
-    .env("LINECHAT_CLUSTER_TOKEN", "nats-token-22");
-    let c = TestServer::start_command(&mut cmd, &db);
+    let env = [
+        ("LINECHAT_CLUSTER", token.url()),
+        ("LINECHAT_CLUSTER_TOKEN", "nats-token-22".to_string()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let c = TestServer::start_command(&mut node_from_env("c", &db, &env), &db);
     drop(c.user("cat"));
 }
 

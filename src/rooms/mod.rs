@@ -520,26 +520,11 @@ impl Actor {
     }
 
     fn joined(&mut self, j: Joined) {
-        if epoch_of(j.session) != self.epoch.get() && !self.outboxes.contains_key(&j.session) {
-            // Another node's session: seated and counted, announced here; it has no outbox.
-            let entered = self.table.join(j.session, &j.user, &j.room);
-            if let Some(left) = &entered.left {
-                self.announce(left);
-            }
-            if entered.first {
-                let line = Reply::Join {
-                    room: &j.room,
-                    name: &j.user.name,
-                    count: entered.count,
-                }
-                .to_bytes();
-                self.broadcast(&j.room, &line, 1, None);
-            }
-            return;
-        }
-        if !self.outboxes.contains_key(&j.session) {
+        let local = self.outboxes.contains_key(&j.session);
+        if !local && epoch_of(j.session) == self.epoch.get() {
             return; // disconnected while the join was being recorded
         }
+        // Another node's session (no outbox here) is seated, counted and announced all the same.
         let entered = self.table.join(j.session, &j.user, &j.room);
         if let Some(left) = &entered.left {
             self.announce(left);
@@ -552,6 +537,9 @@ impl Actor {
             }
             .to_bytes();
             self.broadcast(&j.room, &line, 1, Some(j.session));
+        }
+        if !local {
+            return;
         }
         // OK, welcome and replay are one queue item: no live line can land inside them.
         let names = self.table.names_in(&j.room);
