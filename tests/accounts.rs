@@ -61,6 +61,8 @@ fn guests_may_only_ping_help_quit_register_login() {
         "#rooms",
         "#all_messages",
         "#my_messages",
+        "#msg bob hi",
+        "#privates bob",
         "hello",
     ] {
         c.send(verb);
@@ -70,7 +72,7 @@ fn guests_may_only_ping_help_quit_register_login() {
     c.expect("PONG");
     c.send("#help");
     let mut help = Vec::new();
-    for _ in 0..22 {
+    for _ in 0..24 {
         help.push(c.expect_prefix("INFO "));
     }
     for verb in [
@@ -83,6 +85,8 @@ fn guests_may_only_ping_help_quit_register_login() {
         "#rooms",
         "#all_messages",
         "#my_messages",
+        "#msg",
+        "#privates",
         "#ping",
         "#help",
         "#quit",

@@ -282,6 +282,28 @@ fn interactive_carries_on_on_another_cluster_node_when_its_node_dies() {
     p.exp_eof().unwrap();
 }
 
+/// `/msg NAME TEXT` sends a private message; one arriving is shown as `*FROM -> TO* TEXT`.
+#[test]
+fn interactive_sends_and_shows_private_messages() {
+    let srv = TestServer::start();
+    drop(srv.user("pat"));
+    let mut sam = srv.user("sam");
+    let addr = srv.addr.to_string();
+    let mut p = pty(
+        &["--addr", &addr, "--user", "pat", "--chatroom", "hall"],
+        Some(PASS),
+    );
+    p.exp_string("--> you joined hall (1 user)").unwrap();
+    p.send_line("/msg sam  psst, over here").unwrap();
+    sam.expect("PRIV pat sam psst, over here");
+    p.exp_string("*pat -> sam* psst, over here").unwrap();
+    sam.send("#msg pat what is it");
+    sam.expect("PRIV sam pat what is it");
+    p.exp_string("*sam -> pat* what is it").unwrap();
+    p.send_control('c').unwrap();
+    p.exp_eof().unwrap();
+}
+
 /// Kicked by an admin: the client says so and does not come straight back.
 #[test]
 fn interactive_does_not_reconnect_after_a_kick() {

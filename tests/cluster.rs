@@ -815,3 +815,32 @@ fn a_node_cut_off_too_long_ends_its_sessions_and_goes_on_anew() {
     ann.expect("LEAVE lobby bob 1");
     assert!(t.elapsed() < Duration::from_secs(9), "{:?}", t.elapsed());
 }
+
+/// A private message from one node reaches the recipient on another node and the sender's
+/// session there too, stored once with the same id on both; the recipient reads it back with
+/// `#privates` on either node.
+#[test]
+fn a_private_message_crosses_nodes() {
+    let nats = Nats::start();
+    let (a, b) = (node(&nats, "a"), node(&nats, "b"));
+    let mut ann = a.user("ann");
+    let mut ann_on_b = b.login("ann");
+    let mut bob = b.user("bob");
+    ann.send("#msg bob across the cluster");
+    for c in [&mut ann, &mut ann_on_b, &mut bob] {
+        c.expect("PRIV ann bob across the cluster");
+    }
+    let on_a: Vec<_> = stored(&a.db);
+    assert_eq!(on_a.len(), 1);
+    assert_eq!(on_a, stored(&b.db));
+    for srv in [&a, &b] {
+        let mut c = srv.login("bob");
+        c.send("#privates ann");
+        let (id, room, name, text) = parse_hist(&c.line());
+        assert_eq!(
+            (id, room.as_str(), name.as_str(), text.as_str()),
+            (on_a[0].0, "@ann", "ann", "across the cluster")
+        );
+        c.expect("OK privates 1");
+    }
+}

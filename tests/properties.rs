@@ -36,6 +36,9 @@ fn commandish() -> impl Strategy<Value = String> {
         "#unmute",
         "#delete",
         "#modlog",
+        "#msg",
+        "#privates",
+        "#MSG",
         "##",
         "#JOIN",
         "",
@@ -113,6 +116,8 @@ proptest! {
         prop_assert_eq!(ServerLine::parse(&l), ServerLine::Pong);
         let l = line(Reply::Msg { room: &room, name: &name, text: &text })?;
         prop_assert_eq!(ServerLine::parse(&l), ServerLine::Msg(&room, &name, &text));
+        let l = line(Reply::Priv { from: &name, to: &room, text: &text })?;
+        prop_assert_eq!(ServerLine::parse(&l), ServerLine::Priv(&name, &room, &text));
         let l = line(Reply::Join { room: &room, name: &name, count })?;
         prop_assert_eq!(ServerLine::parse(&l), ServerLine::Join(&room, &name, &n));
         let l = line(Reply::Leave { room: &room, name: &name, count })?;

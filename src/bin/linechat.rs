@@ -31,7 +31,7 @@ const QUIT_TIMEOUT: Duration = Duration::from_secs(3);
 /// input ends and every message is acknowledged.
 #[derive(FromArgs, Debug)]
 #[argh(
-    note = "The password comes from LINECHAT_PASSWORD, else it is asked for without echo. On a terminal: /help, /join ROOM, /raw, /quit; #commands pass through to the server."
+    note = "The password comes from LINECHAT_PASSWORD, else it is asked for without echo. On a terminal: /help, /join ROOM, /msg NAME TEXT, /privates NAME, /raw, /quit; #commands pass through to the server."
 )]
 struct Args {
     /// server address (default 127.0.0.1:7878, or 127.0.0.1:7879 with --tls); several
@@ -217,6 +217,8 @@ impl Output for Stdout {
 
 const CLIENT_HELP: &[&str] = &[
     "-!- /join ROOM   leave this room and join ROOM",
+    "-!- /msg NAME TEXT   send TEXT to NAME alone",
+    "-!- /privates NAME   your private messages with NAME",
     "-!- /raw         show the protocol lines as they arrive (again to turn off)",
     "-!- /quit        leave (also Ctrl-C or Ctrl-D)",
     "-!- /help        this list; #help lists the server's commands, which pass through",
@@ -292,6 +294,13 @@ fn interactive_main(
                 continue;
             }
             t if t.starts_with("/join ") => format!("#join {}", t["/join ".len()..].trim()),
+            // The text goes as typed (the server keeps it verbatim after NAME).
+            t if t.starts_with("/msg ") => {
+                format!("#msg {}", line.trim_start()["/msg ".len()..].trim_start())
+            }
+            t if t.starts_with("/privates ") => {
+                format!("#privates {}", t["/privates ".len()..].trim())
+            }
             t if t.starts_with('/') => {
                 println!("-!- unknown command {t}; /help lists them");
                 continue;

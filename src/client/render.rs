@@ -60,11 +60,19 @@ impl Screen {
         format!("{} {who}: {text}", self.paint(TIME, &format!("[{hhmm}]")))
     }
 
+    /// A private message: `[HH:MM] *from -> to* text`, in the notice colour, so it stands out
+    /// from the room's lines.
+    fn private(&self, hhmm: &str, from: &str, to: &str, text: &str) -> String {
+        let who = self.paint(NOTICE, &format!("*{from} -> {to}*"));
+        format!("{} {who} {text}", self.paint(TIME, &format!("[{hhmm}]")))
+    }
+
     /// The screen line for a server line; `now` is the local `HH:MM` used for live messages.
     /// `None` for lines a person need not see.
     pub fn render(&self, line: &str, now: &str) -> Option<String> {
         Some(match ServerLine::parse(line) {
             ServerLine::Msg(_, name, text) => self.chat(now, name, text),
+            ServerLine::Priv(from, to, text) => self.private(now, from, to, text),
             ServerLine::Hist {
                 time, name, text, ..
             } => self.chat(&local_hhmm(time), name, text),

@@ -57,6 +57,12 @@ pub struct Committed {
     pub text: String,
     /// Sender's session: it gets its copy as the acknowledgement even if it left the room since.
     pub sender: SessionId,
+    /// Sender's account.
+    pub from: crate::UserId,
+    /// For a private message, its recipient (`room` is then their conversation's, see
+    /// [`crate::store::history::conversation`]): it goes to both parties' sessions, not to a
+    /// room.
+    pub to: Option<User>,
 }
 
 /// A join the log has recorded, with the room's recent messages read in the same order.
@@ -271,6 +277,8 @@ pub(crate) enum Op {
         user: User,
         room: Arc<str>,
         text: String,
+        /// A private message's recipient (`room` is their conversation).
+        to: Option<User>,
     },
     Join {
         session: SessionId,
@@ -381,6 +389,27 @@ impl Log {
             user: user.clone(),
             room: room.clone(),
             text,
+            to: None,
+        })
+        .await
+    }
+
+    /// Queues a private message from `user` to `to`, stored in their conversation like a
+    /// chat line in a room: delivered to both parties' sessions once committed (the sender's
+    /// copies are its acknowledgement), or [`Event::Failed`] to the sending session.
+    pub async fn say_private(
+        &self,
+        session: SessionId,
+        user: &User,
+        to: &User,
+        text: String,
+    ) -> Result<(), StoreError> {
+        self.queue(Op::Say {
+            session,
+            user: user.clone(),
+            room: Arc::from(crate::store::history::conversation(user.id, to.id)),
+            text,
+            to: Some(to.clone()),
         })
         .await
     }

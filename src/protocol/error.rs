@@ -46,6 +46,8 @@ pub enum ErrCode {
     Banned,
     /// The account is muted: its chat line was refused.
     Muted,
+    /// `#msg`, `#privates`: no account has that name.
+    NoUser,
 }
 
 impl ErrCode {
@@ -72,11 +74,12 @@ impl ErrCode {
             ErrCode::Kicked => "kicked",
             ErrCode::Banned => "banned",
             ErrCode::Muted => "muted",
+            ErrCode::NoUser => "nouser",
         }
     }
 
     /// Every code, in the order protocol.md lists them.
-    pub const ALL: [ErrCode; 20] = [
+    pub const ALL: [ErrCode; 21] = [
         ErrCode::Auth,
         ErrCode::Exists,
         ErrCode::BadName,
@@ -97,6 +100,7 @@ impl ErrCode {
         ErrCode::Kicked,
         ErrCode::Banned,
         ErrCode::Muted,
+        ErrCode::NoUser,
     ];
 }
 
@@ -169,6 +173,10 @@ impl ProtoError {
             ErrCode::Storage,
             "the cluster did not confirm that in time; it is stored once or not at all",
         )
+    }
+    /// `#msg` or `#privates` naming no account.
+    pub fn no_such_user(name: &str) -> Self {
+        Self::new(ErrCode::NoUser, format!("no account named {name}"))
     }
     /// `#register` of a taken name.
     pub fn name_taken() -> Self {

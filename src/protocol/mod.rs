@@ -349,7 +349,11 @@ mod tests {
             help[9],
             "#my_messages [LIMIT] [BEFORE_ID]    messages of every room you have joined"
         );
-        assert_eq!(help[14], "#quit                     close the connection");
+        assert_eq!(
+            help[10],
+            "#msg NAME TEXT            send TEXT to NAME alone (any case), online or not"
+        );
+        assert_eq!(help[16], "#quit                     close the connection");
         // Every command verb parses under its table name, in any case.
         for v in Verb::ALL {
             if v != Verb::Say {

@@ -38,6 +38,15 @@ pub enum Reply<'a> {
         /// Text, verbatim.
         text: &'a str,
     },
+    /// `PRIV FROM TO TEXT`: a private message, to both parties' sessions.
+    Priv {
+        /// Sender.
+        from: &'a str,
+        /// Recipient.
+        to: &'a str,
+        /// Text, verbatim.
+        text: &'a str,
+    },
     /// `JOIN ROOM NAME N`
     Join {
         /// Room.
@@ -143,6 +152,7 @@ impl Reply<'_> {
             Reply::Err(code, text) => write!(buf, "ERR {code} {text}"),
             Reply::Pong => write!(buf, "PONG"),
             Reply::Msg { room, name, text } => write!(buf, "MSG {room} {name} {text}"),
+            Reply::Priv { from, to, text } => write!(buf, "PRIV {from} {to} {text}"),
             Reply::Join { room, name, count } => write!(buf, "JOIN {room} {name} {count}"),
             Reply::Leave { room, name, count } => write!(buf, "LEAVE {room} {name} {count}"),
             Reply::Deleted { room, id, name } => write!(buf, "DELETED {room} {id} {name}"),

@@ -42,6 +42,10 @@ pub enum Verb {
     AllMessages,
     /// `#my_messages`
     MyMessages,
+    /// `#msg`
+    Msg,
+    /// `#privates`
+    Privates,
     /// `#ping`
     Ping,
     /// `#health`
@@ -86,7 +90,7 @@ pub struct VerbSpec {
 
 impl Verb {
     /// Every verb, in `#help`'s order.
-    pub const ALL: [Verb; 22] = [
+    pub const ALL: [Verb; 24] = [
         Verb::Register,
         Verb::Login,
         Verb::Password,
@@ -97,6 +101,8 @@ impl Verb {
         Verb::Rooms,
         Verb::AllMessages,
         Verb::MyMessages,
+        Verb::Msg,
+        Verb::Privates,
         Verb::Ping,
         Verb::Health,
         Verb::Stats,
@@ -178,6 +184,20 @@ impl Verb {
                 "my_messages",
                 "#my_messages [LIMIT] [BEFORE_ID]",
                 "messages of every room you have joined",
+                false,
+                true,
+            ),
+            Verb::Msg => v(
+                "msg",
+                "#msg NAME TEXT",
+                "send TEXT to NAME alone (any case), online or not",
+                false,
+                true,
+            ),
+            Verb::Privates => v(
+                "privates",
+                "#privates NAME [LIMIT] [BEFORE_ID]",
+                "your private messages with NAME, oldest first",
                 false,
                 true,
             ),
@@ -355,6 +375,20 @@ pub enum Request<'a> {
     AllMessages(Page),
     /// `#my_messages [LIMIT] [BEFORE_ID]`
     MyMessages(Page),
+    /// `#msg NAME TEXT`
+    Msg {
+        /// The recipient (validated).
+        name: &'a str,
+        /// The text: the rest of the line after NAME and its spaces, verbatim.
+        text: &'a str,
+    },
+    /// `#privates NAME [LIMIT] [BEFORE_ID]`
+    Privates {
+        /// The other party (validated).
+        name: &'a str,
+        /// Which page.
+        page: Page,
+    },
     /// `#ping`
     Ping,
     /// `#health`
@@ -417,6 +451,32 @@ impl<'a> Request<'a> {
             }
             Verb::AllMessages => Request::AllMessages(parse_page(&args, form)?),
             Verb::MyMessages => Request::MyMessages(parse_page(&args, form)?),
+            Verb::Msg => {
+                let Some(name) = args.first().copied() else {
+                    return Err(usage(form));
+                };
+                validate_name(name)?;
+                // The text as typed: after NAME and the spaces that follow it, to the end.
+                let after_verb = command.trim_start_matches(|c| c != ' ');
+                let text = after_verb
+                    .trim_start_matches(' ')
+                    .trim_start_matches(|c| c != ' ')
+                    .trim_start_matches(' ');
+                if text.is_empty() {
+                    return Err(usage(form));
+                }
+                Request::Msg { name, text }
+            }
+            Verb::Privates => {
+                let Some(name) = args.first().copied() else {
+                    return Err(usage(form));
+                };
+                validate_name(name)?;
+                Request::Privates {
+                    name,
+                    page: parse_page(&args[1..], form)?,
+                }
+            }
             Verb::Leave => no_args(&args, form, Request::Leave)?,
             Verb::Users => no_args(&args, form, Request::Users)?,
             Verb::Rooms => no_args(&args, form, Request::Rooms)?,
@@ -508,6 +568,8 @@ impl<'a> Request<'a> {
             Request::Rooms => Verb::Rooms,
             Request::AllMessages(_) => Verb::AllMessages,
             Request::MyMessages(_) => Verb::MyMessages,
+            Request::Msg { .. } => Verb::Msg,
+            Request::Privates { .. } => Verb::Privates,
             Request::Ping => Verb::Ping,
             Request::Health => Verb::Health,
             Request::Stats => Verb::Stats,
@@ -554,6 +616,11 @@ impl<'a> Request<'a> {
             Request::Delete { id, reason } => with_rest(format!("#delete {id}"), None, reason),
             Request::Join { room } => format!("#join {room}"),
             Request::AllMessages(p) | Request::MyMessages(p) => page(p),
+            Request::Msg { name, text } => format!("#msg {name} {text}"),
+            Request::Privates { name, page: p } => match p.before {
+                Some(b) => format!("#privates {name} {} {b}", p.limit),
+                None => format!("#privates {name} {}", p.limit),
+            },
             Request::Say(text) if text.starts_with('#') => format!("#{text}"),
             Request::Say(text) => text.to_string(),
             _ => format!("#{name}"),

@@ -14,6 +14,8 @@ pub enum ServerLine<'a> {
     Pong,
     /// `MSG ROOM NAME TEXT`
     Msg(&'a str, &'a str, &'a str),
+    /// `PRIV FROM TO TEXT`
+    Priv(&'a str, &'a str, &'a str),
     /// `JOIN ROOM NAME N`
     Join(&'a str, &'a str, &'a str),
     /// `LEAVE ROOM NAME N`
@@ -85,6 +87,7 @@ impl<'a> ServerLine<'a> {
             }
             "PONG" => Some(ServerLine::Pong),
             "MSG" => fields(3).map(|f| ServerLine::Msg(f[0], f[1], f[2])),
+            "PRIV" => fields(3).map(|f| ServerLine::Priv(f[0], f[1], f[2])),
             "JOIN" => fields(3).map(|f| ServerLine::Join(f[0], f[1], f[2])),
             "LEAVE" => fields(3).map(|f| ServerLine::Leave(f[0], f[1], f[2])),
             "DELETED" => fields(3).map(|f| ServerLine::Deleted(f[0], f[1], f[2])),

@@ -22,6 +22,7 @@ use bytes::{Bytes, BytesMut};
 use ipnet::IpNet;
 use log::{debug, info};
 use outbox::Outbox;
+use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -228,7 +229,9 @@ struct Actor {
     /// Which user each logged-in session is, and the address it connected from.
     session_users: HashMap<SessionId, (UserId, IpAddr)>,
     /// Logged-in sessions per user.
-    online: HashMap<UserId, usize>,
+    /// Logged-in sessions per user (a private message goes to each). Inline for the usual one
+    /// session: no allocation per user.
+    online: HashMap<UserId, SmallVec<[SessionId; 1]>>,
     /// Sessions whose queue overflowed during the current command; dropped after it.
     dropped: Vec<SessionId>,
     /// Lines handed to sessions, for `#stats`.
@@ -265,7 +268,7 @@ impl Actor {
             } => {
                 self.outboxes.insert(session, outbox);
                 self.session_users.insert(session, (user, ip));
-                *self.online.entry(user).or_insert(0) += 1;
+                self.online.entry(user).or_default().push(session);
             }
             Command::Detach { session } => {
                 self.forget(session);
@@ -378,10 +381,10 @@ impl Actor {
     /// Removes a session's outbox and its count as an online user.
     fn forget(&mut self, session: SessionId) -> Option<Outbox> {
         if let Some((user, _)) = self.session_users.remove(&session)
-            && let Some(n) = self.online.get_mut(&user)
+            && let Some(sessions) = self.online.get_mut(&user)
         {
-            *n -= 1;
-            if *n == 0 {
+            sessions.retain(|s| *s != session);
+            if sessions.is_empty() {
                 self.online.remove(&user);
             }
         }
@@ -460,6 +463,10 @@ impl Actor {
     fn deliver(&mut self, batch: Vec<Committed>) {
         let mut rooms: Vec<(Arc<str>, BytesMut, u64)> = Vec::new();
         for c in &batch {
+            if let Some(to) = &c.to {
+                self.private(c, to);
+                continue;
+            }
             let i = match rooms.iter().position(|(r, _, _)| *r == c.room) {
                 Some(i) => i,
                 None => {
@@ -479,7 +486,7 @@ impl Actor {
             self.broadcast(&room, &buf.freeze(), lines, None);
         }
         // The sender's copy is its acknowledgement: it gets one even if it left meanwhile.
-        for c in batch {
+        for c in batch.into_iter().filter(|c| c.to.is_none()) {
             if self.outboxes.contains_key(&c.sender)
                 && self.table.room_of(c.sender) != Some(&c.room)
             {
@@ -517,6 +524,32 @@ impl Actor {
             self.leave(session);
         }
         info!("cluster: node incarnation {epoch:08x} is gone, {n} seats freed");
+    }
+
+    /// A private message: to every session of the recipient here and every session of the
+    /// sender here (the sender's copies are its acknowledgement), in log order with the rest.
+    fn private(&mut self, c: &Committed, to: &crate::User) {
+        let line = Reply::Priv {
+            from: &c.name,
+            to: &to.name,
+            text: &c.text,
+        }
+        .to_bytes();
+        // A message to oneself reaches each session once.
+        let users: &[crate::UserId] = if c.from == to.id {
+            &[to.id]
+        } else {
+            &[c.from, to.id]
+        };
+        let sessions: SmallVec<[SessionId; 4]> = users
+            .iter()
+            .filter_map(|u| self.online.get(u))
+            .flatten()
+            .copied()
+            .collect();
+        for s in sessions {
+            self.send(s, line.clone());
+        }
     }
 
     fn joined(&mut self, j: Joined) {

@@ -124,3 +124,34 @@ pub fn room_tail(
         params![room, before.unwrap_or(i64::MAX), limit],
     )
 }
+
+/// The room name of the private conversation between two accounts, the same from either side:
+/// `@LOW:HIGH` (their ids). No client can join it: `@` and `:` are not allowed in room names.
+pub fn conversation(a: UserId, b: UserId) -> String {
+    format!("@{}:{}", a.min(b), a.max(b))
+}
+
+/// Shows the private messages among `rows` as the reader `user` sees them: room `@PEER` (the
+/// other party's name) instead of the conversation's stored name.
+pub fn show_conversations(
+    c: &Connection,
+    user: UserId,
+    rows: &mut [HistRow],
+) -> rusqlite::Result<()> {
+    for row in rows.iter_mut() {
+        let Some((a, b)) = row
+            .room
+            .strip_prefix('@')
+            .and_then(|ids| ids.split_once(':'))
+            .and_then(|(a, b)| Some((a.parse::<UserId>().ok()?, b.parse::<UserId>().ok()?)))
+        else {
+            continue;
+        };
+        let peer = if a == user { b } else { a };
+        let name: String = c
+            .prepare_cached("SELECT name FROM users WHERE id = ?1")?
+            .query_row(params![peer], |r| r.get(0))?;
+        row.room = format!("@{name}");
+    }
+    Ok(())
+}

@@ -390,6 +390,34 @@ impl Store {
                 params![user, page.before.unwrap_or(i64::MAX), page.limit],
             )?;
             rows.reverse();
+            history::show_conversations(c, user, &mut rows)?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// A page of the private conversation between `user` and `peer`, oldest first; each row's
+    /// room is `@PEER`.
+    pub async fn conversation(
+        &self,
+        user: UserId,
+        peer: User,
+        page: Page,
+    ) -> Result<Vec<HistRow>, StoreError> {
+        self.read(move |c| {
+            let room: Option<i64> = c
+                .prepare_cached("SELECT id FROM rooms WHERE name = ?1")?
+                .query_row(params![history::conversation(user, peer.id)], |r| r.get(0))
+                .optional()?;
+            let Some(room) = room else {
+                return Ok(Vec::new());
+            };
+            let mut rows = history::room_tail(c, room, page.before, page.limit)?;
+            rows.reverse();
+            let shown = format!("@{}", peer.name);
+            for row in &mut rows {
+                row.room = shown.clone();
+            }
             Ok(rows)
         })
         .await

@@ -26,13 +26,15 @@ pub struct Record {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Kind {
-    /// A chat line.
+    /// A chat line, or a private message (`to`: its recipient; `room`: their conversation).
     Say {
         session: SessionId,
         user: UserId,
         name: String,
         room: String,
         text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<(UserId, String)>,
     },
     /// A session joins a room (its replay is read by each node as it applies the record).
     Join {
@@ -126,12 +128,14 @@ impl Record {
                 user,
                 room,
                 text,
+                to,
             } => Kind::Say {
                 session: *session,
                 user: user.id,
                 name: user.name.to_string(),
                 room: room.to_string(),
                 text: text.clone(),
+                to: to.as_ref().map(|u| (u.id, u.name.to_string())),
             },
             Op::Join {
                 session,
@@ -188,6 +192,7 @@ impl Record {
                 name,
                 room,
                 text,
+                to,
             } => Op::Say {
                 session,
                 user: User {
@@ -196,6 +201,10 @@ impl Record {
                 },
                 room: Arc::from(room),
                 text,
+                to: to.map(|(id, name)| User {
+                    id,
+                    name: Arc::from(name),
+                }),
             },
             Kind::Join {
                 session,
@@ -355,11 +364,22 @@ mod tests {
             user: user.clone(),
             room: Arc::from("general"),
             text: "héllo \"quoted\" {json} \\ ok".into(),
+            to: None,
         };
         let r = round_trip(&say);
         assert!(
             matches!(&r.kind, Kind::Say { text, .. } if text == "héllo \"quoted\" {json} \\ ok")
         );
+        round_trip(&Op::Say {
+            session: 4,
+            user: user.clone(),
+            room: Arc::from("@1:42"),
+            text: "just for you".into(),
+            to: Some(User {
+                id: 1,
+                name: Arc::from("Bob"),
+            }),
+        });
         round_trip(&Op::Join {
             session: 9,
             user: user.clone(),

@@ -378,6 +378,7 @@ pub(super) fn finish(op: Op, done: Done) -> Outcome {
                 user,
                 room,
                 text,
+                to,
             },
             Done::Said(id),
         ) => Outcome::Said(Committed {
@@ -386,6 +387,8 @@ pub(super) fn finish(op: Op, done: Done) -> Outcome {
             name: user.name,
             text,
             sender: session,
+            from: user.id,
+            to,
         }),
         (
             Op::Join {
@@ -524,6 +527,7 @@ mod tests {
                 user: user.clone(),
                 room: if i % 3 == 0 { b.clone() } else { a.clone() },
                 text: format!("m{i}"),
+                to: None,
             });
         }
         let mut new_rooms = Vec::new();
@@ -610,6 +614,7 @@ mod tests {
                     user: user.clone(),
                     room: rooms[r].clone(),
                     text: format!("b{batch} m{k}"),
+                    to: None,
                 });
             }
             let mut new_rooms = Vec::new();

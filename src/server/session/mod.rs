@@ -496,6 +496,8 @@ impl Session {
             (Request::Join { room }, Some(u)) => self.join(u, room).await,
             (Request::Leave, Some(u)) => self.leave(u).await,
             (Request::Say(text), Some(u)) => self.say(u, text).await,
+            (Request::Msg { name, text }, Some(u)) => self.private(u, name, text).await,
+            (Request::Privates { name, page }, Some(u)) => self.privates(u, name, page).await,
             (Request::Users, Some(_)) => self.users().await,
             (Request::Rooms, Some(_)) => self.rooms().await,
             (Request::Stats, Some(_)) => self.stats().await,
@@ -595,6 +597,50 @@ impl Session {
         {
             self.error(&store_error(&e));
         }
+    }
+
+    /// `#msg NAME TEXT`: stored in the two accounts' conversation, then delivered to both
+    /// parties' sessions (the sender's copies are the acknowledgement). Muted users are
+    /// refused as for chat lines.
+    async fn private(&mut self, user: User, name: &str, text: &str) {
+        if let Some(until) = self.shared.sanctions.muted(user.id) {
+            return self.error(&ProtoError::muted(until));
+        }
+        let to = match self.account(name).await {
+            Ok(Some(to)) => to,
+            Ok(None) => return self.error(&ProtoError::no_such_user(name)),
+            Err(e) => return self.error(&store_error(&e)),
+        };
+        if let Err(e) = self
+            .shared
+            .log
+            .say_private(self.id, &user, &to, text.to_string())
+            .await
+        {
+            self.error(&store_error(&e));
+        }
+    }
+
+    /// `#privates NAME [LIMIT] [BEFORE_ID]`: this user's conversation with NAME, a page of it,
+    /// oldest first, as `HIST` lines whose room is `@NAME`.
+    async fn privates(&mut self, user: User, name: &str, page: crate::protocol::Page) {
+        let peer = match self.account(name).await {
+            Ok(Some(peer)) => peer,
+            Ok(None) => return self.error(&ProtoError::no_such_user(name)),
+            Err(e) => return self.error(&store_error(&e)),
+        };
+        let rows = self.shared.store.conversation(user.id, peer, page).await;
+        self.history("privates", rows);
+    }
+
+    /// The account named `name` (any case); in a cluster, one made on another node a moment
+    /// ago too (the node catches up with the stream before it says there is none).
+    async fn account(&self, name: &str) -> Result<Option<User>, crate::store::StoreError> {
+        if let Some(found) = self.shared.store.find_user(name).await? {
+            return Ok(Some(found.user));
+        }
+        self.shared.log.sync().await;
+        Ok(self.shared.store.find_user(name).await?.map(|f| f.user))
     }
 
     async fn users(&self) {

@@ -1,0 +1,198 @@
+//! Private messages over TCP: `#msg` to every session of both parties (and nobody else),
+//! stored before delivery, read back with `#privates` (also by a recipient who was away), never
+//! readable by a third user through any verb.
+mod common;
+
+use common::{PASS, TestClient, TestServer, parse_hist};
+
+/// Stored rows of the private conversation table: (room, author, body).
+fn stored_privates(srv: &TestServer) -> Vec<(String, String, String)> {
+    let conn = rusqlite::Connection::open(&srv.db).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT r.name, u.name, m.body FROM messages m JOIN rooms r ON r.id = m.room_id \
+             JOIN users u ON u.id = m.user_id WHERE r.name LIKE '@%' ORDER BY m.id",
+        )
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// The `HIST` lines of a history verb, then its `OK VERB N`.
+fn hist(c: &mut TestClient, request: &str, verb: &str) -> Vec<String> {
+    c.send(request);
+    let mut lines = Vec::new();
+    loop {
+        let l = c.line();
+        if l.starts_with(&format!("OK {verb} ")) {
+            assert_eq!(l, format!("OK {verb} {}", lines.len()));
+            return lines;
+        }
+        lines.push(l);
+    }
+}
+
+/// One `#msg` reaches each session of the recipient and of the sender (the sender's copies are
+/// its acknowledgement), whatever room they are in or none, in any case of the name; a third
+/// user, in the sender's room, hears nothing.
+#[test]
+fn a_private_message_reaches_every_session_of_both_parties_and_nobody_else() {
+    let srv = TestServer::start();
+    let (mut ann, mut carl) = srv.alice_and_bob("lobby");
+    let mut ann2 = srv.login("alice");
+    let mut bob = srv.user("bob2");
+    let mut bob_too = srv.login("bob2");
+    bob.join("elsewhere");
+    ann.send("#msg BOB2   hello,  there ");
+    for c in [&mut ann, &mut ann2, &mut bob, &mut bob_too] {
+        c.expect("PRIV alice bob2 hello,  there ");
+    }
+    bob_too.send("#msg alice and back");
+    for c in [&mut ann, &mut ann2, &mut bob, &mut bob_too] {
+        c.expect("PRIV bob2 alice and back");
+    }
+    // To oneself: each of one's sessions once.
+    ann2.send("#msg alice a note to self");
+    ann.expect("PRIV alice alice a note to self");
+    ann2.expect("PRIV alice alice a note to self");
+    for c in [&mut ann, &mut ann2, &mut bob, &mut bob_too, &mut carl] {
+        c.expect_quiet();
+    }
+    let mut rows = stored_privates(&srv);
+    rows.iter_mut().for_each(|r| r.0 = "@".into());
+    assert_eq!(
+        rows,
+        [
+            ("@".into(), "alice".into(), "hello,  there ".into()),
+            ("@".into(), "bob2".into(), "and back".into()),
+            ("@".into(), "alice".into(), "a note to self".into()),
+        ]
+    );
+}
+
+/// A recipient who is away finds the messages with `#privates NAME`, oldest first, paged like
+/// the other history verbs.
+#[test]
+fn an_absent_recipient_reads_the_conversation_later() {
+    let srv = TestServer::start();
+    let mut ann = srv.user("ann");
+    drop(srv.user("bob"));
+    for k in 0..5 {
+        ann.send(&format!("#msg bob note {k}"));
+        ann.expect(&format!("PRIV ann bob note {k}"));
+    }
+    let mut bob = srv.login("bob");
+    let all = hist(&mut bob, "#privates ann", "privates");
+    let texts: Vec<String> = all.iter().map(|h| parse_hist(h).3).collect();
+    assert_eq!(
+        texts,
+        (0..5).map(|k| format!("note {k}")).collect::<Vec<_>>()
+    );
+    for h in &all {
+        let (_, room, name, _) = parse_hist(h);
+        assert_eq!((room.as_str(), name.as_str()), ("@ann", "ann"));
+    }
+    let last_two = hist(&mut bob, "#privates ANN 2", "privates");
+    assert_eq!(last_two, all[3..]);
+    let before = parse_hist(&all[3]).0;
+    let page = hist(&mut bob, &format!("#privates ann 2 {before}"), "privates");
+    assert_eq!(page, all[1..3]);
+    // The sender sees the same conversation, named after the other party.
+    let mine = hist(&mut ann, "#privates bob 1", "privates");
+    assert!(mine[0].ends_with(" @bob ann note 4"), "{mine:?}");
+}
+
+/// Bad `#msg` and `#privates` lines get a clear error and the session goes on.
+#[test]
+fn bad_private_messages_are_refused_clearly() {
+    let srv = TestServer::start();
+    let mut guest = srv.client();
+    guest.send("#msg bob hi");
+    guest.expect("ERR auth log in first: #login NAME PASSWORD or #register NAME PASSWORD");
+    let mut ann = srv.user("ann");
+    ann.send("#msg nobody hi");
+    ann.expect("ERR nouser no account named nobody");
+    ann.send("#msg ann");
+    ann.expect("ERR usage usage: #msg NAME TEXT");
+    ann.send("#msg ann    ");
+    ann.expect("ERR usage usage: #msg NAME TEXT");
+    ann.send("#msg b@d hi");
+    ann.expect_prefix("ERR badname ");
+    ann.send("#privates nobody");
+    ann.expect("ERR nouser no account named nobody");
+    ann.send("#privates ann 0");
+    ann.expect("ERR usage LIMIT must be 1 to 1000; usage: #privates NAME [LIMIT] [BEFORE_ID]");
+    ann.send("#privates");
+    ann.expect("ERR usage usage: #privates NAME [LIMIT] [BEFORE_ID]");
+    ann.send("#ping");
+    ann.expect("PONG");
+}
+
+/// A third user never reads a private message: not with `#privates` (only one's own
+/// conversations exist for one), not with `#my_messages` or `#all_messages`, not by joining the
+/// conversation's stored room name, not in anyone's join replay.
+#[test]
+fn a_third_user_can_never_read_a_private_message() {
+    let srv = TestServer::start();
+    let (mut ann, mut bob) = srv.alice_and_bob("lobby");
+    ann.say("lobby", "alice", "in the room");
+    bob.expect("MSG lobby alice in the room");
+    ann.send("#msg bob the secret");
+    ann.expect("PRIV alice bob the secret");
+    bob.expect("PRIV alice bob the secret");
+    let mut eve = srv.user("eve");
+    eve.join("lobby");
+    ann.expect("JOIN lobby eve 3");
+    bob.expect("JOIN lobby eve 3");
+    for (request, verb) in [
+        ("#privates alice", "privates"),
+        ("#privates bob", "privates"),
+        ("#my_messages", "my_messages"),
+        ("#all_messages", "all_messages"),
+    ] {
+        let lines = hist(&mut eve, request, verb);
+        assert!(
+            lines.iter().all(|l| !l.contains("the secret")),
+            "{request}: {lines:?}"
+        );
+    }
+    let room = stored_privates(&srv)[0].0.clone();
+    eve.send(&format!("#join {room}"));
+    eve.expect_prefix("ERR badname ");
+    eve.send(&format!("#join {}", &room[1..]));
+    eve.expect_prefix("ERR badname ");
+    // The parties' own history: #all_messages has the sender's private message, shown with
+    // the other party; #my_messages (rooms) has none.
+    let mine = hist(&mut ann, "#all_messages", "all_messages");
+    assert!(
+        mine.last().unwrap().ends_with(" @bob alice the secret"),
+        "{mine:?}"
+    );
+    let rooms = hist(&mut bob, "#my_messages", "my_messages");
+    assert!(rooms.iter().all(|l| !l.contains("the secret")), "{rooms:?}");
+}
+
+/// Private messages share the chat rate limit, and a muted user cannot send them.
+#[test]
+fn private_messages_are_rate_limited_and_muted_users_refused() {
+    let srv = TestServer::start_with(&["--rate-burst", "2", "--rate-per-sec", "1"]);
+    let mut root = srv.user("root");
+    srv.make_admin("root");
+    let mut ann = srv.user("ann");
+    ann.send("#msg root one");
+    ann.expect("PRIV ann root one");
+    ann.send("#msg root two");
+    ann.expect("PRIV ann root two");
+    ann.send("#msg root three");
+    ann.expect_prefix("ERR ratelimit retry-after=");
+    root.expect("PRIV ann root one");
+    root.expect("PRIV ann root two");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    root.send("#mute ann");
+    root.expect_prefix("OK mute ann forever");
+    ann.send("#msg root let me speak");
+    ann.expect("ERR muted until forever");
+    let _ = PASS;
+}
