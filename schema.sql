@@ -1,4 +1,4 @@
--- linechat database schema, version 4: the readable whole. linechatd builds and upgrades a
+-- linechat database schema, version 6: the readable whole. linechatd builds and upgrades a
 -- database with the ordered migrations in src/store/migrations.rs (one exclusive transaction,
 -- PRAGMA user_version = the version); a test checks that they build exactly this schema.
 -- Times are RFC 3339 UTC text with milliseconds, e.g. 2026-11-29T02:40:19.123Z.
@@ -16,7 +16,11 @@ CREATE TABLE IF NOT EXISTS users (
     banned_until  TEXT,
     ban_reason    TEXT NOT NULL DEFAULT '',
     -- Since version 4: a mute (#mute) refuses chat lines until this time (same forms).
-    muted_until   TEXT
+    muted_until   TEXT,
+    -- Since version 6: the newest message id committed before one of the account's sessions
+    -- last ended (every message before it was delivered to that session, in log order): the
+    -- private messages after it arrived while the user was away.
+    seen_id       INTEGER NOT NULL DEFAULT 0
 );
 
 -- The accounts banned or muted now, for the daemon's read of them every 2 seconds: partial
@@ -101,3 +105,14 @@ CREATE TABLE IF NOT EXISTS seats (
     user_id INTEGER NOT NULL REFERENCES users (id),
     room_id INTEGER NOT NULL REFERENCES rooms (id)
 );
+
+-- Private conversations (since version 6): each pair of accounts that exchanged a private
+-- message has a room named `@LOW:HIGH` (their ids; no client can join it) holding the messages,
+-- and its row here naming the two parties, for finding a user's conversations.
+CREATE TABLE IF NOT EXISTS conversations (
+    room_id INTEGER PRIMARY KEY REFERENCES rooms (id),
+    low     INTEGER NOT NULL REFERENCES users (id),
+    high    INTEGER NOT NULL REFERENCES users (id)
+);
+CREATE INDEX IF NOT EXISTS conversations_low ON conversations (low);
+CREATE INDEX IF NOT EXISTS conversations_high ON conversations (high);

@@ -274,7 +274,7 @@ fn a_version_3_database_is_migrated_and_serves_everything_unchanged() {
     erin.send("#mute frank 1h");
     erin.expect_prefix("OK mute Frank 20");
     drop(srv);
-    assert_eq!(user_version(&db), 5, "and on to the latest version");
+    assert_eq!(user_version(&db), 6, "and on to the latest version");
     let conn = rusqlite::Connection::open(&db).unwrap();
     let (banned, muted): (i64, i64) = conn
         .query_row(
@@ -344,7 +344,7 @@ fn a_version_4_database_is_migrated_and_serves_everything_unchanged() {
     gina.send("after the upgrade");
     gina.expect("MSG deck gina after the upgrade");
     drop(srv);
-    assert_eq!(user_version(&db), 5);
+    assert_eq!(user_version(&db), 6);
     let conn = rusqlite::Connection::open(&db).unwrap();
     let (messages, last): (i64, i64) = conn
         .query_row("SELECT count(*), max(id) FROM messages", [], |r| {
@@ -360,4 +360,47 @@ fn a_version_4_database_is_migrated_and_serves_everything_unchanged() {
         .query_row("SELECT count(*) FROM log_position", [], |r| r.get(0))
         .unwrap();
     assert_eq!(positions, 0);
+}
+
+/// The committed version-5 database (the first private messages): upgraded to version 6, its
+/// conversation found in `conversations`, readable with `#privates` by both parties, the room's
+/// message unchanged, and nobody's `seen_id` set.
+#[test]
+fn a_version_5_database_is_migrated_and_serves_everything_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("v5.db");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/v5.db"),
+        &db,
+    )
+    .unwrap();
+    assert_eq!(user_version(&db), 5);
+    let srv = TestServer::start_on(&db, &[]);
+    let mut jack = srv.client();
+    jack.send("#login jack jack-pass-22");
+    jack.expect("OK login Jack");
+    jack.send("#privates ivy");
+    let rows: Vec<String> = (0..2).map(|_| jack.line()).collect();
+    assert!(
+        rows[0].starts_with("HIST 2 ") && rows[0].ends_with(" @ivy ivy for jack only"),
+        "{rows:?}"
+    );
+    assert!(
+        rows[1].starts_with("HIST 3 ") && rows[1].ends_with(" @ivy Jack got it"),
+        "{rows:?}"
+    );
+    jack.expect("OK privates 2");
+    let mut ivy = srv.client();
+    ivy.send("#login ivy ivy-pass-1");
+    ivy.expect("OK login ivy");
+    assert_eq!(hist_lines(&mut ivy, "my_messages"), ["1 yard ivy yard one"]);
+    drop(srv);
+    assert_eq!(user_version(&db), 6);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let pair: (i64, i64, i64) = conn
+        .query_row("SELECT room_id, low, high FROM conversations", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    assert_eq!(pair, (2, 1, 2));
 }

@@ -84,6 +84,7 @@ fn an_absent_recipient_reads_the_conversation_later() {
         ann.expect(&format!("PRIV ann bob note {k}"));
     }
     let mut bob = srv.login("bob");
+    bob.expect("INFO 5 unread private messages from ann: #privates NAME to read them");
     let all = hist(&mut bob, "#privates ann", "privates");
     let texts: Vec<String> = all.iter().map(|h| parse_hist(h).3).collect();
     assert_eq!(
@@ -123,9 +124,9 @@ fn bad_private_messages_are_refused_clearly() {
     ann.send("#privates nobody");
     ann.expect("ERR nouser no account named nobody");
     ann.send("#privates ann 0");
-    ann.expect("ERR usage LIMIT must be 1 to 1000; usage: #privates NAME [LIMIT] [BEFORE_ID]");
-    ann.send("#privates");
-    ann.expect("ERR usage usage: #privates NAME [LIMIT] [BEFORE_ID]");
+    ann.expect("ERR usage LIMIT must be 1 to 1000; usage: #privates [NAME [LIMIT] [BEFORE_ID]]");
+    ann.send("#privates ann 5 x");
+    ann.expect_prefix("ERR usage ");
     ann.send("#ping");
     ann.expect("PONG");
 }
@@ -195,4 +196,55 @@ fn private_messages_are_rate_limited_and_muted_users_refused() {
     ann.send("#msg root let me speak");
     ann.expect("ERR muted until forever");
     let _ = PASS;
+}
+
+/// Logging in after being away: one `INFO` line says how many private messages arrived and
+/// from whom (in the order they first wrote); `#privates` lists the conversations, the most
+/// recent first, with what is new in each. Once a session of the user has ended after them,
+/// they are no longer new.
+#[test]
+fn a_returning_user_is_told_what_arrived_while_away() {
+    let srv = TestServer::start();
+    let mut bob = srv.user("bob");
+    bob.send("#quit");
+    bob.expect("OK quit");
+    let mut carol = srv.user("Carol");
+    let mut dave = srv.user("dave");
+    carol.send("#msg bob one from carol");
+    carol.expect("PRIV Carol bob one from carol");
+    dave.send("#msg bob one from dave");
+    dave.expect("PRIV dave bob one from dave");
+    carol.send("#msg bob two from carol");
+    carol.expect("PRIV Carol bob two from carol");
+    let mut back = srv.client();
+    back.send(&format!("#login bob {PASS}"));
+    back.expect("OK login bob");
+    back.expect("INFO 3 unread private messages from Carol, dave: #privates NAME to read them");
+    back.send("#privates");
+    back.expect("PRIVATES 2");
+    back.expect("PRIVATE Carol 2");
+    back.expect("PRIVATE dave 1");
+    back.send("#quit");
+    back.expect("OK quit");
+    // Seen by that session: the next login is quiet, the list says nothing is new.
+    let mut again = srv.login("bob");
+    again.send("#privates");
+    again.expect("PRIVATES 2");
+    again.expect("PRIVATE Carol 0");
+    again.expect("PRIVATE dave 0");
+    again.expect_quiet();
+    // One message, said so.
+    let mut eve = srv.user("eve");
+    again.send("#quit");
+    again.expect("OK quit");
+    eve.send("#msg bob hi");
+    eve.expect("PRIV eve bob hi");
+    let mut third = srv.client();
+    third.send(&format!("#login bob {PASS}"));
+    third.expect("OK login bob");
+    third.expect("INFO 1 unread private message from eve: #privates NAME to read them");
+    // Nobody else's conversations are listed.
+    let mut lone = srv.user("lone");
+    lone.send("#privates");
+    lone.expect("PRIVATES 0");
 }

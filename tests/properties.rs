@@ -118,6 +118,10 @@ proptest! {
         prop_assert_eq!(ServerLine::parse(&l), ServerLine::Msg(&room, &name, &text));
         let l = line(Reply::Priv { from: &name, to: &room, text: &text })?;
         prop_assert_eq!(ServerLine::parse(&l), ServerLine::Priv(&name, &room, &text));
+        let l = line(Reply::Privates(count))?;
+        prop_assert_eq!(ServerLine::parse(&l), ServerLine::Privates(&n));
+        let l = line(Reply::Private { name: &name, unread: count as u64 })?;
+        prop_assert_eq!(ServerLine::parse(&l), ServerLine::Private(&name, &n));
         let l = line(Reply::Join { room: &room, name: &name, count })?;
         prop_assert_eq!(ServerLine::parse(&l), ServerLine::Join(&room, &name, &n));
         let l = line(Reply::Leave { room: &room, name: &name, count })?;

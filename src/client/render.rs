@@ -73,6 +73,13 @@ impl Screen {
         Some(match ServerLine::parse(line) {
             ServerLine::Msg(_, name, text) => self.chat(now, name, text),
             ServerLine::Priv(from, to, text) => self.private(now, from, to, text),
+            ServerLine::Privates(n) => {
+                self.paint(NOTICE, &format!("-!- {n} private conversations"))
+            }
+            ServerLine::Private(name, unread) => self.paint(
+                NOTICE,
+                &format!("-!-   with {name}: {unread} new (/privates {name})"),
+            ),
             ServerLine::Hist {
                 time, name, text, ..
             } => self.chat(&local_hhmm(time), name, text),

@@ -86,6 +86,9 @@ pub struct Joined {
 pub struct Departure {
     /// The session ending.
     pub session: SessionId,
+    /// Its account, if it was logged in: every message committed before the departure was
+    /// delivered to it, so the account's `seen_id` moves up to there.
+    pub user: Option<crate::UserId>,
     /// Its last line (`OK quit`, the shutdown notice), if any: opaque bytes to the log.
     pub line: Option<Bytes>,
     /// Whether its room hears `LEAVE` (not during server shutdown).

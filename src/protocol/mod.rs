@@ -18,7 +18,9 @@ pub mod sanction;
 pub mod server_line;
 
 pub use error::{ErrCode, ProtoError};
-pub use reply::{HistRow, ModRow, Reply, SHUTTING_DOWN, Stats, greeting, help_lines, welcome};
+pub use reply::{
+    HistRow, ModRow, Reply, SHUTTING_DOWN, Stats, greeting, help_lines, unread_notice, welcome,
+};
 pub use request::{
     Page, Request, Verb, VerbSpec, has_control, looks_like_http, sanitize, validate_name,
     validate_password,

@@ -47,6 +47,16 @@ pub enum Reply<'a> {
         /// Text, verbatim.
         text: &'a str,
     },
+    /// `PRIVATES N`: the count of the `PRIVATE` lines that follow (`#privates`).
+    Privates(usize),
+    /// `PRIVATE NAME UNREAD`: a conversation with NAME, UNREAD of its messages from NAME new
+    /// since a session of this user last ended.
+    Private {
+        /// The other party.
+        name: &'a str,
+        /// Messages from them since.
+        unread: u64,
+    },
     /// `JOIN ROOM NAME N`
     Join {
         /// Room.
@@ -153,6 +163,8 @@ impl Reply<'_> {
             Reply::Pong => write!(buf, "PONG"),
             Reply::Msg { room, name, text } => write!(buf, "MSG {room} {name} {text}"),
             Reply::Priv { from, to, text } => write!(buf, "PRIV {from} {to} {text}"),
+            Reply::Privates(n) => write!(buf, "PRIVATES {n}"),
+            Reply::Private { name, unread } => write!(buf, "PRIVATE {name} {unread}"),
             Reply::Join { room, name, count } => write!(buf, "JOIN {room} {name} {count}"),
             Reply::Leave { room, name, count } => write!(buf, "LEAVE {room} {name} {count}"),
             Reply::Deleted { room, id, name } => write!(buf, "DELETED {room} {id} {name}"),
@@ -229,6 +241,15 @@ pub fn help_lines() -> Vec<String> {
             format!("{:<width$}{}", spec.form, spec.help)
         })
         .collect()
+}
+
+/// The `INFO` line after `OK login` when private messages arrived while the user was away.
+pub fn unread_notice(total: u64, from: &[&str]) -> String {
+    let what = if total == 1 { "message" } else { "messages" };
+    format!(
+        "{total} unread private {what} from {}: #privates NAME to read them",
+        from.join(", ")
+    )
 }
 
 /// The welcome line sent on join: names the room and who is here.

@@ -196,8 +196,8 @@ impl Verb {
             ),
             Verb::Privates => v(
                 "privates",
-                "#privates NAME [LIMIT] [BEFORE_ID]",
-                "your private messages with NAME, oldest first",
+                "#privates [NAME [LIMIT] [BEFORE_ID]]",
+                "your private messages with NAME, oldest first; alone: your conversations",
                 false,
                 true,
             ),
@@ -382,13 +382,15 @@ pub enum Request<'a> {
         /// The text: the rest of the line after NAME and its spaces, verbatim.
         text: &'a str,
     },
-    /// `#privates NAME [LIMIT] [BEFORE_ID]`
+    /// `#privates NAME [LIMIT] [BEFORE_ID]`: a conversation.
     Privates {
         /// The other party (validated).
         name: &'a str,
         /// Which page.
         page: Page,
     },
+    /// `#privates`: the list of this user's conversations.
+    Conversations,
     /// `#ping`
     Ping,
     /// `#health`
@@ -469,7 +471,7 @@ impl<'a> Request<'a> {
             }
             Verb::Privates => {
                 let Some(name) = args.first().copied() else {
-                    return Err(usage(form));
+                    return Ok(Some(Request::Conversations));
                 };
                 validate_name(name)?;
                 Request::Privates {
@@ -569,7 +571,7 @@ impl<'a> Request<'a> {
             Request::AllMessages(_) => Verb::AllMessages,
             Request::MyMessages(_) => Verb::MyMessages,
             Request::Msg { .. } => Verb::Msg,
-            Request::Privates { .. } => Verb::Privates,
+            Request::Privates { .. } | Request::Conversations => Verb::Privates,
             Request::Ping => Verb::Ping,
             Request::Health => Verb::Health,
             Request::Stats => Verb::Stats,

@@ -16,6 +16,10 @@ pub enum ServerLine<'a> {
     Msg(&'a str, &'a str, &'a str),
     /// `PRIV FROM TO TEXT`
     Priv(&'a str, &'a str, &'a str),
+    /// `PRIVATES N`
+    Privates(&'a str),
+    /// `PRIVATE NAME UNREAD`
+    Private(&'a str, &'a str),
     /// `JOIN ROOM NAME N`
     Join(&'a str, &'a str, &'a str),
     /// `LEAVE ROOM NAME N`
@@ -88,6 +92,8 @@ impl<'a> ServerLine<'a> {
             "PONG" => Some(ServerLine::Pong),
             "MSG" => fields(3).map(|f| ServerLine::Msg(f[0], f[1], f[2])),
             "PRIV" => fields(3).map(|f| ServerLine::Priv(f[0], f[1], f[2])),
+            "PRIVATES" => Some(ServerLine::Privates(rest)),
+            "PRIVATE" => fields(2).map(|f| ServerLine::Private(f[0], f[1])),
             "JOIN" => fields(3).map(|f| ServerLine::Join(f[0], f[1], f[2])),
             "LEAVE" => fields(3).map(|f| ServerLine::Leave(f[0], f[1], f[2])),
             "DELETED" => fields(3).map(|f| ServerLine::Deleted(f[0], f[1], f[2])),

@@ -61,6 +61,21 @@ const MIGRATIONS: &[&str] = &[
          user_id INTEGER NOT NULL REFERENCES users (id),
          room_id INTEGER NOT NULL REFERENCES rooms (id)
      );",
+    // 6: private conversations (a hidden room per pair of accounts, its parties here) and, per
+    // account, the newest message id committed before one of its sessions last ended: the
+    // private messages after it arrived while the user was away.
+    "CREATE TABLE conversations (
+         room_id INTEGER PRIMARY KEY REFERENCES rooms (id),
+         low     INTEGER NOT NULL REFERENCES users (id),
+         high    INTEGER NOT NULL REFERENCES users (id)
+     );
+     CREATE INDEX conversations_low ON conversations (low);
+     CREATE INDEX conversations_high ON conversations (high);
+     INSERT INTO conversations (room_id, low, high)
+         SELECT id, CAST(substr(name, 2, instr(name, ':') - 2) AS INTEGER),
+                CAST(substr(name, instr(name, ':') + 1) AS INTEGER)
+         FROM rooms WHERE name LIKE '@%:%';
+     ALTER TABLE users ADD COLUMN seen_id INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The schema version this linechatd writes.

@@ -30,6 +30,8 @@ pub mod lock;
 pub mod migrations;
 pub mod moderation;
 
+/// Most conversations `#privates` lists.
+pub const CONVERSATIONS_MAX: u32 = 100;
 /// How long a statement waits for a lock held by another process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 /// Read connections in the pool.
@@ -419,6 +421,46 @@ impl Store {
                 row.room = shown.clone();
             }
             Ok(rows)
+        })
+        .await
+    }
+
+    /// Private messages to `user` since a session of theirs last ended (`users.seen_id`), per
+    /// sender in the order they first wrote: (sender, count).
+    pub async fn unread(&self, user: UserId) -> Result<Vec<(String, u64)>, StoreError> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT u.name, count(*) FROM conversations cv \
+                 JOIN messages m ON m.room_id = cv.room_id JOIN users u ON u.id = m.user_id \
+                 WHERE (cv.low = ?1 OR cv.high = ?1) AND m.user_id != ?1 \
+                 AND m.deleted_at IS NULL AND m.id > (SELECT seen_id FROM users WHERE id = ?1) \
+                 GROUP BY m.user_id ORDER BY min(m.id)",
+            )?;
+            let rows = stmt.query_map(params![user], |r| {
+                Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    /// `user`'s private conversations, the most recent first (at most
+    /// [`CONVERSATIONS_MAX`]): (the other party, messages from them since a session of
+    /// `user` last ended).
+    pub async fn conversations(&self, user: UserId) -> Result<Vec<(String, u64)>, StoreError> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT u.name, (SELECT count(*) FROM messages m WHERE m.room_id = cv.room_id \
+                 AND m.user_id != ?1 AND m.deleted_at IS NULL \
+                 AND m.id > (SELECT seen_id FROM users WHERE id = ?1)) \
+                 FROM conversations cv JOIN rooms r ON r.id = cv.room_id \
+                 JOIN users u ON u.id = CASE WHEN cv.low = ?1 THEN cv.high ELSE cv.low END \
+                 WHERE cv.low = ?1 OR cv.high = ?1 ORDER BY r.last_message_id DESC LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![user, CONVERSATIONS_MAX], |r| {
+                Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
         })
         .await
     }

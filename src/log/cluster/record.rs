@@ -47,7 +47,12 @@ pub enum Kind {
     /// A session leaves its room.
     Leave { session: SessionId },
     /// A session ends.
-    Depart { session: SessionId, announce: bool },
+    Depart {
+        session: SessionId,
+        announce: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<UserId>,
+    },
     /// An account is made (its id is the record's sequence).
     CreateUser { name: String, hash: String },
     /// A password changes.
@@ -154,6 +159,7 @@ impl Record {
             Op::Depart { departure, .. } => Kind::Depart {
                 session: departure.session,
                 announce: departure.announce,
+                user: departure.user,
             },
             Op::CreateUser { name, hash, .. } => Kind::CreateUser {
                 name: name.clone(),
@@ -226,9 +232,14 @@ impl Record {
                 session,
                 reply: oneshot::channel().0,
             },
-            Kind::Depart { session, announce } => Op::Depart {
+            Kind::Depart {
+                session,
+                announce,
+                user,
+            } => Op::Depart {
                 departure: Departure {
                     session,
+                    user,
                     line: None,
                     announce,
                 },
@@ -390,6 +401,7 @@ mod tests {
         round_trip(&Op::Depart {
             departure: Departure {
                 session: 9,
+                user: Some(42),
                 line: Some(bytes::Bytes::from_static(b"OK quit\n")),
                 announce: true,
             },

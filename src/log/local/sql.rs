@@ -52,10 +52,25 @@ pub(super) fn execute_all(
             op => (op, None, now),
         };
         if let Op::Say {
-            user, room, text, ..
+            user,
+            room,
+            text,
+            to,
+            ..
         } = op
         {
             let room_id = room_id(tx, cache, new_rooms, room)?;
+            if let Some(to) = to {
+                tx.prepare_cached(
+                    "INSERT INTO conversations (room_id, low, high) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT DO NOTHING",
+                )?
+                .execute(params![
+                    room_id,
+                    user.id.min(to.id),
+                    user.id.max(to.id)
+                ])?;
+            }
             says.push((i, room_id, user.id, text, seq, at));
             // Its id is filled in when the message is inserted.
             dones.push(Done::Said(0));
@@ -239,6 +254,16 @@ fn execute(
             rows.reverse();
             Done::Joined(rows)
         }
+        Op::Depart { departure, .. } => {
+            if let Some(user) = departure.user {
+                tx.prepare_cached(
+                    "UPDATE users SET seen_id = (SELECT coalesce(max(id), 0) FROM messages) \
+                     WHERE id = ?1",
+                )?
+                .execute(params![user])?;
+            }
+            Done::Nothing
+        }
         Op::Health { .. } => {
             tx.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
                 r.get::<_, i64>(0)
@@ -249,7 +274,6 @@ fn execute(
         // `execute_all`.
         Op::Say { .. }
         | Op::Leave { .. }
-        | Op::Depart { .. }
         | Op::Evict { .. }
         | Op::Sync { .. }
         | Op::Refused { .. }

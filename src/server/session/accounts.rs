@@ -155,7 +155,9 @@ impl Session {
         match user {
             Some(user) if ok => {
                 event!(info, self, "login {} succeeded", user.name);
+                let id = user.id;
                 self.logged_in("login", user).await;
+                self.tell_unread(id).await;
                 Flow::Continue
             }
             _ => {
@@ -165,6 +167,22 @@ impl Session {
                 self.login_failed()
             }
         }
+    }
+
+    /// After a login: how many private messages arrived since a session of this user last
+    /// ended, and from whom (nothing if none).
+    async fn tell_unread(&self, user: crate::UserId) {
+        let unread = match self.shared.store.unread(user).await {
+            Ok(u) if !u.is_empty() => u,
+            Ok(_) => return,
+            Err(e) => {
+                event!(warn, self, "unread private messages not read: {e}");
+                return;
+            }
+        };
+        let total: u64 = unread.iter().map(|(_, n)| n).sum();
+        let names: Vec<&str> = unread.iter().map(|(name, _)| name.as_str()).collect();
+        self.reply(Reply::Info(&crate::protocol::unread_notice(total, &names)));
     }
 
     /// Counts a failed login on this connection; closes it after `--max-login-failures`.

@@ -353,6 +353,7 @@ impl Session {
         };
         let departure = Departure {
             session: self.id,
+            user: self.user().map(|u| u.id),
             line: line.clone(),
             announce,
         };
@@ -498,6 +499,7 @@ impl Session {
             (Request::Say(text), Some(u)) => self.say(u, text).await,
             (Request::Msg { name, text }, Some(u)) => self.private(u, name, text).await,
             (Request::Privates { name, page }, Some(u)) => self.privates(u, name, page).await,
+            (Request::Conversations, Some(u)) => self.conversations(u).await,
             (Request::Users, Some(_)) => self.users().await,
             (Request::Rooms, Some(_)) => self.rooms().await,
             (Request::Stats, Some(_)) => self.stats().await,
@@ -631,6 +633,25 @@ impl Session {
         };
         let rows = self.shared.store.conversation(user.id, peer, page).await;
         self.history("privates", rows);
+    }
+
+    /// `#privates`: `PRIVATES N` and a `PRIVATE NAME UNREAD` line per conversation, together.
+    async fn conversations(&mut self, user: User) {
+        match self.shared.store.conversations(user.id).await {
+            Ok(list) => {
+                let mut buf = BytesMut::new();
+                Reply::Privates(list.len()).encode(&mut buf);
+                for (name, unread) in &list {
+                    Reply::Private {
+                        name,
+                        unread: *unread,
+                    }
+                    .encode(&mut buf);
+                }
+                self.outbox.push(buf.freeze());
+            }
+            Err(e) => self.error(&store_error(&e)),
+        }
     }
 
     /// The account named `name` (any case); in a cluster, one made on another node a moment
