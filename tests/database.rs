@@ -395,6 +395,7 @@ fn a_version_5_database_is_migrated_and_serves_everything_unchanged() {
     let mut ivy = srv.client();
     ivy.send("#login ivy ivy-pass-1");
     ivy.expect("OK login ivy");
+    ivy.expect("INFO 1 unread private message from Jack: #privates NAME to read them");
     assert_eq!(hist_lines(&mut ivy, "my_messages"), ["1 yard ivy yard one"]);
     drop(srv);
     assert_eq!(user_version(&db), 6);
