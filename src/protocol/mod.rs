@@ -16,6 +16,7 @@ pub mod reply;
 pub mod request;
 pub mod sanction;
 pub mod server_line;
+pub mod verb;
 
 pub use error::{ErrCode, ProtoError};
 pub use reply::{
