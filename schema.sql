@@ -1,4 +1,4 @@
--- linechat database schema, version 6: the readable whole. linechatd builds and upgrades a
+-- linechat database schema, version 7: the readable whole. linechatd builds and upgrades a
 -- database with the ordered migrations in src/store/migrations.rs (one exclusive transaction,
 -- PRAGMA user_version = the version); a test checks that they build exactly this schema.
 -- Times are RFC 3339 UTC text with milliseconds, e.g. 2026-11-29T02:40:19.123Z.
@@ -116,3 +116,12 @@ CREATE TABLE IF NOT EXISTS conversations (
 );
 CREATE INDEX IF NOT EXISTS conversations_low ON conversations (low);
 CREATE INDEX IF NOT EXISTS conversations_high ON conversations (high);
+
+-- Whom each account refuses private messages from (since version 7, #ignore): such a message
+-- is stored (the sender's history has it) but never delivered to, counted for or shown to the
+-- account while the row is here.
+CREATE TABLE IF NOT EXISTS ignores (
+    user_id    INTEGER NOT NULL REFERENCES users (id),
+    ignored_id INTEGER NOT NULL REFERENCES users (id),
+    PRIMARY KEY (user_id, ignored_id)
+) WITHOUT ROWID;

@@ -63,6 +63,8 @@ fn guests_may_only_ping_help_quit_register_login() {
         "#my_messages",
         "#msg bob hi",
         "#privates bob",
+        "#ignore bob",
+        "#unignore bob",
         "hello",
     ] {
         c.send(verb);
@@ -72,7 +74,7 @@ fn guests_may_only_ping_help_quit_register_login() {
     c.expect("PONG");
     c.send("#help");
     let mut help = Vec::new();
-    for _ in 0..24 {
+    for _ in 0..26 {
         help.push(c.expect_prefix("INFO "));
     }
     for verb in [
@@ -87,6 +89,8 @@ fn guests_may_only_ping_help_quit_register_login() {
         "#my_messages",
         "#msg",
         "#privates",
+        "#ignore",
+        "#unignore",
         "#ping",
         "#help",
         "#quit",

@@ -215,6 +215,8 @@ fn accounts_are_cluster_wide() {
         assert_eq!(answers[0], "ERR exists that name is taken", "{answers:?}");
         assert_eq!(answers[1], format!("OK register {name}"), "{answers:?}");
     }
+    // A third node has them all once it has caught up (a login on it catches up first).
+    drop(b.login("zed4"));
     let conn = rusqlite::Connection::open(&b.db).unwrap();
     let zeds: i64 = conn
         .query_row(
@@ -848,5 +850,32 @@ fn a_private_message_crosses_nodes() {
         c.expect("OK privates 1");
         c.send("#quit");
         c.expect("OK quit");
+    }
+}
+
+/// `#ignore` on one node holds on the others: the ignored sender on another node gets its echo,
+/// the ignoring user's sessions on every node nothing.
+#[test]
+fn an_ignore_holds_on_every_node() {
+    let nats = Nats::start();
+    let (a, b) = (node(&nats, "a"), node(&nats, "b"));
+    let mut bob = b.user("bob");
+    let mut bob_on_a = a.login("bob");
+    let mut pest = a.user("pest");
+    bob.send("#ignore pest");
+    bob.expect("OK ignore pest");
+    pest.send("#msg bob from the other node");
+    pest.expect("PRIV pest bob from the other node");
+    pest.send("#msg pest a barrier");
+    pest.expect("PRIV pest pest a barrier");
+    for c in [&mut bob, &mut bob_on_a] {
+        c.expect_quiet();
+    }
+    bob_on_a.send("#unignore pest");
+    bob_on_a.expect("OK unignore pest");
+    pest.send("#msg bob now?");
+    pest.expect("PRIV pest bob now?");
+    for c in [&mut bob, &mut bob_on_a] {
+        c.expect("PRIV pest bob now?");
     }
 }

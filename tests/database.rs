@@ -274,7 +274,7 @@ fn a_version_3_database_is_migrated_and_serves_everything_unchanged() {
     erin.send("#mute frank 1h");
     erin.expect_prefix("OK mute Frank 20");
     drop(srv);
-    assert_eq!(user_version(&db), 6, "and on to the latest version");
+    assert_eq!(user_version(&db), 7, "and on to the latest version");
     let conn = rusqlite::Connection::open(&db).unwrap();
     let (banned, muted): (i64, i64) = conn
         .query_row(
@@ -344,7 +344,7 @@ fn a_version_4_database_is_migrated_and_serves_everything_unchanged() {
     gina.send("after the upgrade");
     gina.expect("MSG deck gina after the upgrade");
     drop(srv);
-    assert_eq!(user_version(&db), 6);
+    assert_eq!(user_version(&db), 7);
     let conn = rusqlite::Connection::open(&db).unwrap();
     let (messages, last): (i64, i64) = conn
         .query_row("SELECT count(*), max(id) FROM messages", [], |r| {
@@ -398,7 +398,7 @@ fn a_version_5_database_is_migrated_and_serves_everything_unchanged() {
     ivy.expect("INFO 1 unread private message from Jack: #privates NAME to read them");
     assert_eq!(hist_lines(&mut ivy, "my_messages"), ["1 yard ivy yard one"]);
     drop(srv);
-    assert_eq!(user_version(&db), 6);
+    assert_eq!(user_version(&db), 7);
     let conn = rusqlite::Connection::open(&db).unwrap();
     let pair: (i64, i64, i64) = conn
         .query_row("SELECT room_id, low, high FROM conversations", [], |r| {
@@ -406,4 +406,47 @@ fn a_version_5_database_is_migrated_and_serves_everything_unchanged() {
         })
         .unwrap();
     assert_eq!(pair, (2, 1, 2));
+}
+
+/// The committed version-6 database: upgraded to version 7 (ignores), its conversation and
+/// seen marks unchanged (Lee saw everything, so no notice), and `#ignore` working on it.
+#[test]
+fn a_version_6_database_is_migrated_and_serves_everything_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("v6.db");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/v6.db"),
+        &db,
+    )
+    .unwrap();
+    assert_eq!(user_version(&db), 6);
+    let srv = TestServer::start_on(&db, &[]);
+    let mut lee = srv.client();
+    lee.send("#login lee lee-pass-22");
+    lee.expect("OK login Lee");
+    lee.send("#privates");
+    lee.expect("PRIVATES 1");
+    lee.expect("PRIVATE kim 0");
+    lee.send("#privates kim");
+    let rows: Vec<String> = (0..2).map(|_| lee.line()).collect();
+    assert!(
+        rows[0].starts_with("HIST 1 ") && rows[0].ends_with(" @kim kim first"),
+        "{rows:?}"
+    );
+    assert!(
+        rows[1].starts_with("HIST 2 ") && rows[1].ends_with(" @kim Lee reply"),
+        "{rows:?}"
+    );
+    lee.expect("OK privates 2");
+    lee.send("#ignore kim");
+    lee.expect("OK ignore kim");
+    drop(srv);
+    assert_eq!(user_version(&db), 7);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let ignores: (i64, i64) = conn
+        .query_row("SELECT user_id, ignored_id FROM ignores", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(ignores, (2, 1));
 }

@@ -78,7 +78,9 @@ fn a_private_message_reaches_every_session_of_both_parties_and_nobody_else() {
 fn an_absent_recipient_reads_the_conversation_later() {
     let srv = TestServer::start();
     let mut ann = srv.user("ann");
-    drop(srv.user("bob"));
+    let mut away = srv.user("bob");
+    away.send("#quit");
+    away.expect("OK quit");
     for k in 0..5 {
         ann.send(&format!("#msg bob note {k}"));
         ann.expect(&format!("PRIV ann bob note {k}"));
@@ -247,4 +249,47 @@ fn a_returning_user_is_told_what_arrived_while_away() {
     let mut lone = srv.user("lone");
     lone.send("#privates");
     lone.expect("PRIVATES 0");
+}
+
+/// `#ignore NAME`: NAME's private messages still get their echo (NAME is not told), but
+/// reach none of the ignoring user's sessions, nor their unread notice or `#privates`;
+/// `#unignore` takes new ones again. Bad names and oneself are refused.
+#[test]
+fn an_ignored_sender_is_not_heard_and_not_told() {
+    let srv = TestServer::start();
+    let mut bob = srv.user("bob");
+    let mut pest = srv.user("pest");
+    let mut friend = srv.user("friend");
+    bob.send("#ignore PEST");
+    bob.expect("OK ignore pest");
+    bob.send("#ignore bob");
+    bob.expect("ERR usage you cannot ignore yourself");
+    bob.send("#ignore nobody");
+    bob.expect("ERR nouser no account named nobody");
+    bob.send("#ignore");
+    bob.expect("ERR usage usage: #ignore NAME");
+    pest.send("#msg bob let me in");
+    pest.expect("PRIV pest bob let me in");
+    friend.send("#msg bob hello");
+    friend.expect("PRIV friend bob hello");
+    bob.expect("PRIV friend bob hello");
+    bob.expect_quiet();
+    assert!(hist(&mut bob, "#privates pest", "privates").is_empty());
+    bob.send("#quit");
+    bob.expect("OK quit");
+    pest.send("#msg bob while you were out");
+    pest.expect("PRIV pest bob while you were out");
+    let mut back = srv.login("bob");
+    back.send("#privates");
+    back.expect("PRIVATES 2");
+    back.expect("PRIVATE pest 0");
+    back.expect("PRIVATE friend 0");
+    back.send("#unignore pest");
+    back.expect("OK unignore pest");
+    pest.send("#msg bob finally");
+    pest.expect("PRIV pest bob finally");
+    back.expect("PRIV pest bob finally");
+    // The sender's own history keeps all three.
+    let sent = hist(&mut pest, "#privates bob", "privates");
+    assert_eq!(sent.len(), 3, "{sent:?}");
 }

@@ -38,6 +38,8 @@ fn commandish() -> impl Strategy<Value = String> {
         "#modlog",
         "#msg",
         "#privates",
+        "#ignore",
+        "#unignore",
         "#MSG",
         "##",
         "#JOIN",

@@ -219,6 +219,7 @@ const CLIENT_HELP: &[&str] = &[
     "-!- /join ROOM   leave this room and join ROOM",
     "-!- /msg NAME TEXT   send TEXT to NAME alone",
     "-!- /privates NAME   your private messages with NAME",
+    "-!- /ignore NAME     refuse NAME's private messages (/unignore NAME to undo)",
     "-!- /raw         show the protocol lines as they arrive (again to turn off)",
     "-!- /quit        leave (also Ctrl-C or Ctrl-D)",
     "-!- /help        this list; #help lists the server's commands, which pass through",
@@ -300,6 +301,11 @@ fn interactive_main(
             }
             t if t.starts_with("/privates ") => {
                 format!("#privates {}", t["/privates ".len()..].trim())
+            }
+            "/privates" => "#privates".to_string(),
+            t if t.starts_with("/ignore ") => format!("#ignore {}", t["/ignore ".len()..].trim()),
+            t if t.starts_with("/unignore ") => {
+                format!("#unignore {}", t["/unignore ".len()..].trim())
             }
             t if t.starts_with('/') => {
                 println!("-!- unknown command {t}; /help lists them");

@@ -63,6 +63,8 @@ pub struct Committed {
     /// [`crate::store::history::conversation`]): it goes to both parties' sessions, not to a
     /// room.
     pub to: Option<User>,
+    /// The recipient ignores the sender: it goes to the sender's sessions only.
+    pub ignored: bool,
 }
 
 /// A join the log has recorded, with the room's recent messages read in the same order.
@@ -312,6 +314,13 @@ pub(crate) enum Op {
         /// kicked user's sessions), this node's actor does from the event instead.
         remote: bool,
     },
+    /// `user` refuses (`on`) or takes again private messages from `ignored`.
+    Ignore {
+        user: crate::UserId,
+        ignored: crate::UserId,
+        on: bool,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
     /// Answered once every record the cluster's stream held when it was asked is applied.
     Sync {
         reply: oneshot::Sender<()>,
@@ -368,6 +377,24 @@ impl Log {
     pub async fn moderate(&self, record: Moderation) -> Result<Applied, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.queue(Op::Moderate { record, reply }).await?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// `user` refuses (`on`) or takes again private messages from `ignored`, on every node.
+    pub async fn ignore(
+        &self,
+        user: crate::UserId,
+        ignored: crate::UserId,
+        on: bool,
+    ) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.queue(Op::Ignore {
+            user,
+            ignored,
+            on,
+            reply,
+        })
+        .await?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 

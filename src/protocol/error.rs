@@ -174,6 +174,10 @@ impl ProtoError {
             "the cluster did not confirm that in time; it is stored once or not at all",
         )
     }
+    /// `#ignore` of oneself.
+    pub fn ignore_self() -> Self {
+        Self::new(ErrCode::Usage, "you cannot ignore yourself")
+    }
     /// `#msg` or `#privates` naming no account.
     pub fn no_such_user(name: &str) -> Self {
         Self::new(ErrCode::NoUser, format!("no account named {name}"))

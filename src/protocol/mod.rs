@@ -356,7 +356,7 @@ mod tests {
             help[10],
             "#msg NAME TEXT            send TEXT to NAME alone (any case), online or not"
         );
-        assert_eq!(help[16], "#quit                     close the connection");
+        assert_eq!(help[18], "#quit                     close the connection");
         // Every command verb parses under its table name, in any case.
         for v in Verb::ALL {
             if v != Verb::Say {

@@ -111,6 +111,10 @@ pub enum Request<'a> {
     },
     /// `#privates`: the list of this user's conversations.
     Conversations,
+    /// `#ignore NAME` (validated)
+    Ignore(&'a str),
+    /// `#unignore NAME` (validated)
+    Unignore(&'a str),
     /// `#ping`
     Ping,
     /// `#health`
@@ -188,6 +192,15 @@ impl<'a> Request<'a> {
                     return Err(usage(form));
                 }
                 Request::Msg { name, text }
+            }
+            Verb::Ignore | Verb::Unignore => {
+                let [name] = exact::<1>(&args, form)?;
+                validate_name(name)?;
+                if verb == Verb::Ignore {
+                    Request::Ignore(name)
+                } else {
+                    Request::Unignore(name)
+                }
             }
             Verb::Privates => {
                 let Some(name) = args.first().copied() else {
@@ -292,6 +305,8 @@ impl<'a> Request<'a> {
             Request::MyMessages(_) => Verb::MyMessages,
             Request::Msg { .. } => Verb::Msg,
             Request::Privates { .. } | Request::Conversations => Verb::Privates,
+            Request::Ignore(_) => Verb::Ignore,
+            Request::Unignore(_) => Verb::Unignore,
             Request::Ping => Verb::Ping,
             Request::Health => Verb::Health,
             Request::Stats => Verb::Stats,
@@ -339,6 +354,8 @@ impl<'a> Request<'a> {
             Request::Join { room } => format!("#join {room}"),
             Request::AllMessages(p) | Request::MyMessages(p) => page(p),
             Request::Msg { name, text } => format!("#msg {name} {text}"),
+            Request::Ignore(name) => format!("#ignore {name}"),
+            Request::Unignore(name) => format!("#unignore {name}"),
             Request::Privates { name, page: p } => match p.before {
                 Some(b) => format!("#privates {name} {} {b}", p.limit),
                 None => format!("#privates {name} {}", p.limit),

@@ -29,6 +29,10 @@ pub enum Verb {
     Msg,
     /// `#privates`
     Privates,
+    /// `#ignore`
+    Ignore,
+    /// `#unignore`
+    Unignore,
     /// `#ping`
     Ping,
     /// `#health`
@@ -73,7 +77,7 @@ pub struct VerbSpec {
 
 impl Verb {
     /// Every verb, in `#help`'s order.
-    pub const ALL: [Verb; 24] = [
+    pub const ALL: [Verb; 26] = [
         Verb::Register,
         Verb::Login,
         Verb::Password,
@@ -86,6 +90,8 @@ impl Verb {
         Verb::MyMessages,
         Verb::Msg,
         Verb::Privates,
+        Verb::Ignore,
+        Verb::Unignore,
         Verb::Ping,
         Verb::Health,
         Verb::Stats,
@@ -181,6 +187,20 @@ impl Verb {
                 "privates",
                 "#privates [NAME [LIMIT] [BEFORE_ID]]",
                 "your private messages with NAME, oldest first; alone: your conversations",
+                false,
+                true,
+            ),
+            Verb::Ignore => v(
+                "ignore",
+                "#ignore NAME",
+                "refuse NAME's private messages (NAME is not told)",
+                false,
+                true,
+            ),
+            Verb::Unignore => v(
+                "unignore",
+                "#unignore NAME",
+                "take NAME's private messages again",
                 false,
                 true,
             ),

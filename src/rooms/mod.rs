@@ -535,9 +535,10 @@ impl Actor {
             text: &c.text,
         }
         .to_bytes();
-        // A message to oneself reaches each session once.
-        let users: &[crate::UserId] = if c.from == to.id {
-            &[to.id]
+        // A message to oneself reaches each session once; one the recipient ignores, only
+        // the sender's.
+        let users: &[crate::UserId] = if c.from == to.id || c.ignored {
+            &[c.from]
         } else {
             &[c.from, to.id]
         };

@@ -76,6 +76,12 @@ const MIGRATIONS: &[&str] = &[
                 CAST(substr(name, instr(name, ':') + 1) AS INTEGER)
          FROM rooms WHERE name LIKE '@%:%';
      ALTER TABLE users ADD COLUMN seen_id INTEGER NOT NULL DEFAULT 0;",
+    // 7: whom each account refuses private messages from (#ignore).
+    "CREATE TABLE ignores (
+         user_id    INTEGER NOT NULL REFERENCES users (id),
+         ignored_id INTEGER NOT NULL REFERENCES users (id),
+         PRIMARY KEY (user_id, ignored_id)
+     ) WITHOUT ROWID;",
 ];
 
 /// The schema version this linechatd writes.

@@ -414,7 +414,17 @@ impl Store {
             let Some(room) = room else {
                 return Ok(Vec::new());
             };
-            let mut rows = history::room_tail(c, room, page.before, page.limit)?;
+            // The other party's messages while this user ignores them are not shown.
+            let mut rows = history::query_hist(
+                c,
+                &format!(
+                    "{} WHERE m.room_id = ?1 AND m.id < ?2 AND m.deleted_at IS NULL \
+                     AND NOT EXISTS (SELECT 1 FROM ignores i WHERE i.user_id = ?4 \
+                     AND i.ignored_id = m.user_id) ORDER BY m.id DESC LIMIT ?3",
+                    history::HIST_SELECT
+                ),
+                params![room, page.before.unwrap_or(i64::MAX), page.limit, user],
+            )?;
             rows.reverse();
             let shown = format!("@{}", peer.name);
             for row in &mut rows {
@@ -434,6 +444,7 @@ impl Store {
                  JOIN messages m ON m.room_id = cv.room_id JOIN users u ON u.id = m.user_id \
                  WHERE (cv.low = ?1 OR cv.high = ?1) AND m.user_id != ?1 \
                  AND m.deleted_at IS NULL AND m.id > (SELECT seen_id FROM users WHERE id = ?1) \
+                 AND NOT EXISTS (SELECT 1 FROM ignores i WHERE i.user_id = ?1 AND i.ignored_id = m.user_id) \
                  GROUP BY m.user_id ORDER BY min(m.id)",
             )?;
             let rows = stmt.query_map(params![user], |r| {
@@ -452,7 +463,8 @@ impl Store {
             let mut stmt = c.prepare_cached(
                 "SELECT u.name, (SELECT count(*) FROM messages m WHERE m.room_id = cv.room_id \
                  AND m.user_id != ?1 AND m.deleted_at IS NULL \
-                 AND m.id > (SELECT seen_id FROM users WHERE id = ?1)) \
+                 AND m.id > (SELECT seen_id FROM users WHERE id = ?1) \
+                 AND NOT EXISTS (SELECT 1 FROM ignores i WHERE i.user_id = ?1 AND i.ignored_id = m.user_id)) \
                  FROM conversations cv JOIN rooms r ON r.id = cv.room_id \
                  JOIN users u ON u.id = CASE WHEN cv.low = ?1 THEN cv.high ELSE cv.low END \
                  WHERE cv.low = ?1 OR cv.high = ?1 ORDER BY r.last_message_id DESC LIMIT ?2",

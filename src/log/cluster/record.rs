@@ -57,6 +57,12 @@ pub enum Kind {
     CreateUser { name: String, hash: String },
     /// A password changes.
     SetPassword { user: UserId, hash: String },
+    /// An account refuses (`on`) or takes again another's private messages.
+    Ignore {
+        user: UserId,
+        ignored: UserId,
+        on: bool,
+    },
     /// An admin's action and its effect.
     Moderate {
         actor: String,
@@ -169,6 +175,13 @@ impl Record {
                 user: *user,
                 hash: hash.clone(),
             },
+            Op::Ignore {
+                user, ignored, on, ..
+            } => Kind::Ignore {
+                user: *user,
+                ignored: *ignored,
+                on: *on,
+            },
             Op::Moderate { record, .. } => Kind::Moderate {
                 actor: record.actor.clone(),
                 action: record.action.to_string(),
@@ -253,6 +266,12 @@ impl Record {
             Kind::SetPassword { user, hash } => Op::SetPassword {
                 user,
                 hash,
+                reply: oneshot::channel().0,
+            },
+            Kind::Ignore { user, ignored, on } => Op::Ignore {
+                user,
+                ignored,
+                on,
                 reply: oneshot::channel().0,
             },
             Kind::Moderate {
@@ -446,6 +465,12 @@ mod tests {
             });
         }
         round_trip(&Op::Evict { epoch: 0xdead_beef });
+        round_trip(&Op::Ignore {
+            user: 1,
+            ignored: 2,
+            on: true,
+            reply: oneshot::channel().0,
+        });
     }
 
     /// A record naming an action this daemon does not know is not applied as something else.

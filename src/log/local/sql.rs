@@ -15,6 +15,8 @@ use std::sync::Arc;
 pub(super) enum Done {
     Created(Result<UserId, StoreError>),
     Said(i64),
+    /// A private message whose recipient ignores its sender.
+    SaidIgnored(i64),
     Joined(Vec<HistRow>),
     Moderated(Applied),
     /// A message deleted: its room's name and its author's.
@@ -60,6 +62,7 @@ pub(super) fn execute_all(
         } = op
         {
             let room_id = room_id(tx, cache, new_rooms, room)?;
+            let mut ignored = false;
             if let Some(to) = to {
                 tx.prepare_cached(
                     "INSERT INTO conversations (room_id, low, high) VALUES (?1, ?2, ?3) \
@@ -70,10 +73,19 @@ pub(super) fn execute_all(
                     user.id.min(to.id),
                     user.id.max(to.id)
                 ])?;
+                ignored = tx
+                    .prepare_cached(
+                        "SELECT EXISTS (SELECT 1 FROM ignores WHERE user_id = ?1 AND ignored_id = ?2)",
+                    )?
+                    .query_row(params![to.id, user.id], |r| r.get(0))?;
             }
             says.push((i, room_id, user.id, text, seq, at));
             // Its id is filled in when the message is inserted.
-            dones.push(Done::Said(0));
+            dones.push(if ignored {
+                Done::SaidIgnored(0)
+            } else {
+                Done::Said(0)
+            });
             continue;
         }
         insert_messages(tx, &says, &mut dones, &mut ranges)?;
@@ -148,7 +160,10 @@ fn insert_messages(
         let first = tx.last_insert_rowid() - rows as i64 + 1;
         for (k, (i, room_id, _, _, explicit, _)) in chunk.iter().enumerate() {
             let id = explicit.unwrap_or(first + k as i64);
-            dones[*i] = Done::Said(id);
+            dones[*i] = match dones[*i] {
+                Done::SaidIgnored(_) => Done::SaidIgnored(id),
+                _ => Done::Said(id),
+            };
             let range = ranges.entry(*room_id).or_insert((id, id));
             range.1 = id;
         }
@@ -253,6 +268,17 @@ fn execute(
             };
             rows.reverse();
             Done::Joined(rows)
+        }
+        Op::Ignore {
+            user, ignored, on, ..
+        } => {
+            let sql = if *on {
+                "INSERT INTO ignores (user_id, ignored_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING"
+            } else {
+                "DELETE FROM ignores WHERE user_id = ?1 AND ignored_id = ?2"
+            };
+            tx.prepare_cached(sql)?.execute(params![user, ignored])?;
+            Done::Nothing
         }
         Op::Depart { departure, .. } => {
             if let Some(user) = departure.user {
@@ -404,16 +430,25 @@ pub(super) fn finish(op: Op, done: Done) -> Outcome {
                 text,
                 to,
             },
-            Done::Said(id),
-        ) => Outcome::Said(Committed {
-            id,
-            room,
-            name: user.name,
-            text,
-            sender: session,
-            from: user.id,
-            to,
-        }),
+            done @ (Done::Said(_) | Done::SaidIgnored(_)),
+        ) => {
+            let (id, ignored) = match done {
+                Done::SaidIgnored(id) => (id, true),
+                Done::Said(id) => (id, false),
+                _ => (0, false),
+            };
+            Outcome::Said(Committed {
+                id,
+                room,
+                name: user.name,
+                text,
+                sender: session,
+                from: user.id,
+                to,
+                ignored,
+            })
+        }
+        (Op::Ignore { reply, .. }, Done::Nothing) => Outcome::Replied(reply, Ok(())),
         (
             Op::Join {
                 session,
@@ -470,7 +505,7 @@ fn refused(op: Op, reason: Failure) -> Outcome {
             Outcome::Created(reply, Err(StoreError::Sqlite("rolled back".into())))
         }
         Op::Say { session, .. } => Outcome::Event(Event::Failed { session, reason }),
-        Op::SetPassword { reply, .. } => {
+        Op::SetPassword { reply, .. } | Op::Ignore { reply, .. } => {
             Outcome::Replied(reply, Err(StoreError::Sqlite("rolled back".into())))
         }
         Op::Moderate { reply, .. } => {

@@ -500,6 +500,8 @@ impl Session {
             (Request::Msg { name, text }, Some(u)) => self.private(u, name, text).await,
             (Request::Privates { name, page }, Some(u)) => self.privates(u, name, page).await,
             (Request::Conversations, Some(u)) => self.conversations(u).await,
+            (Request::Ignore(name), Some(u)) => self.ignore(u, name, true).await,
+            (Request::Unignore(name), Some(u)) => self.ignore(u, name, false).await,
             (Request::Users, Some(_)) => self.users().await,
             (Request::Rooms, Some(_)) => self.rooms().await,
             (Request::Stats, Some(_)) => self.stats().await,
@@ -650,6 +652,23 @@ impl Session {
                 }
                 self.outbox.push(buf.freeze());
             }
+            Err(e) => self.error(&store_error(&e)),
+        }
+    }
+
+    /// `#ignore NAME` / `#unignore NAME`: recorded on every node before the reply.
+    async fn ignore(&mut self, user: User, name: &str, on: bool) {
+        let verb = if on { "ignore" } else { "unignore" };
+        let other = match self.account(name).await {
+            Ok(Some(other)) => other,
+            Ok(None) => return self.error(&ProtoError::no_such_user(name)),
+            Err(e) => return self.error(&store_error(&e)),
+        };
+        if other.id == user.id {
+            return self.error(&ProtoError::ignore_self());
+        }
+        match self.shared.log.ignore(user.id, other.id, on).await {
+            Ok(()) => self.reply(Reply::Ok(verb, &other.name)),
             Err(e) => self.error(&store_error(&e)),
         }
     }
