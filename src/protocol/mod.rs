@@ -357,6 +357,14 @@ mod tests {
             "#msg NAME TEXT            send TEXT to NAME alone (any case), online or not"
         );
         assert_eq!(help[18], "#quit                     close the connection");
+        // Every form is set apart from its help, however long.
+        for (line, v) in help.iter().zip(Verb::ALL) {
+            assert!(line.starts_with(&format!("{}  ", v.spec().form)), "{line}");
+        }
+        assert_eq!(
+            help[11],
+            "#privates [NAME [LIMIT] [BEFORE_ID]]  your private messages with NAME, oldest first; alone: your conversations"
+        );
         // Every command verb parses under its table name, in any case.
         for v in Verb::ALL {
             if v != Verb::Say {

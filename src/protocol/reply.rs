@@ -237,7 +237,9 @@ pub fn help_lines() -> Vec<String> {
         .iter()
         .map(|v| {
             let spec = v.spec();
+            // Two columns; a form too long for the second still gets two spaces before its help.
             let width = if spec.form.len() <= 23 { 26 } else { 36 };
+            let width = width.max(spec.form.len() + 2);
             format!("{:<width$}{}", spec.form, spec.help)
         })
         .collect()
