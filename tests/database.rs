@@ -25,18 +25,14 @@ fn user_version(db: &std::path::Path) -> i64 {
 }
 
 fn hist_lines(c: &mut common::TestClient, verb: &str) -> Vec<String> {
-    c.send(&format!("#{verb}"));
-    let mut lines = Vec::new();
-    loop {
-        let l = c.line();
-        if l.starts_with(&format!("OK {verb} ")) {
-            assert_eq!(l, format!("OK {verb} {}", lines.len()));
-            return lines;
-        }
-        // The time differs per line; id, room, name and text are what was stored.
-        let (id, room, name, text) = common::parse_hist(&l);
-        lines.push(format!("{id} {room} {name} {text}"));
-    }
+    c.history(&format!("#{verb}"), verb)
+        .iter()
+        .map(|l| {
+            // The time differs per line; id, room, name and text are what was stored.
+            let (id, room, name, text) = common::parse_hist(l);
+            format!("{id} {room} {name} {text}")
+        })
+        .collect()
 }
 
 #[test]

@@ -20,18 +20,9 @@ fn stored_privates(srv: &TestServer) -> Vec<(String, String, String)> {
         .collect()
 }
 
-/// The `HIST` lines of a history verb, then its `OK VERB N`.
+/// The lines of a history verb before its `OK VERB N`.
 fn hist(c: &mut TestClient, request: &str, verb: &str) -> Vec<String> {
-    c.send(request);
-    let mut lines = Vec::new();
-    loop {
-        let l = c.line();
-        if l.starts_with(&format!("OK {verb} ")) {
-            assert_eq!(l, format!("OK {verb} {}", lines.len()));
-            return lines;
-        }
-        lines.push(l);
-    }
+    c.history(request, verb)
 }
 
 /// One `#msg` reaches each session of the recipient and of the sender (the sender's copies are

@@ -509,6 +509,21 @@ impl TestClient {
         got
     }
 
+    /// Sends `request` (a history verb) and returns the lines before its `OK VERB N`, checking
+    /// that N counts them.
+    pub fn history(&mut self, request: &str, verb: &str) -> Vec<String> {
+        self.send(request);
+        let mut lines = Vec::new();
+        loop {
+            let l = self.line();
+            if l.starts_with(&format!("OK {verb} ")) {
+                assert_eq!(l, format!("OK {verb} {}", lines.len()));
+                return lines;
+            }
+            lines.push(l);
+        }
+    }
+
     /// Sends `#ping` and returns every line that arrives before the `PONG`.
     pub fn until_pong(&mut self) -> Vec<String> {
         self.send("#ping");
