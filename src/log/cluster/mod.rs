@@ -92,7 +92,14 @@ pub async fn start(
     cluster: ClusterConfig,
     epoch: crate::Incarnation,
 ) -> Result<Log, String> {
-    let position = position_of(&db)?;
+    // The database's reads run off the async threads, like every SQLite call.
+    let (db, read) = tokio::task::spawn_blocking(move || {
+        let read = position_of(&db).and_then(|p| Ok((p, seats_of(&db)?)));
+        (db, read)
+    })
+    .await
+    .map_err(|e| format!("reading the database: {e}"))?;
+    let (position, seats) = read?;
     let (connections, connected) = watch::channel(0u64);
     let connections_seen = connected.clone();
     let client = connect(&cluster, connections).await?;
@@ -109,7 +116,6 @@ pub async fn start(
              stream ends at {last}: it belongs to another cluster (or the stream was deleted)"
         ));
     }
-    let seats = seats_of(&db)?;
     let writer = local::start(db, sink, options).map_err(|e| format!("the writer: {e}"))?;
     let pending: Pending = Arc::default();
     let liveness = Arc::new(Mutex::new(Liveness::new(epoch.get(), DEAD_AFTER)));
