@@ -1,4 +1,4 @@
--- linechat database schema, version 7: the readable whole. linechatd builds and upgrades a
+-- linechat database schema, version 8: the readable whole. linechatd builds and upgrades a
 -- database with the ordered migrations in src/store/migrations.rs (one exclusive transaction,
 -- PRAGMA user_version = the version); a test checks that they build exactly this schema.
 -- Times are RFC 3339 UTC text with milliseconds, e.g. 2026-11-29T02:40:19.123Z.
@@ -125,3 +125,13 @@ CREATE TABLE IF NOT EXISTS ignores (
     ignored_id INTEGER NOT NULL REFERENCES users (id),
     PRIMARY KEY (user_id, ignored_id)
 ) WITHOUT ROWID;
+
+-- The words of every message, for #search (since version 8): a contentless full-text index
+-- (the text stays in messages only), written by the writer in the transaction that inserts the
+-- message, so a committed message is searchable at once; a deleted message leaves it. rowid is
+-- the message id; `body` holds its words, `scope` two tokens, `r<room id>` and `u<sender id>`,
+-- so a search within some rooms or from one sender is an intersection inside the index.
+-- Words are split and folded by unicode61: case and diacritics do not matter.
+CREATE VIRTUAL TABLE IF NOT EXISTS message_words USING fts5 (
+    body, scope, content = '', contentless_delete = 1, tokenize = 'unicode61 remove_diacritics 2'
+);

@@ -282,7 +282,8 @@ fn interactive_carries_on_on_another_cluster_node_when_its_node_dies() {
     p.exp_eof().unwrap();
 }
 
-/// `/msg NAME TEXT` sends a private message; one arriving is shown as `*FROM -> TO* TEXT`.
+/// `/msg NAME TEXT` sends a private message; one arriving is shown as `*FROM -> TO* TEXT`;
+/// `/search WORDS` finds it.
 #[test]
 fn interactive_sends_and_shows_private_messages() {
     let srv = TestServer::start();
@@ -300,6 +301,10 @@ fn interactive_sends_and_shows_private_messages() {
     sam.send("#msg pat what is it");
     sam.expect("PRIV sam pat what is it");
     p.exp_string("*sam -> pat* what is it").unwrap();
+    // /search finds it, shown as history, then how many.
+    p.send_line("/search psst").unwrap();
+    p.exp_string("psst, over here").unwrap();
+    p.exp_string("-!- 1 found").unwrap();
     p.send_control('c').unwrap();
     p.exp_eof().unwrap();
 }

@@ -879,3 +879,45 @@ fn an_ignore_holds_on_every_node() {
         c.expect("PRIV pest bob now?");
     }
 }
+
+/// `#search` on every node finds what was said on another, with the same ids: each node
+/// indexes the stream's messages as it applies them; a deletion from one node leaves every
+/// node's index.
+#[test]
+fn a_search_finds_what_another_node_stored() {
+    let nats = Nats::start();
+    let (a, b) = (node(&nats, "a"), node(&nats, "b"));
+    let (mut ann, _) = seated(&a, "ann", "ops", false);
+    let (mut bob, _) = seated(&b, "bob", "ops", false);
+    ann.expect("JOIN ops bob 2");
+    ann.say("ops", "ann", "the deploy went well");
+    bob.expect("MSG ops ann the deploy went well");
+    bob.send("#msg ann deploy tonight?");
+    bob.expect("PRIV bob ann deploy tonight?");
+    ann.expect("PRIV bob ann deploy tonight?");
+    let found = |c: &mut TestClient| -> Vec<(i64, String, String, String)> {
+        c.history("#search deploy", "search")
+            .iter()
+            .map(|l| parse_hist(l))
+            .collect()
+    };
+    let on_b = found(&mut bob);
+    let on_a = found(&mut ann);
+    assert_eq!(on_b.len(), 2);
+    assert_eq!(
+        on_a.iter().map(|r| r.0).collect::<Vec<_>>(),
+        on_b.iter().map(|r| r.0).collect::<Vec<_>>()
+    );
+    assert_eq!((on_b[1].1.as_str(), on_b[1].2.as_str()), ("@ann", "bob"));
+    assert_eq!(
+        (on_a[1].1.as_str(), on_a[1].3.as_str()),
+        ("@bob", "deploy tonight?")
+    );
+    a.make_admin("ann");
+    ann.send(&format!("#delete {}", on_a[0].0));
+    ann.expect(&format!("DELETED ops {} ann", on_a[0].0));
+    ann.expect(&format!("OK delete {}", on_a[0].0));
+    bob.expect(&format!("DELETED ops {} ann", on_a[0].0));
+    assert_eq!(found(&mut bob).len(), 1);
+    assert_eq!(found(&mut ann).len(), 1);
+}

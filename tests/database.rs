@@ -270,7 +270,7 @@ fn a_version_3_database_is_migrated_and_serves_everything_unchanged() {
     erin.send("#mute frank 1h");
     erin.expect_prefix("OK mute Frank 20");
     drop(srv);
-    assert_eq!(user_version(&db), 7, "and on to the latest version");
+    assert_eq!(user_version(&db), 8, "and on to the latest version");
     let conn = rusqlite::Connection::open(&db).unwrap();
     let (banned, muted): (i64, i64) = conn
         .query_row(
@@ -340,7 +340,7 @@ fn a_version_4_database_is_migrated_and_serves_everything_unchanged() {
     gina.send("after the upgrade");
     gina.expect("MSG deck gina after the upgrade");
     drop(srv);
-    assert_eq!(user_version(&db), 7);
+    assert_eq!(user_version(&db), 8);
     let conn = rusqlite::Connection::open(&db).unwrap();
     let (messages, last): (i64, i64) = conn
         .query_row("SELECT count(*), max(id) FROM messages", [], |r| {
@@ -394,7 +394,7 @@ fn a_version_5_database_is_migrated_and_serves_everything_unchanged() {
     ivy.expect("INFO 1 unread private message from Jack: #privates NAME to read them");
     assert_eq!(hist_lines(&mut ivy, "my_messages"), ["1 yard ivy yard one"]);
     drop(srv);
-    assert_eq!(user_version(&db), 7);
+    assert_eq!(user_version(&db), 8);
     let conn = rusqlite::Connection::open(&db).unwrap();
     let pair: (i64, i64, i64) = conn
         .query_row("SELECT room_id, low, high FROM conversations", [], |r| {
@@ -437,7 +437,7 @@ fn a_version_6_database_is_migrated_and_serves_everything_unchanged() {
     lee.send("#ignore kim");
     lee.expect("OK ignore kim");
     drop(srv);
-    assert_eq!(user_version(&db), 7);
+    assert_eq!(user_version(&db), 8);
     let conn = rusqlite::Connection::open(&db).unwrap();
     let ignores: (i64, i64) = conn
         .query_row("SELECT user_id, ignored_id FROM ignores", [], |r| {
@@ -445,4 +445,71 @@ fn a_version_6_database_is_migrated_and_serves_everything_unchanged() {
         })
         .unwrap();
     assert_eq!(ignores, (2, 1));
+}
+
+/// The committed version-7 database: upgraded to version 8 (the full-text index, filled with
+/// every stored message), its history, conversation and ignore unchanged, and
+/// `#search` finding the old messages as each user may read them.
+#[test]
+fn a_version_7_database_is_migrated_and_its_messages_are_searchable() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("v7.db");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/v7.db"),
+        &db,
+    )
+    .unwrap();
+    assert_eq!(user_version(&db), 7);
+    let srv = TestServer::start_on(&db, &[]);
+    let mut mia = srv.client();
+    mia.send("#login mia mia-pass-1");
+    mia.expect("OK login mia");
+    assert_eq!(
+        hist_lines(&mut mia, "my_messages"),
+        ["1 quay mia hello quay", "2 quay Ned hi mia"]
+    );
+    // mia ignores Ned: his private messages stay out of what she reads.
+    mia.send("#privates");
+    mia.expect("PRIVATES 1");
+    mia.expect("PRIVATE Ned 0");
+    let found = |c: &mut common::TestClient, words: &str| -> Vec<String> {
+        c.history(&format!("#search {words}"), "search")
+            .iter()
+            .map(|l| {
+                let (id, room, name, text) = common::parse_hist(l);
+                format!("{id} {room} {name} {text}")
+            })
+            .collect()
+    };
+    assert_eq!(found(&mut mia, "mia"), ["2 quay Ned hi mia"]);
+    // While she ignores Ned, none of his private messages are shown to her.
+    assert_eq!(found(&mut mia, "ping"), Vec::<String>::new());
+    mia.send("#unignore ned");
+    mia.expect("OK unignore Ned");
+    assert_eq!(found(&mut mia, "ping"), ["3 @Ned Ned ping from ned"]);
+    assert_eq!(
+        found(&mut mia, "after from=Ned"),
+        ["4 @Ned Ned after ignore"]
+    );
+    let mut ned = srv.client();
+    ned.send("#login ned ned-pass-22");
+    ned.expect("OK login Ned");
+    assert_eq!(found(&mut ned, "ignore"), ["4 @mia Ned after ignore"]);
+    assert_eq!(found(&mut ned, "quay"), ["1 quay mia hello quay"]);
+    drop(srv);
+    assert_eq!(user_version(&db), 8);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let marks: Vec<(String, i64)> = conn
+        .prepare("SELECT name, seen_id FROM users ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    // Killed with the sessions open: the marks are the fixture's.
+    assert_eq!(marks, [("mia".into(), 3), ("Ned".into(), 4)]);
+    let indexed: i64 = conn
+        .query_row("SELECT count(*) FROM message_words", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(indexed, 4);
 }

@@ -31,7 +31,7 @@ const QUIT_TIMEOUT: Duration = Duration::from_secs(3);
 /// input ends and every message is acknowledged.
 #[derive(FromArgs, Debug)]
 #[argh(
-    note = "The password comes from LINECHAT_PASSWORD, else it is asked for without echo. On a terminal: /help, /join ROOM, /msg NAME TEXT, /privates NAME, /raw, /quit; #commands pass through to the server."
+    note = "The password comes from LINECHAT_PASSWORD, else it is asked for without echo. On a terminal: /help, /join ROOM, /msg NAME TEXT, /privates NAME, /search WORDS, /raw, /quit; #commands pass through to the server."
 )]
 struct Args {
     /// server address (default 127.0.0.1:7878, or 127.0.0.1:7879 with --tls); several
@@ -220,6 +220,7 @@ const CLIENT_HELP: &[&str] = &[
     "-!- /msg NAME TEXT   send TEXT to NAME alone",
     "-!- /privates NAME   your private messages with NAME",
     "-!- /ignore NAME     refuse NAME's private messages (/unignore NAME to undo)",
+    "-!- /search WORDS    search what you may read (\"a phrase\", pre*, -not, in=ROOM, from=NAME)",
     "-!- /raw         show the protocol lines as they arrive (again to turn off)",
     "-!- /quit        leave (also Ctrl-C or Ctrl-D)",
     "-!- /help        this list; #help lists the server's commands, which pass through",
@@ -303,6 +304,7 @@ fn interactive_main(
                 format!("#privates {}", t["/privates ".len()..].trim())
             }
             "/privates" => "#privates".to_string(),
+            t if t.starts_with("/search ") => format!("#search {}", t["/search ".len()..].trim()),
             t if t.starts_with("/ignore ") => format!("#ignore {}", t["/ignore ".len()..].trim()),
             t if t.starts_with("/unignore ") => {
                 format!("#unignore {}", t["/unignore ".len()..].trim())

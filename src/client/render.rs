@@ -105,6 +105,7 @@ impl Screen {
             ServerLine::Ok("all_messages" | "my_messages", n) => {
                 self.paint(NOTICE, &format!("-!- {n} messages"))
             }
+            ServerLine::Ok("search", n) => self.paint(NOTICE, &format!("-!- {n} found")),
             ServerLine::Ok("quit", _) => return None,
             ServerLine::Ok(verb, args) => {
                 self.paint(NOTICE, format!("-!- {verb} {args}").trim_end())

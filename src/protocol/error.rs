@@ -26,7 +26,8 @@ pub enum ErrCode {
     TooLong,
     /// The line was not valid UTF-8 and was discarded.
     Utf8,
-    /// The server is at its connection limit, or this address at its own.
+    /// The server is at its connection limit, or this address at its own; or a search ran
+    /// too long and was stopped.
     Busy,
     /// Over the rate limit: the request was refused; `retry-after=MS` says when to retry.
     RateLimit,
@@ -38,7 +39,8 @@ pub enum ErrCode {
     Http,
     /// TLS on the plain port, or plain text on the TLS port: the connection is closed.
     Tls,
-    /// Not allowed (registration closed, a moderation verb from a non-admin).
+    /// Not allowed (registration closed, a moderation verb from a non-admin, a search in a
+    /// room never joined).
     Denied,
     /// An admin closed the session: the connection is closed.
     Kicked,
@@ -46,7 +48,7 @@ pub enum ErrCode {
     Banned,
     /// The account is muted: its chat line was refused.
     Muted,
-    /// `#msg`, `#privates`: no account has that name.
+    /// `#msg`, `#privates`, `#search`: no account has that name.
     NoUser,
 }
 
@@ -387,6 +389,23 @@ impl ProtoError {
         Self::new(
             ErrCode::Tls,
             "this port speaks TLS: use openssl s_client, ncat --ssl, socat OPENSSL: or linechat --tls, or the plain port",
+        )
+    }
+    /// `#search in=ROOM` of a room the user has never joined (or that does not exist: the
+    /// answer is the same, so it tells nothing of other rooms).
+    pub fn not_joined(room: &str) -> Self {
+        Self::new(
+            ErrCode::Denied,
+            format!("you have never joined {room}: #search reads the rooms you have joined"),
+        )
+    }
+    /// A search that ran past its deadline and was abandoned.
+    pub fn search_too_slow(secs: u64) -> Self {
+        Self::new(
+            ErrCode::Busy,
+            format!(
+                "the search ran over {secs} s and was stopped: narrow it with in=, from= or more words"
+            ),
         )
     }
     /// The server, or the client's address, is at its connection limit.

@@ -10,11 +10,13 @@
 //! - [`reply`]: [`Reply`] -> server lines.
 //! - [`server_line`]: server lines -> [`ServerLine`].
 //! - [`sanction`]: bans and mutes: how long, aimed at what.
+//! - [`search`]: `#search`'s words, turned into a full-text query.
 
 pub mod error;
 pub mod reply;
 pub mod request;
 pub mod sanction;
+pub mod search;
 pub mod server_line;
 pub mod verb;
 
@@ -356,7 +358,7 @@ mod tests {
             help[10],
             "#msg NAME TEXT            send TEXT to NAME alone (any case), online or not"
         );
-        assert_eq!(help[18], "#quit                     close the connection");
+        assert_eq!(help[19], "#quit                     close the connection");
         // Every form is set apart from its help, however long.
         for (line, v) in help.iter().zip(Verb::ALL) {
             assert!(line.starts_with(&format!("{}  ", v.spec().form)), "{line}");

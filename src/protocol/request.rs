@@ -111,6 +111,13 @@ pub enum Request<'a> {
     },
     /// `#privates`: the list of this user's conversations.
     Conversations,
+    /// `#search WORDS [in=ROOM|in=@NAME] [from=NAME] [LIMIT] [BEFORE_ID]`
+    Search {
+        /// What followed the verb, as typed.
+        text: &'a str,
+        /// It parsed.
+        query: super::search::Search,
+    },
     /// `#ignore NAME` (validated)
     Ignore(&'a str),
     /// `#unignore NAME` (validated)
@@ -192,6 +199,13 @@ impl<'a> Request<'a> {
                     return Err(usage(form));
                 }
                 Request::Msg { name, text }
+            }
+            Verb::Search => {
+                let text = rest_after(command, 0);
+                Request::Search {
+                    text,
+                    query: super::search::parse(text)?,
+                }
             }
             Verb::Ignore | Verb::Unignore => {
                 let [name] = exact::<1>(&args, form)?;
@@ -305,6 +319,7 @@ impl<'a> Request<'a> {
             Request::MyMessages(_) => Verb::MyMessages,
             Request::Msg { .. } => Verb::Msg,
             Request::Privates { .. } | Request::Conversations => Verb::Privates,
+            Request::Search { .. } => Verb::Search,
             Request::Ignore(_) => Verb::Ignore,
             Request::Unignore(_) => Verb::Unignore,
             Request::Ping => Verb::Ping,
@@ -354,6 +369,7 @@ impl<'a> Request<'a> {
             Request::Join { room } => format!("#join {room}"),
             Request::AllMessages(p) | Request::MyMessages(p) => page(p),
             Request::Msg { name, text } => format!("#msg {name} {text}"),
+            Request::Search { text, .. } => format!("#search {text}"),
             Request::Ignore(name) => format!("#ignore {name}"),
             Request::Unignore(name) => format!("#unignore {name}"),
             Request::Privates { name, page: p } => match p.before {

@@ -29,6 +29,8 @@ pub enum Verb {
     Msg,
     /// `#privates`
     Privates,
+    /// `#search`
+    Search,
     /// `#ignore`
     Ignore,
     /// `#unignore`
@@ -77,7 +79,7 @@ pub struct VerbSpec {
 
 impl Verb {
     /// Every verb, in `#help`'s order.
-    pub const ALL: [Verb; 26] = [
+    pub const ALL: [Verb; 27] = [
         Verb::Register,
         Verb::Login,
         Verb::Password,
@@ -90,6 +92,7 @@ impl Verb {
         Verb::MyMessages,
         Verb::Msg,
         Verb::Privates,
+        Verb::Search,
         Verb::Ignore,
         Verb::Unignore,
         Verb::Ping,
@@ -187,6 +190,13 @@ impl Verb {
                 "privates",
                 "#privates [NAME [LIMIT] [BEFORE_ID]]",
                 "your private messages with NAME, oldest first; alone: your conversations",
+                false,
+                true,
+            ),
+            Verb::Search => v(
+                "search",
+                "#search WORDS [in=ROOM|in=@NAME] [from=NAME] [LIMIT] [BEFORE_ID]",
+                "messages you may read with all of WORDS (\"a phrase\", pre*, -not), newest LIMIT, oldest first",
                 false,
                 true,
             ),

@@ -82,6 +82,14 @@ const MIGRATIONS: &[&str] = &[
          ignored_id INTEGER NOT NULL REFERENCES users (id),
          PRIMARY KEY (user_id, ignored_id)
      ) WITHOUT ROWID;",
+    // 8: the full-text index of #search, filled with every message not deleted.
+    "CREATE VIRTUAL TABLE message_words USING fts5 (
+         body, scope, content = '', contentless_delete = 1,
+         tokenize = 'unicode61 remove_diacritics 2'
+     );
+     INSERT INTO message_words (rowid, body, scope)
+         SELECT id, body, 'r' || room_id || ' u' || user_id FROM messages
+         WHERE deleted_at IS NULL;",
 ];
 
 /// The schema version this linechatd writes.

@@ -29,6 +29,7 @@ pub mod history;
 pub mod lock;
 pub mod migrations;
 pub mod moderation;
+pub mod search;
 
 /// Most conversations `#privates` lists.
 pub const CONVERSATIONS_MAX: u32 = 100;
@@ -475,6 +476,16 @@ impl Store {
             Ok(rows.collect::<Result<_, _>>()?)
         })
         .await
+    }
+
+    /// `#search`: the newest matches `user` may read, oldest first (see [`search::search`]).
+    pub async fn search(
+        &self,
+        user: UserId,
+        query: crate::protocol::search::Search,
+    ) -> Result<Result<Vec<HistRow>, search::SearchError>, StoreError> {
+        self.read(move |c| Ok(search::search(c, user, &query)))
+            .await
     }
 
     /// The messages of every room `user` has ever joined: one page, oldest first. A merge of

@@ -6,6 +6,7 @@ use crate::protocol::HistRow;
 use crate::store::StoreError;
 use crate::store::history::room_tail;
 use crate::store::moderation;
+use crate::store::search;
 use crate::{User, UserId};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
@@ -123,7 +124,7 @@ const INSERT_ROWS: usize = 64;
 /// `last_insert_rowid()`: this connection is the only writer, and a row inserted without an id
 /// into a table whose key is a plain `INTEGER PRIMARY KEY` gets the largest id so far plus one
 /// (schema.sql keeps it so: no AUTOINCREMENT). A chunk never mixes the two kinds. Writes each
-/// id into `dones`.
+/// id into `dones`, and each message into the full-text index.
 fn insert_messages(
     tx: &Connection,
     says: &[Pending],
@@ -158,8 +159,9 @@ fn insert_messages(
             return Err(rusqlite::Error::StatementChangedRows(inserted));
         }
         let first = tx.last_insert_rowid() - rows as i64 + 1;
-        for (k, (i, room_id, _, _, explicit, _)) in chunk.iter().enumerate() {
+        for (k, (i, room_id, user_id, text, explicit, _)) in chunk.iter().enumerate() {
             let id = explicit.unwrap_or(first + k as i64);
+            search::index(tx, id, *room_id, *user_id, text)?;
             dones[*i] = match dones[*i] {
                 Done::SaidIgnored(_) => Done::SaidIgnored(id),
                 _ => Done::Said(id),
@@ -381,6 +383,7 @@ fn apply_effect(tx: &Connection, now: &str, record: &Moderation) -> rusqlite::Re
             };
             tx.prepare_cached("UPDATE messages SET body = '', deleted_at = ?2 WHERE id = ?1")?
                 .execute(params![id, now])?;
+            search::unindex(tx, *id)?;
             return Ok(Some(Done::Deleted(room, name)));
         }
     };

@@ -500,6 +500,7 @@ impl Session {
             (Request::Msg { name, text }, Some(u)) => self.private(u, name, text).await,
             (Request::Privates { name, page }, Some(u)) => self.privates(u, name, page).await,
             (Request::Conversations, Some(u)) => self.conversations(u).await,
+            (Request::Search { query, .. }, Some(u)) => self.search(u, query).await,
             (Request::Ignore(name), Some(u)) => self.ignore(u, name, true).await,
             (Request::Unignore(name), Some(u)) => self.ignore(u, name, false).await,
             (Request::Users, Some(_)) => self.users().await,
@@ -782,3 +783,4 @@ fn store_error(e: &StoreError) -> ProtoError {
 // definition).
 mod accounts;
 mod moderation;
+mod search;
