@@ -1,4 +1,4 @@
--- linechat database schema, version 8: the readable whole. linechatd builds and upgrades a
+-- linechat database schema, version 9: the readable whole. linechatd builds and upgrades a
 -- database with the ordered migrations in src/store/migrations.rs (one exclusive transaction,
 -- PRAGMA user_version = the version); a test checks that they build exactly this schema.
 -- Times are RFC 3339 UTC text with milliseconds, e.g. 2026-11-29T02:40:19.123Z.
@@ -44,6 +44,10 @@ CREATE TABLE IF NOT EXISTS memberships (
     user_id         INTEGER NOT NULL REFERENCES users (id),
     room_id         INTEGER NOT NULL REFERENCES rooms (id),
     first_joined_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    -- Since version 9: the room's newest message id when one of the user's sessions last left
+    -- it (every message up to there was delivered to that session, in log order); NULL until
+    -- then. A join replays what came after it ("what I missed").
+    seen_id         INTEGER,
     PRIMARY KEY (user_id, room_id)
 ) WITHOUT ROWID;
 

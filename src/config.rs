@@ -17,6 +17,8 @@ pub const DEFAULT_DB: &str = "linechat.db";
 pub const DEFAULT_BCRYPT_COST: u32 = 12;
 /// Default number of recent messages replayed on join.
 pub const DEFAULT_HISTORY_ON_JOIN: u32 = 10;
+/// Default `--history-on-join-missed`.
+pub const DEFAULT_HISTORY_ON_JOIN_MISSED: u32 = 100;
 /// Largest accepted `--history-on-join`.
 pub const MAX_HISTORY_ON_JOIN: u32 = 1000;
 /// Default longest inbound line, in bytes.
@@ -180,6 +182,10 @@ pub struct Args {
     #[argh(option, default = "DEFAULT_HISTORY_ON_JOIN")]
     pub history_on_join: u32,
 
+    /// messages a returning user missed in a room that #join shows, newest first (default 100, at most 1000) [env LINECHAT_HISTORY_ON_JOIN_MISSED]
+    #[argh(option, default = "DEFAULT_HISTORY_ON_JOIN_MISSED")]
+    pub history_on_join_missed: u32,
+
     /// durability: normal (WAL, synchronous=NORMAL) or full (fsync every commit) (default normal) [env LINECHAT_SYNC]
     #[argh(option, default = "Sync::Normal", from_str_fn(parse_sync))]
     pub sync: Sync,
@@ -321,6 +327,7 @@ pub const OPTIONS: &[&str] = &[
     "db",
     "bcrypt-cost",
     "history-on-join",
+    "history-on-join-missed",
     "sync",
     "max-line",
     "max-connections",
@@ -488,6 +495,8 @@ pub struct Config {
     pub bcrypt_cost: u32,
     /// Messages replayed on join.
     pub history_on_join: u32,
+    /// Most missed messages replayed on a returning user's join.
+    pub history_on_join_missed: u32,
     /// SQLite durability mode.
     pub sync: Sync,
     /// Longest inbound line, bytes.
@@ -544,6 +553,12 @@ impl Config {
                 a.history_on_join
             ));
         }
+        if a.history_on_join_missed > MAX_HISTORY_ON_JOIN {
+            return Err(format!(
+                "--history-on-join-missed {} is above {MAX_HISTORY_ON_JOIN}",
+                a.history_on_join_missed
+            ));
+        }
         if a.commit_linger_ms > MAX_COMMIT_LINGER_MS {
             return Err(format!(
                 "--commit-linger-ms {} is above {MAX_COMMIT_LINGER_MS}",
@@ -592,6 +607,7 @@ impl Config {
             db: a.db,
             bcrypt_cost: a.bcrypt_cost,
             history_on_join: a.history_on_join,
+            history_on_join_missed: a.history_on_join_missed,
             sync: a.sync,
             max_line: a.max_line,
             max_connections: a.max_connections,
@@ -703,6 +719,7 @@ mod tests {
         assert!(parse(&["--bcrypt-cost", "3"]).is_err());
         assert!(parse(&["--sync", "sometimes"]).is_err());
         assert!(parse(&["--history-on-join", "1001"]).is_err());
+        assert!(parse(&["--history-on-join-missed", "1001"]).is_err());
         assert!(parse(&["--max-connections", "0"]).is_err());
         assert_eq!(parse(&["--sync", "full"]).unwrap().sync, Sync::Full);
     }

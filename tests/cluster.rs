@@ -921,3 +921,30 @@ fn a_search_finds_what_another_node_stored() {
     assert_eq!(found(&mut bob).len(), 1);
     assert_eq!(found(&mut ann).len(), 1);
 }
+
+/// "What I missed" across nodes: a user who left a room on one node and comes back on another
+/// gets what was said meanwhile (on a third node), after the separator line: every node keeps
+/// the marks as it applies the stream.
+#[test]
+fn what_a_user_missed_follows_them_to_another_node() {
+    let nats = Nats::start();
+    let (a, b) = (node(&nats, "a"), node(&nats, "b"));
+    let (mut ann, _) = seated(&a, "ann", "ops", false);
+    let (mut bob, _) = seated(&b, "bob", "ops", false);
+    ann.expect("JOIN ops bob 2");
+    ann.say("ops", "ann", "before");
+    bob.expect("MSG ops ann before");
+    bob.send("#quit");
+    bob.expect("OK quit");
+    ann.expect("LEAVE ops bob 1");
+    ann.say("ops", "ann", "while away");
+    let mut bob = a.login("bob");
+    let (_, replay) = bob.join("ops");
+    assert_eq!(replay.len(), 3, "{replay:?}");
+    assert!(replay[0].ends_with(" ops ann before"), "{replay:?}");
+    assert_eq!(
+        replay[1],
+        "INFO 1 new message in ops since you were last here"
+    );
+    assert!(replay[2].ends_with(" ops ann while away"), "{replay:?}");
+}

@@ -270,7 +270,7 @@ fn a_version_3_database_is_migrated_and_serves_everything_unchanged() {
     erin.send("#mute frank 1h");
     erin.expect_prefix("OK mute Frank 20");
     drop(srv);
-    assert_eq!(user_version(&db), 8, "and on to the latest version");
+    assert_eq!(user_version(&db), 9, "and on to the latest version");
     let conn = rusqlite::Connection::open(&db).unwrap();
     let (banned, muted): (i64, i64) = conn
         .query_row(
@@ -340,7 +340,7 @@ fn a_version_4_database_is_migrated_and_serves_everything_unchanged() {
     gina.send("after the upgrade");
     gina.expect("MSG deck gina after the upgrade");
     drop(srv);
-    assert_eq!(user_version(&db), 8);
+    assert_eq!(user_version(&db), 9);
     let conn = rusqlite::Connection::open(&db).unwrap();
     let (messages, last): (i64, i64) = conn
         .query_row("SELECT count(*), max(id) FROM messages", [], |r| {
@@ -394,7 +394,7 @@ fn a_version_5_database_is_migrated_and_serves_everything_unchanged() {
     ivy.expect("INFO 1 unread private message from Jack: #privates NAME to read them");
     assert_eq!(hist_lines(&mut ivy, "my_messages"), ["1 yard ivy yard one"]);
     drop(srv);
-    assert_eq!(user_version(&db), 8);
+    assert_eq!(user_version(&db), 9);
     let conn = rusqlite::Connection::open(&db).unwrap();
     let pair: (i64, i64, i64) = conn
         .query_row("SELECT room_id, low, high FROM conversations", [], |r| {
@@ -437,7 +437,7 @@ fn a_version_6_database_is_migrated_and_serves_everything_unchanged() {
     lee.send("#ignore kim");
     lee.expect("OK ignore kim");
     drop(srv);
-    assert_eq!(user_version(&db), 8);
+    assert_eq!(user_version(&db), 9);
     let conn = rusqlite::Connection::open(&db).unwrap();
     let ignores: (i64, i64) = conn
         .query_row("SELECT user_id, ignored_id FROM ignores", [], |r| {
@@ -497,7 +497,7 @@ fn a_version_7_database_is_migrated_and_its_messages_are_searchable() {
     assert_eq!(found(&mut ned, "ignore"), ["4 @mia Ned after ignore"]);
     assert_eq!(found(&mut ned, "quay"), ["1 quay mia hello quay"]);
     drop(srv);
-    assert_eq!(user_version(&db), 8);
+    assert_eq!(user_version(&db), 9);
     let conn = rusqlite::Connection::open(&db).unwrap();
     let marks: Vec<(String, i64)> = conn
         .prepare("SELECT name, seen_id FROM users ORDER BY id")
@@ -512,4 +512,69 @@ fn a_version_7_database_is_migrated_and_its_messages_are_searchable() {
         .query_row("SELECT count(*) FROM message_words", [], |r| r.get(0))
         .unwrap();
     assert_eq!(indexed, 4);
+}
+
+/// The committed version-8 database: upgraded to version 9 (per-room seen marks, NULL: no
+/// mark yet), everything served and found as before, the first join after the upgrade the
+/// plain replay, and the mark kept from then on.
+#[test]
+fn a_version_8_database_is_migrated_and_marks_rooms_seen_from_then_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("v8.db");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/v8.db"),
+        &db,
+    )
+    .unwrap();
+    assert_eq!(user_version(&db), 8);
+    let srv = TestServer::start_on(&db, &["--history-on-join", "1"]);
+    let mut ola = srv.client();
+    ola.send("#login ola ola-pass-1");
+    ola.expect("OK login ola");
+    assert_eq!(
+        hist_lines(&mut ola, "my_messages"),
+        [
+            "1 pier ola first at the pier",
+            "2 pier Pat second at the pier"
+        ]
+    );
+    let found = ola.history("#search secret", "search");
+    assert_eq!(found.len(), 1);
+    assert!(
+        found[0].ends_with(" @Pat Pat searchable secret"),
+        "{found:?}"
+    );
+    // No mark from before the upgrade: the plain replay of the last one.
+    let (_, replay) = ola.join("pier");
+    assert_eq!(replay.len(), 1);
+    assert!(
+        replay[0].ends_with(" pier Pat second at the pier"),
+        "{replay:?}"
+    );
+    ola.join("dock");
+    let mut pat = srv.client();
+    pat.send("#login pat pat-pass-22");
+    pat.expect("OK login Pat");
+    pat.join("pier");
+    pat.say("pier", "Pat", "third");
+    let (_, replay) = ola.join("pier");
+    assert_eq!(replay.len(), 3, "{replay:?}");
+    assert!(replay[0].ends_with(" pier Pat second at the pier"));
+    assert_eq!(
+        replay[1],
+        "INFO 1 new message in pier since you were last here"
+    );
+    assert!(replay[2].ends_with(" pier Pat third"));
+    drop(srv);
+    assert_eq!(user_version(&db), 9);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let marks: Vec<(i64, i64, Option<i64>)> = conn
+        .prepare("SELECT user_id, room_id, seen_id FROM memberships ORDER BY user_id, room_id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    // ola left pier (for dock) after message 2, and dock (for pier) empty; Pat's is unmarked.
+    assert_eq!(marks, [(1, 1, Some(2)), (1, 2, Some(0)), (2, 1, None)]);
 }

@@ -110,6 +110,16 @@ impl Screen {
             ServerLine::Ok(verb, args) => {
                 self.paint(NOTICE, format!("-!- {verb} {args}").trim_end())
             }
+            // A returning user's join replay: what they had seen, this line, what they missed.
+            ServerLine::Info(text) if text.contains(" since you were last here") => {
+                let (count, rest) = text.split_once(" in ").unwrap_or((text, ""));
+                let more = rest.split_once("; ").map_or("", |(_, more)| more);
+                let line = match more {
+                    "" => format!("— new since you were last here ({count}) —"),
+                    more => format!("— new since you were last here ({count}; {more}) —"),
+                };
+                self.paint(NOTICE, &line)
+            }
             ServerLine::Info(text) => self.paint(NOTICE, &format!("-!- {text}")),
             ServerLine::Err(code, text) => self.paint(ERROR, &format!("!!! {text} ({code})")),
             ServerLine::Pong => self.paint(NOTICE, "-!- pong"),
@@ -177,6 +187,19 @@ mod tests {
     #[test]
     fn renders_chat_presence_and_errors() {
         let s = plain();
+        assert_eq!(
+            s.render("INFO 2 new messages in ops since you were last here", "")
+                .unwrap(),
+            "— new since you were last here (2 new messages) —"
+        );
+        assert_eq!(
+            s.render(
+                "INFO 12 new messages in ops since you were last here; the newest 5 follow, the older ones: #my_messages 5 6",
+                ""
+            )
+            .unwrap(),
+            "— new since you were last here (12 new messages; the newest 5 follow, the older ones: #my_messages 5 6) —"
+        );
         assert_eq!(
             s.render("MSG g bob hi", "14:02").unwrap(),
             "[14:02] bob: hi"

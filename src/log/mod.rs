@@ -78,8 +78,22 @@ pub struct Joined {
     pub room: Arc<str>,
     /// Recent messages, oldest first: exactly those committed before the join.
     pub history: Vec<HistRow>,
+    /// For a returning user with messages since their last visit: how many, and where in
+    /// `history` they start.
+    pub missed: Option<Missed>,
     /// Told the room's user count once the session is seated.
     pub reply: oneshot::Sender<usize>,
+}
+
+/// The messages a returning user missed in a room, as a join replays them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Missed {
+    /// How many arrived since the user's last visit (`at_least`: the count stopped there).
+    pub count: u64,
+    /// The count reached its cap ([`local::MISSED_COUNT_MAX`]).
+    pub at_least: bool,
+    /// Index in [`Joined::history`] of the first missed one: before it, context already seen.
+    pub new_from: usize,
 }
 
 /// A session ending, sequenced after every message it sent: those are delivered (and so

@@ -22,7 +22,8 @@ pub mod verb;
 
 pub use error::{ErrCode, ProtoError};
 pub use reply::{
-    HistRow, ModRow, Reply, SHUTTING_DOWN, Stats, greeting, help_lines, unread_notice, welcome,
+    HistRow, ModRow, Reply, SHUTTING_DOWN, Stats, greeting, help_lines, missed_notice,
+    unread_notice, welcome,
 };
 pub use request::{
     Page, Request, Verb, VerbSpec, has_control, looks_like_http, sanitize, validate_name,

@@ -254,6 +254,21 @@ pub fn unread_notice(total: u64, from: &[&str]) -> String {
     )
 }
 
+/// The `INFO` line in a returning user's join replay, between the messages they had seen and
+/// the `shown` they missed (`count` in all, the first of those shown being `first`): the line
+/// client draws its "new since you were last here" separator at it.
+pub fn missed_notice(room: &str, count: u64, at_least: bool, shown: usize, first: i64) -> String {
+    let what = if count == 1 { "message" } else { "messages" };
+    let more = if at_least { "+" } else { "" };
+    let mut s = format!("{count}{more} new {what} in {room} since you were last here");
+    if (shown as u64) < count || at_least {
+        s.push_str(&format!(
+            "; the newest {shown} follow, the older ones: #my_messages {shown} {first}"
+        ));
+    }
+    s
+}
+
 /// The welcome line sent on join: names the room and who is here.
 pub fn welcome(room: &str, names: &[&str]) -> String {
     let mut s = format!("welcome to {room}; here now ({}):", names.len());

@@ -581,7 +581,19 @@ impl Actor {
         let mut buf = BytesMut::new();
         Reply::Ok("join", &format!("{} {}", j.room, entered.count)).encode(&mut buf);
         Reply::Info(&crate::protocol::welcome(&j.room, &names)).encode(&mut buf);
-        for h in &j.history {
+        let new_from = j.missed.map_or(j.history.len(), |m| m.new_from);
+        for h in &j.history[..new_from] {
+            Reply::Hist(h).encode(&mut buf);
+        }
+        if let Some(m) = j.missed {
+            let shown = j.history.len() - new_from;
+            let first = j.history.get(new_from).map_or(0, |h| h.id);
+            Reply::Info(&crate::protocol::missed_notice(
+                &j.room, m.count, m.at_least, shown, first,
+            ))
+            .encode(&mut buf);
+        }
+        for h in &j.history[new_from..] {
             Reply::Hist(h).encode(&mut buf);
         }
         self.send(j.session, buf.freeze());

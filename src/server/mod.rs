@@ -321,6 +321,7 @@ pub async fn run(
     let rooms = Rooms::spawn(epoch.clone());
     let options = WriterOptions {
         linger: config.commit_linger,
+        missed_max: config.history_on_join_missed,
         ..WriterOptions::default()
     };
     let (store, writer) = db.split();

@@ -90,6 +90,8 @@ const MIGRATIONS: &[&str] = &[
      INSERT INTO message_words (rowid, body, scope)
          SELECT id, body, 'r' || room_id || ' u' || user_id FROM messages
          WHERE deleted_at IS NULL;",
+    // 9: per user and room, the newest message delivered when a session last left the room.
+    "ALTER TABLE memberships ADD COLUMN seen_id INTEGER;",
 ];
 
 /// The schema version this linechatd writes.

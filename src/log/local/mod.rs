@@ -16,7 +16,10 @@
 //!   passes its bound: then the writer truncates it between two transactions.
 
 mod pace;
+mod seen;
 mod sql;
+
+pub use seen::MISSED_COUNT_MAX;
 
 use super::{Applied, Committed, Event, Health, Log, Op, Sink};
 use crate::User;
@@ -44,6 +47,8 @@ pub struct WriterOptions {
     /// transaction, unless [`LINGER_ENOUGH`] are already there or, at the recent pace, no other
     /// is due before the end (see `Pace`). Zero commits at once.
     pub linger: Duration,
+    /// Most missed messages a returning user's join replays (`--history-on-join-missed`).
+    pub missed_max: u32,
 }
 
 impl Default for WriterOptions {
@@ -51,6 +56,7 @@ impl Default for WriterOptions {
         WriterOptions {
             batch_max: BATCH_MAX,
             linger: DEFAULT_LINGER,
+            missed_max: crate::config::DEFAULT_HISTORY_ON_JOIN_MISSED,
         }
     }
 }
@@ -125,6 +131,8 @@ struct Writer {
     sink: Box<dyn Sink>,
     /// Room name -> id, for rooms known to be committed.
     room_ids: HashMap<Arc<str>, i64>,
+    /// Where each session sits, for the seen marks.
+    seats: seen::Seats,
     /// Most operations per transaction.
     batch_max: usize,
     /// See [`WriterOptions::linger`].
@@ -148,6 +156,7 @@ impl Writer {
             file_gone_logged: std::cell::Cell::new(false),
             sink,
             room_ids: HashMap::new(),
+            seats: seen::Seats::new(options.missed_max),
             batch_max: options.batch_max.max(1),
             linger: options.linger,
         }
@@ -241,16 +250,18 @@ impl Writer {
         let now = chrono::Utc::now()
             .format("%Y-%m-%dT%H:%M:%S%.3fZ")
             .to_string();
+        let seats = &mut self.seats;
         let result = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .and_then(|tx| {
-                let dones = execute_all(&tx, &self.room_ids, &mut new_rooms, &now, &ops)?;
+                let dones = execute_all(&tx, &self.room_ids, &mut new_rooms, seats, &now, &ops)?;
                 tx.commit()?;
                 Ok(dones)
             });
         match result {
             Ok(dones) => {
+                self.seats.commit();
                 for r in new_rooms {
                     if let Some(id) = self.lookup_room(&r) {
                         self.room_ids.insert(r, id);
@@ -263,6 +274,7 @@ impl Writer {
                     .collect()
             }
             Err(e) => {
+                self.seats.rollback();
                 error!("store: transaction of {n} operations rolled back: {e}");
                 ops.into_iter().map(not_done).collect()
             }

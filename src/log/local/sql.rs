@@ -1,10 +1,12 @@
 //! The statements a batch runs inside its transaction, and what each operation produced.
 
-use super::super::{Applied, Committed, Effect, Event, Failure, Joined, Moderation, Op, STREAM};
+use super::super::{
+    Applied, Committed, Effect, Event, Failure, Joined, Missed, Moderation, Op, STREAM,
+};
 use super::Outcome;
+use super::seen::{self, Seats};
 use crate::protocol::HistRow;
 use crate::store::StoreError;
-use crate::store::history::room_tail;
 use crate::store::moderation;
 use crate::store::search;
 use crate::{User, UserId};
@@ -18,7 +20,7 @@ pub(super) enum Done {
     Said(i64),
     /// A private message whose recipient ignores its sender.
     SaidIgnored(i64),
-    Joined(Vec<HistRow>),
+    Joined(Vec<HistRow>, Option<Missed>),
     Moderated(Applied),
     /// A message deleted: its room's name and its author's.
     Deleted(String, String),
@@ -38,6 +40,7 @@ pub(super) fn execute_all(
     tx: &Connection,
     cache: &HashMap<Arc<str>, i64>,
     new_rooms: &mut Vec<Arc<str>>,
+    seats: &mut Seats,
     now: &str,
     ops: &[Op],
 ) -> rusqlite::Result<Vec<Done>> {
@@ -91,7 +94,8 @@ pub(super) fn execute_all(
         }
         insert_messages(tx, &says, &mut dones, &mut ranges)?;
         says.clear();
-        dones.push(execute(tx, cache, new_rooms, at, seq, op)?);
+        move_seat(tx, cache, new_rooms, seats, op)?;
+        dones.push(execute(tx, cache, new_rooms, seats, at, seq, op)?);
         if seq.is_some() {
             record_seat(tx, cache, new_rooms, op)?;
         }
@@ -208,6 +212,7 @@ fn execute(
     tx: &Connection,
     cache: &HashMap<Arc<str>, i64>,
     new_rooms: &mut Vec<Arc<str>>,
+    seats: &Seats,
     now: &str,
     id: Option<i64>,
     op: &Op,
@@ -259,17 +264,12 @@ fn execute(
             ..
         } => {
             let room_id = room_id(tx, cache, new_rooms, room)?;
+            let (rows, missed) = seen::replay(tx, user.id, room_id, *history, seats.missed_max)?;
             tx.prepare_cached(
                 "INSERT INTO memberships (user_id, room_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
             )?
             .execute(params![user.id, room_id])?;
-            let mut rows = if *history == 0 {
-                Vec::new()
-            } else {
-                room_tail(tx, room_id, None, *history)?
-            };
-            rows.reverse();
-            Done::Joined(rows)
+            Done::Joined(rows, missed)
         }
         Op::Ignore {
             user, ignored, on, ..
@@ -308,6 +308,41 @@ fn execute(
         | Op::Applied { .. }
         | Op::Stop { .. } => Done::Nothing,
     })
+}
+
+/// Moves the writer's record of where a session sits for a join (leaving its room, if any),
+/// a leave, a departure or a node's end, marking what the session saw in the room it leaves.
+fn move_seat(
+    tx: &Connection,
+    cache: &HashMap<Arc<str>, i64>,
+    new_rooms: &mut Vec<Arc<str>>,
+    seats: &mut Seats,
+    op: &Op,
+) -> rusqlite::Result<()> {
+    let left = match op {
+        Op::Join {
+            session,
+            user,
+            room,
+            ..
+        } => {
+            let room = room_id(tx, cache, new_rooms, room)?;
+            seats.set(*session, Some((user.id, room)))
+        }
+        Op::Leave { session, .. } => seats.set(*session, None),
+        Op::Depart { departure, .. } => seats.set(departure.session, None),
+        Op::Evict { epoch } => {
+            for seat in seats.evict(*epoch) {
+                seen::mark(tx, seat)?;
+            }
+            None
+        }
+        _ => None,
+    };
+    match left {
+        Some(seat) => seen::mark(tx, seat),
+        None => Ok(()),
+    }
 }
 
 /// Keeps `seats` (the cluster's presence as of the applied records) in step with a stream
@@ -460,12 +495,13 @@ pub(super) fn finish(op: Op, done: Done) -> Outcome {
                 reply,
                 ..
             },
-            Done::Joined(history),
+            Done::Joined(history, missed),
         ) => Outcome::Event(Event::Joined(Joined {
             session,
             user,
             room,
             history,
+            missed,
             reply,
         })),
         (Op::Health { reply }, Done::Nothing) => Outcome::Health(reply, true),
@@ -594,7 +630,15 @@ mod tests {
         }
         let mut new_rooms = Vec::new();
         let now = "2026-11-29T08:00:00.000Z";
-        let dones = execute_all(&tx, &HashMap::new(), &mut new_rooms, now, &ops).unwrap();
+        let dones = execute_all(
+            &tx,
+            &HashMap::new(),
+            &mut new_rooms,
+            &mut Seats::new(0),
+            now,
+            &ops,
+        )
+        .unwrap();
         assert_eq!(dones.len(), ops.len());
         let mut ids = Vec::new();
         for (op, done) in ops.iter().zip(&dones) {
@@ -611,7 +655,7 @@ mod tests {
                     assert_eq!((got_room.as_str(), got_text.as_str()), (&**room, &**text));
                     ids.push(*id);
                 }
-                (Op::Join { .. }, Done::Joined(rows)) => {
+                (Op::Join { .. }, Done::Joined(rows, _)) => {
                     let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
                     let want: Vec<String> = (0..70)
                         .filter(|i| i % 3 != 0)
@@ -684,6 +728,7 @@ mod tests {
                 &tx,
                 &cache,
                 &mut new_rooms,
+                &mut Seats::new(0),
                 "2026-12-01T00:00:00.000Z",
                 &ops,
             )
