@@ -26,7 +26,7 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 I1_PEERS=${I1_PEERS:-1}
 SCENARIOS=("$@")
-[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(store f1 f2 l1 a1 h1 h3 i1)
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(store f1 f2 l1 a1 h1 h2 h3 i1)
 
 TLS=${TLS:-1}
 CLUSTER=${CLUSTER:-1}
@@ -194,6 +194,35 @@ for s in "${SCENARIOS[@]}"; do
                 "$BENCH" --addr 127.0.0.1:$PORT_LC --scenario h1 --fill $n --label "linechatd" \
                     | grep '^RESULT' >>"$RESULTS" || true
                 stop_server
+            done
+            ;;
+        h2)
+            # linechatd only: #search over 1M indexed messages (the H1 database), then L1 on
+            # that daemon alone and L1 with a search storm beside it (4 clients searching
+            # without pause), RUNS times round-robin.
+            db="$WORK/h2.db"
+            "$BENCH" --scenario h2 --db "$db" --fill 1000000 >&2
+            start_h2() {
+                RUST_LOG=warn "$DAEMON" --listen 127.0.0.1:$PORT_LC --db "$db" --bcrypt-cost 4 \
+                    --rate-per-sec 0 --max-per-ip 0 --register-per-ip-per-hour 0 \
+                    --register-per-hour 0 --max-guests-per-ip 0 2>>"$WORK/linechatd.log" &
+                SERVER_PID=$!
+                wait_port $PORT_LC
+            }
+            start_h2
+            echo "== h2 on 1000000 messages" >&2
+            "$BENCH" --addr 127.0.0.1:$PORT_LC --scenario h2 --fill 1000000 --label linechatd \
+                | grep '^RESULT' >>"$RESULTS" || true
+            stop_server
+            for k in $(seq "$RUNS"); do
+                for mode in l1 h2s; do
+                    start_h2
+                    echo "== $mode on the h2 database" >&2
+                    "$BENCH" --addr 127.0.0.1:$PORT_LC --scenario $mode --pid "$SERVER_PID" \
+                        --runs 1 --label "linechatd-h2db" | tee -a "$WORK/raw.txt" \
+                        | grep -E '^(RESULT|search storm)' >>"$RESULTS" || true
+                    stop_server
+                done
             done
             ;;
         h3)

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use wire::{Rx, Tx};
 
+mod search;
 mod wire;
 use tokio::sync::Barrier;
 
@@ -28,7 +29,7 @@ struct Args {
     /// i mod n (the senders too)
     #[argh(option, default = "String::from(\"127.0.0.1:7878\")")]
     addr: String,
-    /// scenario: f1, f2, l1, i1, a1, h1, h3, store, or custom (default custom)
+    /// scenario: f1, f2, l1, i1, a1, h1, h2, h2s, h3, store, or custom (default custom)
     #[argh(option, default = "String::from(\"custom\")")]
     scenario: String,
     /// connected clients (custom)
@@ -71,10 +72,10 @@ struct Args {
     /// password for the linechat accounts (default bench-password)
     #[argh(option, default = "String::from(\"bench-password\")")]
     password: String,
-    /// database file (h1: filled before the daemon starts; store: created)
+    /// database file (h1, h2, h3: filled before the daemon starts; store: created)
     #[argh(option)]
     db: Option<String>,
-    /// messages to put in the h1 database, or per room in the h3 one (default 1000000)
+    /// messages to put in the h1 and h2 database, or per room in the h3 one (default 1000000)
     #[argh(option, default = "1_000_000")]
     fill: usize,
     /// runtime threads for the clients (default 1: the load generator then uses one core and
@@ -904,7 +905,7 @@ async fn run(args: Args, proto: Proto) -> std::io::Result<()> {
             rate: 0.0,
             ..custom
         },
-        "l1" | "a1" => Load {
+        "l1" | "a1" | "h2s" => Load {
             clients: 200,
             senders: 20,
             messages: 0,
@@ -919,6 +920,7 @@ async fn run(args: Args, proto: Proto) -> std::io::Result<()> {
         }
         "h1" => return history(addr, &args).await,
         "h3" => return many_rooms(addr, &args).await,
+        "h2" => return search::search(addr, &args).await,
         "store" => return store_path(&args).await,
         "custom" => custom,
         s => return Err(std::io::Error::other(format!("unknown scenario {s}"))),
@@ -926,13 +928,24 @@ async fn run(args: Args, proto: Proto) -> std::io::Result<()> {
     let mut outcomes = Vec::new();
     for k in 0..args.runs {
         let prefix = format!("{base_prefix}k{k}");
-        let (storm, started) = if args.scenario == "a1" {
+        let (stop, searching) = tokio::sync::watch::channel(false);
+        let (storm, started, searches) = if args.scenario == "a1" {
             register_storm(addr, &args.password, &prefix).await?;
             let (started, go) = tokio::sync::oneshot::channel();
             let storm = tokio::spawn(login_storm(addr, args.password.clone(), prefix.clone(), go));
-            (Some(storm), Some(started))
+            (Some(storm), Some(started), None)
+        } else if args.scenario == "h2s" {
+            // The search storm starts with the chat load and stops when it ends.
+            let (started, go) = tokio::sync::oneshot::channel::<()>();
+            let password = args.password.clone();
+            let searches = tokio::spawn(async move {
+                go.await
+                    .map_err(|_| std::io::Error::other("the load never started"))?;
+                search::storm(addr, password, searching).await
+            });
+            (None, Some(started), Some(searches))
         } else {
-            (None, None)
+            (None, None, None)
         };
         let o = fanout(
             proto,
@@ -944,6 +957,14 @@ async fn run(args: Args, proto: Proto) -> std::io::Result<()> {
             started,
         )
         .await?;
+        let _ = stop.send(true);
+        if let Some(s) = searches {
+            match s.await {
+                Ok(Ok(n)) => println!("search storm: {n} searches answered"),
+                Ok(Err(e)) => eprintln!("search storm failed: {e}"),
+                Err(e) => eprintln!("search storm: {e}"),
+            }
+        }
         if let Some(s) = storm {
             match s.await {
                 Ok(Ok(took)) => println!("login storm: 50 logins in {took:.2}s"),
