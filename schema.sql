@@ -1,4 +1,4 @@
--- linechat database schema, version 9: the readable whole. linechatd builds and upgrades a
+-- linechat database schema, version 10: the readable whole. linechatd builds and upgrades a
 -- database with the ordered migrations in src/store/migrations.rs (one exclusive transaction,
 -- PRAGMA user_version = the version); a test checks that they build exactly this schema.
 -- Times are RFC 3339 UTC text with milliseconds, e.g. 2026-11-29T02:40:19.123Z.
@@ -20,7 +20,9 @@ CREATE TABLE IF NOT EXISTS users (
     -- Since version 6: the newest message id committed before one of the account's sessions
     -- last ended (every message before it was delivered to that session, in log order): the
     -- private messages after it arrived while the user was away.
-    seen_id       INTEGER NOT NULL DEFAULT 0
+    seen_id       INTEGER NOT NULL DEFAULT 0,
+    -- Since version 10: when a session of the account last ended (#whois); NULL: never.
+    last_seen_at  TEXT
 );
 
 -- The accounts banned or muted now, for the daemon's read of them every 2 seconds: partial
@@ -36,7 +38,11 @@ CREATE TABLE IF NOT EXISTS rooms (
     name             TEXT NOT NULL UNIQUE,
     created_at       TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     first_message_id INTEGER,                            -- since version 2
-    last_message_id  INTEGER                             -- since version 2
+    last_message_id  INTEGER,                            -- since version 2
+    -- Since version 10: the room's topic (#topic; empty: none), who set it and when.
+    topic            TEXT NOT NULL DEFAULT '',
+    topic_by         TEXT NOT NULL DEFAULT '',
+    topic_at         TEXT
 );
 
 -- Which rooms a user has ever joined: the scope of #my_messages.
@@ -62,7 +68,9 @@ CREATE TABLE IF NOT EXISTS messages (
     body       TEXT NOT NULL,
     -- Since version 4: when an admin deleted it (#delete); its body is then emptied and it
     -- leaves history and replay, but the row stays so no id is ever given out twice.
-    deleted_at TEXT
+    deleted_at TEXT,
+    -- Since version 10: 1 for an action (#me: "* NAME TEXT"), 0 for a plain message.
+    action     INTEGER NOT NULL DEFAULT 0
 );
 
 -- A room's messages newest first (join replay, #my_messages): a range scan per room.

@@ -74,7 +74,7 @@ fn guests_may_only_ping_help_quit_register_login() {
     c.expect("PONG");
     c.send("#help");
     let mut help = Vec::new();
-    for _ in 0..27 {
+    for _ in 0..30 {
         help.push(c.expect_prefix("INFO "));
     }
     for verb in [

@@ -283,7 +283,7 @@ fn interactive_carries_on_on_another_cluster_node_when_its_node_dies() {
 }
 
 /// `/msg NAME TEXT` sends a private message; one arriving is shown as `*FROM -> TO* TEXT`;
-/// `/search WORDS` finds it.
+/// `/search WORDS` finds it; `/me`, `/topic` and `/whois` show in their own styles.
 #[test]
 fn interactive_sends_and_shows_private_messages() {
     let srv = TestServer::start();
@@ -305,6 +305,15 @@ fn interactive_sends_and_shows_private_messages() {
     p.send_line("/search psst").unwrap();
     p.exp_string("psst, over here").unwrap();
     p.exp_string("-!- 1 found").unwrap();
+    // /me, /topic and /whois, each in its own style.
+    p.send_line("/me stretches").unwrap();
+    p.exp_string("* pat stretches").unwrap();
+    p.send_line("/topic quiet  hours").unwrap();
+    p.exp_string("-!- topic of hall: quiet  hours (set by pat,")
+        .unwrap();
+    p.send_line("/whois sam").unwrap();
+    p.exp_string("-!- sam: registered ").unwrap();
+    p.exp_string(", online, in no room").unwrap();
     p.send_control('c').unwrap();
     p.exp_eof().unwrap();
 }

@@ -948,3 +948,39 @@ fn what_a_user_missed_follows_them_to_another_node() {
     );
     assert!(replay[2].ends_with(" ops ann while away"), "{replay:?}");
 }
+
+/// Actions, topics and presence across nodes: `#me` on one node is an `ACTION` on the other,
+/// a topic set on one is told to the room on the other (and sent on a join there), and
+/// `#whois` on one node sees a user seated on the other.
+#[test]
+fn actions_topics_and_whois_cross_nodes() {
+    let nats = Nats::start();
+    let (a, b) = (node(&nats, "a"), node(&nats, "b"));
+    let (mut ann, _) = seated(&a, "ann", "ops", false);
+    let (mut bob, _) = seated(&b, "bob", "ops", false);
+    ann.expect("JOIN ops bob 2");
+    ann.send("#me waves");
+    ann.expect("ACTION ops ann waves");
+    bob.expect("ACTION ops ann waves");
+    bob.send("#topic from node b");
+    let told = bob.expect_prefix("TOPIC ops bob ");
+    bob.expect("OK topic ops");
+    ann.expect(&told);
+    let (mut cid, replay) = {
+        let mut c = a.user("cid");
+        let (_, replay) = c.join("ops");
+        (c, replay)
+    };
+    assert_eq!(replay[0], told, "the topic is sent on join");
+    ann.expect("JOIN ops cid 3");
+    bob.expect("JOIN ops cid 3");
+    cid.send("#rooms");
+    cid.expect("ROOMS 1");
+    cid.expect("ROOM ops 3 from node b");
+    ann.send("#whois bob");
+    let whois = ann.line();
+    assert!(
+        whois.starts_with("WHOIS bob ") && whois.ends_with(" online ops"),
+        "{whois}"
+    );
+}

@@ -270,7 +270,7 @@ fn a_version_3_database_is_migrated_and_serves_everything_unchanged() {
     erin.send("#mute frank 1h");
     erin.expect_prefix("OK mute Frank 20");
     drop(srv);
-    assert_eq!(user_version(&db), 9, "and on to the latest version");
+    assert_eq!(user_version(&db), 10, "and on to the latest version");
     let conn = rusqlite::Connection::open(&db).unwrap();
     let (banned, muted): (i64, i64) = conn
         .query_row(
@@ -340,7 +340,7 @@ fn a_version_4_database_is_migrated_and_serves_everything_unchanged() {
     gina.send("after the upgrade");
     gina.expect("MSG deck gina after the upgrade");
     drop(srv);
-    assert_eq!(user_version(&db), 9);
+    assert_eq!(user_version(&db), 10);
     let conn = rusqlite::Connection::open(&db).unwrap();
     let (messages, last): (i64, i64) = conn
         .query_row("SELECT count(*), max(id) FROM messages", [], |r| {
@@ -394,7 +394,7 @@ fn a_version_5_database_is_migrated_and_serves_everything_unchanged() {
     ivy.expect("INFO 1 unread private message from Jack: #privates NAME to read them");
     assert_eq!(hist_lines(&mut ivy, "my_messages"), ["1 yard ivy yard one"]);
     drop(srv);
-    assert_eq!(user_version(&db), 9);
+    assert_eq!(user_version(&db), 10);
     let conn = rusqlite::Connection::open(&db).unwrap();
     let pair: (i64, i64, i64) = conn
         .query_row("SELECT room_id, low, high FROM conversations", [], |r| {
@@ -437,7 +437,7 @@ fn a_version_6_database_is_migrated_and_serves_everything_unchanged() {
     lee.send("#ignore kim");
     lee.expect("OK ignore kim");
     drop(srv);
-    assert_eq!(user_version(&db), 9);
+    assert_eq!(user_version(&db), 10);
     let conn = rusqlite::Connection::open(&db).unwrap();
     let ignores: (i64, i64) = conn
         .query_row("SELECT user_id, ignored_id FROM ignores", [], |r| {
@@ -497,7 +497,7 @@ fn a_version_7_database_is_migrated_and_its_messages_are_searchable() {
     assert_eq!(found(&mut ned, "ignore"), ["4 @mia Ned after ignore"]);
     assert_eq!(found(&mut ned, "quay"), ["1 quay mia hello quay"]);
     drop(srv);
-    assert_eq!(user_version(&db), 9);
+    assert_eq!(user_version(&db), 10);
     let conn = rusqlite::Connection::open(&db).unwrap();
     let marks: Vec<(String, i64)> = conn
         .prepare("SELECT name, seen_id FROM users ORDER BY id")
@@ -566,7 +566,7 @@ fn a_version_8_database_is_migrated_and_marks_rooms_seen_from_then_on() {
     );
     assert!(replay[2].ends_with(" pier Pat third"));
     drop(srv);
-    assert_eq!(user_version(&db), 9);
+    assert_eq!(user_version(&db), 10);
     let conn = rusqlite::Connection::open(&db).unwrap();
     let marks: Vec<(i64, i64, Option<i64>)> = conn
         .prepare("SELECT user_id, room_id, seen_id FROM memberships ORDER BY user_id, room_id")
@@ -577,4 +577,72 @@ fn a_version_8_database_is_migrated_and_marks_rooms_seen_from_then_on() {
         .collect();
     // ola left pier (for dock) after message 2, and dock (for pier) empty; Pat's is unmarked.
     assert_eq!(marks, [(1, 1, Some(2)), (1, 2, Some(0)), (2, 1, None)]);
+}
+
+/// The committed version-9 database: upgraded to version 10 (actions, topics, last seen),
+/// its marks serving "what I missed" unchanged, old messages plain messages, no topic, the
+/// last-seen time unknown until a session ends, and the new verbs working on it.
+#[test]
+fn a_version_9_database_is_migrated_and_keeps_its_marks() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("v9.db");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/v9.db"),
+        &db,
+    )
+    .unwrap();
+    assert_eq!(user_version(&db), 9);
+    let srv = TestServer::start_on(&db, &[]);
+    let mut rex = srv.client();
+    rex.send("#login rex rex-pass-22");
+    rex.expect("OK login Rex");
+    rex.send("#whois quin");
+    let whois = rex.line();
+    assert!(whois.starts_with("WHOIS quin 2026-"), "{whois}");
+    assert!(whois.ends_with(" away unknown"), "{whois}");
+    let mut quin = srv.client();
+    quin.send("#login quin quin-pass-1");
+    quin.expect("OK login quin");
+    let (_, replay) = quin.join("yard");
+    assert_eq!(replay.len(), 3, "{replay:?}");
+    assert!(replay[0].ends_with(" yard quin morning yard"), "{replay:?}");
+    assert_eq!(
+        replay[1],
+        "INFO 1 new message in yard since you were last here"
+    );
+    assert!(
+        replay[2].ends_with(" yard Rex quin missed this"),
+        "{replay:?}"
+    );
+    quin.send("#topic fresh");
+    quin.expect_prefix("TOPIC yard quin ");
+    quin.expect("OK topic yard");
+    quin.send("#me stretches");
+    quin.expect("ACTION yard quin stretches");
+    drop(srv);
+    assert_eq!(user_version(&db), 10);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let rows: Vec<(String, i64)> = conn
+        .prepare("SELECT body, action FROM messages ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("morning yard".to_string(), 0),
+            ("quin missed this".to_string(), 0),
+            ("stretches".to_string(), 1),
+        ]
+    );
+    let topic: (String, String) = conn
+        .query_row(
+            "SELECT topic, topic_by FROM rooms WHERE name = 'yard'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(topic, ("fresh".into(), "quin".into()));
 }

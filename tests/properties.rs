@@ -139,14 +139,22 @@ proptest! {
         );
         let l = line(Reply::Rooms(count))?;
         prop_assert_eq!(ServerLine::parse(&l), ServerLine::Rooms(&n));
-        let l = line(Reply::Room { room: &room, count })?;
-        prop_assert_eq!(ServerLine::parse(&l), ServerLine::Room(&room, &n));
+        let l = line(Reply::Room { room: &room, count, topic: "" })?;
+        prop_assert_eq!(ServerLine::parse(&l), ServerLine::Room(&room, &n, ""));
+        let l = line(Reply::Room { room: &room, count, topic: &text })?;
+        prop_assert_eq!(ServerLine::parse(&l), ServerLine::Room(&room, &n, &text));
+        let at = "2026-12-01T21:33:41.737Z";
+        let l = line(Reply::Topic { room: &room, by: &name, at, text: &text })?;
+        prop_assert_eq!(ServerLine::parse(&l), ServerLine::Topic(&room, &name, at, &text));
+        let l = line(Reply::Action { room: &room, name: &name, text: &text })?;
+        prop_assert_eq!(ServerLine::parse(&l), ServerLine::Action(&room, &name, &text));
         let h = HistRow {
             id,
             time: "2026-12-01T21:33:41.737Z".into(),
             room: room.clone(),
             name: name.clone(),
             text: text.clone(),
+            action: false,
         };
         for reason in [String::new(), text.clone()] {
             let m = ModRow {

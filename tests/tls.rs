@@ -616,10 +616,10 @@ fn a_batch_of_lines_is_one_tls_record() {
     t.expect("OK register tee");
     let before = t.records();
     t.send("#help");
-    for _ in 0..27 {
+    for _ in 0..30 {
         assert!(t.line().starts_with("INFO "));
     }
-    assert_eq!(t.records() - before, 1, "#help's 27 lines in one record");
+    assert_eq!(t.records() - before, 1, "#help's 30 lines in one record");
     t.send("#join g");
     t.expect("OK join g 1");
     t.line();

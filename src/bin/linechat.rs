@@ -220,6 +220,9 @@ const CLIENT_HELP: &[&str] = &[
     "-!- /msg NAME TEXT   send TEXT to NAME alone",
     "-!- /privates NAME   your private messages with NAME",
     "-!- /ignore NAME     refuse NAME's private messages (/unignore NAME to undo)",
+    "-!- /me TEXT         an action: * you TEXT",
+    "-!- /topic [TEXT]    the room's topic, or set it",
+    "-!- /whois NAME      when NAME registered, where they are or when last seen",
     "-!- /search WORDS    search what you may read (\"a phrase\", pre*, -not, in=ROOM, from=NAME)",
     "-!- /raw         show the protocol lines as they arrive (again to turn off)",
     "-!- /quit        leave (also Ctrl-C or Ctrl-D)",
@@ -305,6 +308,18 @@ fn interactive_main(
             }
             "/privates" => "#privates".to_string(),
             t if t.starts_with("/search ") => format!("#search {}", t["/search ".len()..].trim()),
+            // The text goes as typed.
+            t if t.starts_with("/me ") => {
+                format!("#me {}", line.trim_start()["/me ".len()..].trim_start())
+            }
+            "/topic" => "#topic".to_string(),
+            t if t.starts_with("/topic ") => {
+                format!(
+                    "#topic {}",
+                    line.trim_start()["/topic ".len()..].trim_start()
+                )
+            }
+            t if t.starts_with("/whois ") => format!("#whois {}", t["/whois ".len()..].trim()),
             t if t.starts_with("/ignore ") => format!("#ignore {}", t["/ignore ".len()..].trim()),
             t if t.starts_with("/unignore ") => {
                 format!("#unignore {}", t["/unignore ".len()..].trim())

@@ -60,6 +60,16 @@ impl Screen {
         format!("{} {who}: {text}", self.paint(TIME, &format!("[{hhmm}]")))
     }
 
+    /// An action: `[HH:MM] * name text`.
+    fn action(&self, hhmm: &str, name: &str, text: &str) -> String {
+        let who = if name.eq_ignore_ascii_case(&self.me) {
+            self.paint(ME, name)
+        } else {
+            self.paint(NAME, name)
+        };
+        format!("{} * {who} {text}", self.paint(TIME, &format!("[{hhmm}]")))
+    }
+
     /// A private message: `[HH:MM] *from -> to* text`, in the notice colour, so it stands out
     /// from the room's lines.
     fn private(&self, hhmm: &str, from: &str, to: &str, text: &str) -> String {
@@ -80,9 +90,13 @@ impl Screen {
                 NOTICE,
                 &format!("-!-   with {name}: {unread} new (/privates {name})"),
             ),
+            ServerLine::Action(_, name, text) => self.action(now, name, text),
             ServerLine::Hist {
                 time, name, text, ..
-            } => self.chat(&local_hhmm(time), name, text),
+            } => match name.strip_prefix('*') {
+                Some(name) => self.action(&local_hhmm(time), name, text),
+                None => self.chat(&local_hhmm(time), name, text),
+            },
             ServerLine::Join(room, name, n) => self.paint(
                 PRESENCE,
                 &format!("--> {name} joined {room} ({})", users(n)),
@@ -127,8 +141,28 @@ impl Screen {
                 self.paint(NOTICE, &format!("-!- in {room} ({}): {names}", users(n)))
             }
             ServerLine::Rooms(n) => self.paint(NOTICE, &format!("-!- {n} rooms with users online")),
-            ServerLine::Room(room, n) => {
+            ServerLine::Room(room, n, "") => {
                 self.paint(NOTICE, &format!("-!-   {room} ({})", users(n)))
+            }
+            ServerLine::Room(room, n, topic) => {
+                self.paint(NOTICE, &format!("-!-   {room} ({}): {topic}", users(n)))
+            }
+            ServerLine::Topic(room, by, at, text) => self.paint(
+                NOTICE,
+                &format!(
+                    "-!- topic of {room}: {text} (set by {by}, {})",
+                    local_hhmm(at)
+                ),
+            ),
+            ServerLine::Whois(name, since, rest) => {
+                let now = match rest.split_once(' ') {
+                    Some(("away", "unknown")) => "away (last seen: unknown)".to_string(),
+                    Some(("away", when)) => format!("last seen {when}"),
+                    Some(("online", rooms)) => format!("online in {rooms}"),
+                    _ if rest == "online" => "online, in no room".to_string(),
+                    _ => rest.to_string(),
+                };
+                self.paint(NOTICE, &format!("-!- {name}: registered {since}, {now}"))
             }
             ServerLine::Stats(s) => self.paint(NOTICE, &format!("-!- stats: {s}")),
             ServerLine::Modlog {

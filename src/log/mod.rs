@@ -55,6 +55,8 @@ pub struct Committed {
     pub name: Arc<str>,
     /// Text, verbatim.
     pub text: String,
+    /// An action (`#me`): shown as `ACTION`, not `MSG`.
+    pub action: bool,
     /// Sender's session: it gets its copy as the acknowledgement even if it left the room since.
     pub sender: SessionId,
     /// Sender's account.
@@ -81,8 +83,21 @@ pub struct Joined {
     /// For a returning user with messages since their last visit: how many, and where in
     /// `history` they start.
     pub missed: Option<Missed>,
+    /// The room's topic, if one is set.
+    pub topic: Option<Topic>,
     /// Told the room's user count once the session is seated.
     pub reply: oneshot::Sender<usize>,
+}
+
+/// A room's topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topic {
+    /// The text, as typed.
+    pub text: String,
+    /// Who set it.
+    pub by: String,
+    /// When (RFC 3339 UTC).
+    pub at: String,
 }
 
 /// The messages a returning user missed in a room, as a join replays them.
@@ -230,6 +245,15 @@ pub enum Event {
         /// Told once the room has been told.
         reply: oneshot::Sender<Result<Applied, StoreError>>,
     },
+    /// A room's topic was set: the room is told.
+    Topic {
+        /// The room.
+        room: Arc<str>,
+        /// The topic, who set it and when.
+        topic: Topic,
+        /// Told once the room has been told (nobody waits on another node's).
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
     /// An admin on another node kicked `user`: this node's sessions of the user are closed.
     Kicked {
         /// The account.
@@ -298,6 +322,8 @@ pub(crate) enum Op {
         text: String,
         /// A private message's recipient (`room` is their conversation).
         to: Option<User>,
+        /// An action (`#me`) rather than a plain message.
+        action: bool,
     },
     Join {
         session: SessionId,
@@ -333,6 +359,12 @@ pub(crate) enum Op {
         user: crate::UserId,
         ignored: crate::UserId,
         on: bool,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    Topic {
+        user: User,
+        room: Arc<str>,
+        text: String,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
     /// Answered once every record the cluster's stream held when it was asked is applied.
@@ -412,6 +444,24 @@ impl Log {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Sets `room`'s topic; answered once the room has been told (`TOPIC`), on every node.
+    pub async fn topic(
+        &self,
+        user: &User,
+        room: &Arc<str>,
+        text: String,
+    ) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.queue(Op::Topic {
+            user: user.clone(),
+            room: room.clone(),
+            text,
+            reply,
+        })
+        .await?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
     /// Replaces a user's password hash; the user's sessions stay logged in.
     pub async fn set_password(&self, user: crate::UserId, hash: String) -> Result<(), StoreError> {
         let (reply, rx) = oneshot::channel();
@@ -427,6 +477,7 @@ impl Log {
         user: &User,
         room: &Arc<str>,
         text: String,
+        action: bool,
     ) -> Result<(), StoreError> {
         self.queue(Op::Say {
             session,
@@ -434,6 +485,7 @@ impl Log {
             room: room.clone(),
             text,
             to: None,
+            action,
         })
         .await
     }
@@ -454,6 +506,7 @@ impl Log {
             room: Arc::from(crate::store::history::conversation(user.id, to.id)),
             text,
             to: Some(to.clone()),
+            action: false,
         })
         .await
     }

@@ -309,9 +309,51 @@ mod tests {
         assert_eq!(
             line(Reply::Room {
                 room: "g",
-                count: 4
+                count: 4,
+                topic: ""
             }),
             "ROOM g 4\r\n"
+        );
+        assert_eq!(
+            line(Reply::Room {
+                room: "g",
+                count: 4,
+                topic: "no deploys today"
+            }),
+            "ROOM g 4 no deploys today\r\n"
+        );
+        assert_eq!(
+            line(Reply::Topic {
+                room: "g",
+                by: "ann",
+                at: "2026-12-02T09:00:00.000Z",
+                text: "no deploys"
+            }),
+            "TOPIC g ann 2026-12-02T09:00:00.000Z no deploys\r\n"
+        );
+        assert_eq!(
+            line(Reply::Whois {
+                name: "Ann",
+                since: "2026-12-01T09:00:00.000Z",
+                presence: Ok(&["g", "ops"])
+            }),
+            "WHOIS Ann 2026-12-01T09:00:00.000Z online g ops\r\n"
+        );
+        assert_eq!(
+            line(Reply::Whois {
+                name: "Ann",
+                since: "2026-12-01T09:00:00.000Z",
+                presence: Err(None)
+            }),
+            "WHOIS Ann 2026-12-01T09:00:00.000Z away unknown\r\n"
+        );
+        assert_eq!(
+            line(Reply::Action {
+                room: "g",
+                name: "ann",
+                text: "waves"
+            }),
+            "ACTION g ann waves\r\n"
         );
         let h = HistRow {
             id: 7,
@@ -319,10 +361,16 @@ mod tests {
             room: "g".into(),
             name: "bob".into(),
             text: "yo".into(),
+            action: false,
         };
         assert_eq!(
             line(Reply::Hist(&h)),
             "HIST 7 2026-11-29T02:40:19.123Z g bob yo\r\n"
+        );
+        let act = HistRow { action: true, ..h };
+        assert_eq!(
+            line(Reply::Hist(&act)),
+            "HIST 7 2026-11-29T02:40:19.123Z g *bob yo\r\n"
         );
     }
 
@@ -352,20 +400,20 @@ mod tests {
             "TEXT                      say TEXT in the current room (start with ## to say a line starting with #)"
         );
         assert_eq!(
-            help[9],
+            help[12],
             "#my_messages [LIMIT] [BEFORE_ID]    messages of every room you have joined"
         );
         assert_eq!(
-            help[10],
+            help[13],
             "#msg NAME TEXT            send TEXT to NAME alone (any case), online or not"
         );
-        assert_eq!(help[19], "#quit                     close the connection");
+        assert_eq!(help[22], "#quit                     close the connection");
         // Every form is set apart from its help, however long.
         for (line, v) in help.iter().zip(Verb::ALL) {
             assert!(line.starts_with(&format!("{}  ", v.spec().form)), "{line}");
         }
         assert_eq!(
-            help[11],
+            help[14],
             "#privates [NAME [LIMIT] [BEFORE_ID]]  your private messages with NAME, oldest first; alone: your conversations"
         );
         // Every command verb parses under its table name, in any case.

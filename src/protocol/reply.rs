@@ -16,6 +16,8 @@ pub struct HistRow {
     pub name: String,
     /// Text, verbatim.
     pub text: String,
+    /// An action (`#me`): its `HIST` line names the sender `*NAME`.
+    pub action: bool,
 }
 
 /// Every line the server sends. [`Reply::encode`] is the one place their grammar lives.
@@ -34,6 +36,15 @@ pub enum Reply<'a> {
         /// Room the message was said in.
         room: &'a str,
         /// Sender.
+        name: &'a str,
+        /// Text, verbatim.
+        text: &'a str,
+    },
+    /// `ACTION ROOM NAME TEXT`: an action (`#me`) committed in the room, shown `* NAME TEXT`.
+    Action {
+        /// Room it was done in.
+        room: &'a str,
+        /// Who.
         name: &'a str,
         /// Text, verbatim.
         text: &'a str,
@@ -84,12 +95,35 @@ pub enum Reply<'a> {
     },
     /// `ROOMS N`
     Rooms(usize),
-    /// `ROOM NAME N`
+    /// `ROOM NAME N [TOPIC]`
     Room {
         /// Room name.
         room: &'a str,
         /// Distinct users in it.
         count: usize,
+        /// Its topic ("" for none).
+        topic: &'a str,
+    },
+    /// `TOPIC ROOM NAME TIME TEXT`: ROOM's topic, set by NAME at TIME.
+    Topic {
+        /// The room.
+        room: &'a str,
+        /// Who set it.
+        by: &'a str,
+        /// When.
+        at: &'a str,
+        /// The topic.
+        text: &'a str,
+    },
+    /// `WHOIS NAME SINCE online [ROOM...]` or `WHOIS NAME SINCE away LAST_SEEN|unknown`.
+    Whois {
+        /// The account, as registered.
+        name: &'a str,
+        /// When it registered.
+        since: &'a str,
+        /// `Ok(rooms)`: online, in these rooms; `Err(last seen)`: away (`None`: not known, the
+        /// last session having ended before the daemon kept it, or with the daemon killed).
+        presence: Result<&'a [&'a str], Option<&'a str>>,
     },
     /// `HIST ID TIME ROOM NAME TEXT`
     Hist(&'a HistRow),
@@ -162,6 +196,7 @@ impl Reply<'_> {
             Reply::Err(code, text) => write!(buf, "ERR {code} {text}"),
             Reply::Pong => write!(buf, "PONG"),
             Reply::Msg { room, name, text } => write!(buf, "MSG {room} {name} {text}"),
+            Reply::Action { room, name, text } => write!(buf, "ACTION {room} {name} {text}"),
             Reply::Priv { from, to, text } => write!(buf, "PRIV {from} {to} {text}"),
             Reply::Privates(n) => write!(buf, "PRIVATES {n}"),
             Reply::Private { name, unread } => write!(buf, "PRIVATE {name} {unread}"),
@@ -177,7 +212,33 @@ impl Reply<'_> {
                 Ok(())
             }
             Reply::Rooms(n) => write!(buf, "ROOMS {n}"),
-            Reply::Room { room, count } => write!(buf, "ROOM {room} {count}"),
+            Reply::Room {
+                room,
+                count,
+                topic: "",
+            } => write!(buf, "ROOM {room} {count}"),
+            Reply::Room { room, count, topic } => write!(buf, "ROOM {room} {count} {topic}"),
+            Reply::Topic { room, by, at, text } => write!(buf, "TOPIC {room} {by} {at} {text}"),
+            Reply::Whois {
+                name,
+                since,
+                presence: Ok(rooms),
+            } => {
+                let _ = write!(buf, "WHOIS {name} {since} online");
+                for room in rooms.iter() {
+                    let _ = write!(buf, " {room}");
+                }
+                Ok(())
+            }
+            Reply::Whois {
+                name,
+                since,
+                presence: Err(seen),
+            } => write!(
+                buf,
+                "WHOIS {name} {since} away {}",
+                seen.unwrap_or("unknown")
+            ),
             Reply::Stats(st) => write!(
                 buf,
                 "STATS uptime={} connections={} sessions={} users={} rooms={} messages={} \
@@ -205,8 +266,13 @@ impl Reply<'_> {
             ),
             Reply::Hist(h) => write!(
                 buf,
-                "HIST {} {} {} {} {}",
-                h.id, h.time, h.room, h.name, h.text
+                "HIST {} {} {} {}{} {}",
+                h.id,
+                h.time,
+                h.room,
+                if h.action { "*" } else { "" },
+                h.name,
+                h.text
             ),
         };
         buf.put_slice(b"\r\n");

@@ -118,6 +118,12 @@ pub enum Request<'a> {
         /// It parsed.
         query: super::search::Search,
     },
+    /// `#me TEXT`: an action in the current room (TEXT as typed).
+    Me(&'a str),
+    /// `#topic [TEXT]`: the current room's topic, read (`None`) or set (TEXT as typed).
+    Topic(Option<&'a str>),
+    /// `#whois NAME` (validated)
+    Whois(&'a str),
     /// `#ignore NAME` (validated)
     Ignore(&'a str),
     /// `#unignore NAME` (validated)
@@ -199,6 +205,26 @@ impl<'a> Request<'a> {
                     return Err(usage(form));
                 }
                 Request::Msg { name, text }
+            }
+            Verb::Topic => {
+                let text = command
+                    .trim_start_matches(|c| c != ' ')
+                    .trim_start_matches(' ');
+                Request::Topic((!text.trim().is_empty()).then_some(text))
+            }
+            Verb::Whois => {
+                let [name] = exact::<1>(&args, form)?;
+                validate_name(name)?;
+                Request::Whois(name)
+            }
+            Verb::Me => {
+                let text = command
+                    .trim_start_matches(|c| c != ' ')
+                    .trim_start_matches(' ');
+                if text.trim().is_empty() {
+                    return Err(usage(form));
+                }
+                Request::Me(text)
             }
             Verb::Search => {
                 let text = rest_after(command, 0);
@@ -320,6 +346,9 @@ impl<'a> Request<'a> {
             Request::Msg { .. } => Verb::Msg,
             Request::Privates { .. } | Request::Conversations => Verb::Privates,
             Request::Search { .. } => Verb::Search,
+            Request::Me(_) => Verb::Me,
+            Request::Topic(_) => Verb::Topic,
+            Request::Whois(_) => Verb::Whois,
             Request::Ignore(_) => Verb::Ignore,
             Request::Unignore(_) => Verb::Unignore,
             Request::Ping => Verb::Ping,
@@ -370,6 +399,9 @@ impl<'a> Request<'a> {
             Request::AllMessages(p) | Request::MyMessages(p) => page(p),
             Request::Msg { name, text } => format!("#msg {name} {text}"),
             Request::Search { text, .. } => format!("#search {text}"),
+            Request::Me(text) => format!("#me {text}"),
+            Request::Topic(Some(text)) => format!("#topic {text}"),
+            Request::Whois(name) => format!("#whois {name}"),
             Request::Ignore(name) => format!("#ignore {name}"),
             Request::Unignore(name) => format!("#unignore {name}"),
             Request::Privates { name, page: p } => match p.before {

@@ -14,6 +14,8 @@ pub enum ServerLine<'a> {
     Pong,
     /// `MSG ROOM NAME TEXT`
     Msg(&'a str, &'a str, &'a str),
+    /// `ACTION ROOM NAME TEXT`
+    Action(&'a str, &'a str, &'a str),
     /// `PRIV FROM TO TEXT`
     Priv(&'a str, &'a str, &'a str),
     /// `PRIVATES N`
@@ -28,8 +30,12 @@ pub enum ServerLine<'a> {
     Users(&'a str, &'a str, &'a str),
     /// `ROOMS N`
     Rooms(&'a str),
-    /// `ROOM NAME N`
-    Room(&'a str, &'a str),
+    /// `ROOM NAME N [TOPIC]` (TOPIC "" when none)
+    Room(&'a str, &'a str, &'a str),
+    /// `TOPIC ROOM NAME TIME TEXT`
+    Topic(&'a str, &'a str, &'a str, &'a str),
+    /// `WHOIS NAME SINCE online|away REST`
+    Whois(&'a str, &'a str, &'a str),
     /// `HIST ID TIME ROOM NAME TEXT`
     Hist {
         /// Message id.
@@ -91,6 +97,7 @@ impl<'a> ServerLine<'a> {
             }
             "PONG" => Some(ServerLine::Pong),
             "MSG" => fields(3).map(|f| ServerLine::Msg(f[0], f[1], f[2])),
+            "ACTION" => fields(3).map(|f| ServerLine::Action(f[0], f[1], f[2])),
             "PRIV" => fields(3).map(|f| ServerLine::Priv(f[0], f[1], f[2])),
             "PRIVATES" => Some(ServerLine::Privates(rest)),
             "PRIVATE" => fields(2).map(|f| ServerLine::Private(f[0], f[1])),
@@ -106,7 +113,13 @@ impl<'a> ServerLine<'a> {
                 }
             }
             "ROOMS" => Some(ServerLine::Rooms(rest)),
-            "ROOM" => fields(2).map(|f| ServerLine::Room(f[0], f[1])),
+            "ROOM" => {
+                let (room, rest) = split2(rest);
+                let (n, topic) = split2(rest);
+                Some(ServerLine::Room(room, n, topic))
+            }
+            "TOPIC" => fields(4).map(|f| ServerLine::Topic(f[0], f[1], f[2], f[3])),
+            "WHOIS" => fields(3).map(|f| ServerLine::Whois(f[0], f[1], f[2])),
             "HIST" => fields(5).map(|f| ServerLine::Hist {
                 id: f[0],
                 time: f[1],

@@ -17,6 +17,12 @@ pub enum Verb {
     Leave,
     /// a chat line
     Say,
+    /// `#me`
+    Me,
+    /// `#topic`
+    Topic,
+    /// `#whois`
+    Whois,
     /// `#users`
     Users,
     /// `#rooms`
@@ -79,15 +85,18 @@ pub struct VerbSpec {
 
 impl Verb {
     /// Every verb, in `#help`'s order.
-    pub const ALL: [Verb; 27] = [
+    pub const ALL: [Verb; 30] = [
         Verb::Register,
         Verb::Login,
         Verb::Password,
         Verb::Join,
         Verb::Leave,
         Verb::Say,
+        Verb::Me,
+        Verb::Topic,
         Verb::Users,
         Verb::Rooms,
+        Verb::Whois,
         Verb::AllMessages,
         Verb::MyMessages,
         Verb::Msg,
@@ -154,6 +163,27 @@ impl Verb {
                 "say",
                 "TEXT",
                 "say TEXT in the current room (start with ## to say a line starting with #)",
+                false,
+                true,
+            ),
+            Verb::Me => v(
+                "me",
+                "#me TEXT",
+                "an action in the current room, shown as * NAME TEXT",
+                false,
+                true,
+            ),
+            Verb::Topic => v(
+                "topic",
+                "#topic [TEXT]",
+                "the current room's topic; with TEXT, set it (anyone in the room)",
+                false,
+                true,
+            ),
+            Verb::Whois => v(
+                "whois",
+                "#whois NAME",
+                "when NAME registered, and online in which rooms or last seen when",
                 false,
                 true,
             ),

@@ -50,7 +50,13 @@ enum Command {
         reply: oneshot::Sender<Option<RoomUsers>>,
     },
     List {
-        reply: oneshot::Sender<Vec<(Arc<str>, usize)>>,
+        reply: oneshot::Sender<Vec<(Arc<str>, usize, String)>>,
+    },
+    /// Whether `user` has a session (here, or seated in a room on any node), and the rooms
+    /// its sessions are in.
+    Presence {
+        user: UserId,
+        reply: oneshot::Sender<(bool, Vec<Arc<str>>)>,
     },
     /// A committed event from the log, in log order.
     Event(Event),
@@ -141,6 +147,7 @@ impl Rooms {
             started: std::time::Instant::now(),
             inbox: tx.downgrade(),
             epoch,
+            topics: HashMap::new(),
         };
         tokio::spawn(actor.run(rx));
         Rooms { tx }
@@ -205,11 +212,26 @@ impl Rooms {
         rx.await.unwrap_or(0)
     }
 
-    /// Rooms with users online, sorted by name, with their counts.
-    pub async fn list(&self) -> Vec<(Arc<str>, usize)> {
+    /// Rooms with users online, sorted by name, with their counts and topics ("" for none).
+    pub async fn list(&self) -> Vec<(Arc<str>, usize, String)> {
         let (reply, rx) = oneshot::channel();
         if self.tx.send(Command::List { reply }).await.is_err() {
             return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// Whether `user` is online (a session on this node, or seated in a room on any node),
+    /// and the rooms its sessions are in.
+    pub async fn presence(&self, user: UserId) -> (bool, Vec<Arc<str>>) {
+        let (reply, rx) = oneshot::channel();
+        if self
+            .tx
+            .send(Command::Presence { user, reply })
+            .await
+            .is_err()
+        {
+            return (false, Vec::new());
         }
         rx.await.unwrap_or_default()
     }
@@ -241,6 +263,8 @@ struct Actor {
     inbox: mpsc::WeakSender<Command>,
     /// This node's incarnation (see [`Rooms::spawn`]).
     epoch: Incarnation,
+    /// Rooms' topics, as the last join or topic change there said (for `#rooms`).
+    topics: HashMap<Arc<str>, String>,
 }
 
 impl Actor {
@@ -285,7 +309,20 @@ impl Actor {
                 let _ = reply.send(r);
             }
             Command::List { reply } => {
-                let _ = reply.send(self.table.rooms());
+                let rooms = self.table.rooms();
+                let listed = rooms
+                    .into_iter()
+                    .map(|(room, n)| {
+                        let topic = self.topics.get(&room).cloned().unwrap_or_default();
+                        (room, n, topic)
+                    })
+                    .collect();
+                let _ = reply.send(listed);
+            }
+            Command::Presence { user, reply } => {
+                let rooms = self.table.rooms_of(user);
+                let online = self.online.contains_key(&user) || !rooms.is_empty();
+                let _ = reply.send((online, rooms));
             }
             Command::Event(event) => self.apply(event),
             Command::Kick { user, line, reply } => {
@@ -346,6 +383,18 @@ impl Actor {
                 .to_bytes();
                 self.broadcast(&room, &line, 1, None);
                 let _ = reply.send(Ok(Applied::Done));
+            }
+            Event::Topic { room, topic, reply } => {
+                let line = Reply::Topic {
+                    room: &room,
+                    by: &topic.by,
+                    at: &topic.at,
+                    text: &topic.text,
+                }
+                .to_bytes();
+                self.broadcast(&room, &line, 1, None);
+                self.topics.insert(room, topic.text);
+                let _ = reply.send(Ok(()));
             }
             Event::Evicted { epoch } => self.evict(epoch),
             Event::Kicked { user, reason } => {
@@ -474,12 +523,7 @@ impl Actor {
                     rooms.len() - 1
                 }
             };
-            Reply::Msg {
-                room: &c.room,
-                name: &c.name,
-                text: &c.text,
-            }
-            .encode(&mut rooms[i].1);
+            said(c).encode(&mut rooms[i].1);
             rooms[i].2 += 1;
         }
         for (room, buf, lines) in rooms {
@@ -490,12 +534,7 @@ impl Actor {
             if self.outboxes.contains_key(&c.sender)
                 && self.table.room_of(c.sender) != Some(&c.room)
             {
-                let line = Reply::Msg {
-                    room: &c.room,
-                    name: &c.name,
-                    text: &c.text,
-                }
-                .to_bytes();
+                let line = said(&c).to_bytes();
                 self.send(c.sender, line);
             }
         }
@@ -558,6 +597,10 @@ impl Actor {
         if !local && epoch_of(j.session) == self.epoch.get() {
             return; // disconnected while the join was being recorded
         }
+        match &j.topic {
+            Some(t) => self.topics.insert(j.room.clone(), t.text.clone()),
+            None => self.topics.remove(&j.room),
+        };
         // Another node's session (no outbox here) is seated, counted and announced all the same.
         let entered = self.table.join(j.session, &j.user, &j.room);
         if let Some(left) = &entered.left {
@@ -581,6 +624,15 @@ impl Actor {
         let mut buf = BytesMut::new();
         Reply::Ok("join", &format!("{} {}", j.room, entered.count)).encode(&mut buf);
         Reply::Info(&crate::protocol::welcome(&j.room, &names)).encode(&mut buf);
+        if let Some(t) = &j.topic {
+            Reply::Topic {
+                room: &j.room,
+                by: &t.by,
+                at: &t.at,
+                text: &t.text,
+            }
+            .encode(&mut buf);
+        }
         let new_from = j.missed.map_or(j.history.len(), |m| m.new_from);
         for h in &j.history[..new_from] {
             Reply::Hist(h).encode(&mut buf);
@@ -598,6 +650,16 @@ impl Actor {
         }
         self.send(j.session, buf.freeze());
         let _ = j.reply.send(entered.count);
+    }
+}
+
+/// The line of a committed room message: `MSG`, or `ACTION` for a `#me`.
+fn said(c: &Committed) -> Reply<'_> {
+    let (room, name, text) = (&*c.room, &*c.name, c.text.as_str());
+    if c.action {
+        Reply::Action { room, name, text }
+    } else {
+        Reply::Msg { room, name, text }
     }
 }
 

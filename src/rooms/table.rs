@@ -145,6 +145,19 @@ impl RoomTable {
         self.rooms.len()
     }
 
+    /// The rooms `user` has a session in (any node's), sorted; a pass over every seat.
+    pub fn rooms_of(&self, user: UserId) -> Vec<Arc<str>> {
+        let mut v: Vec<Arc<str>> = self
+            .seats
+            .values()
+            .filter(|s| s.user == user)
+            .map(|s| s.room.clone())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
     /// Rooms with users online and their counts, sorted by name.
     pub fn rooms(&self) -> Vec<(Arc<str>, usize)> {
         let mut v: Vec<(Arc<str>, usize)> = self

@@ -88,13 +88,14 @@ fn hist_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistRow> {
         room: r.get(2)?,
         name: r.get(3)?,
         text: r.get(4)?,
+        action: r.get(5)?,
     })
 }
 
 /// The columns of a `HIST` row, joined from messages, rooms and users; callers add the
 /// `WHERE` (with `m.deleted_at IS NULL`: deleted messages are tombstones, never shown) and
 /// `ORDER BY`.
-pub const HIST_SELECT: &str = "SELECT m.id, m.created_at, r.name, u.name, m.body \
+pub const HIST_SELECT: &str = "SELECT m.id, m.created_at, r.name, u.name, m.body, m.action \
      FROM messages m JOIN rooms r ON r.id = m.room_id JOIN users u ON u.id = m.user_id";
 
 /// Runs a [`HIST_SELECT`] query (cached) and maps its rows.

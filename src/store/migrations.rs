@@ -92,6 +92,12 @@ const MIGRATIONS: &[&str] = &[
          WHERE deleted_at IS NULL;",
     // 9: per user and room, the newest message delivered when a session last left the room.
     "ALTER TABLE memberships ADD COLUMN seen_id INTEGER;",
+    // 10: actions (#me), room topics (#topic), when an account was last seen (#whois).
+    "ALTER TABLE messages ADD COLUMN action INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE rooms ADD COLUMN topic TEXT NOT NULL DEFAULT '';
+     ALTER TABLE rooms ADD COLUMN topic_by TEXT NOT NULL DEFAULT '';
+     ALTER TABLE rooms ADD COLUMN topic_at TEXT;
+     ALTER TABLE users ADD COLUMN last_seen_at TEXT;",
 ];
 
 /// The schema version this linechatd writes.

@@ -478,6 +478,35 @@ impl Store {
         .await
     }
 
+    /// A room's topic, if one is set.
+    pub async fn topic(&self, room: Arc<str>) -> Result<Option<crate::log::Topic>, StoreError> {
+        self.read(move |c| {
+            let topic = c
+                .prepare_cached("SELECT topic, topic_by, topic_at FROM rooms WHERE name = ?1")?
+                .query_row(params![&*room], |r| {
+                    Ok(crate::log::Topic {
+                        text: r.get(0)?,
+                        by: r.get(1)?,
+                        at: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                    })
+                })
+                .optional()?;
+            Ok(topic.filter(|t| !t.text.is_empty()))
+        })
+        .await
+    }
+
+    /// When an account registered, and when a session of it last ended (`None`: never).
+    pub async fn seen(&self, user: UserId) -> Result<(String, Option<String>), StoreError> {
+        self.read(move |c| {
+            Ok(
+                c.prepare_cached("SELECT created_at, last_seen_at FROM users WHERE id = ?1")?
+                    .query_row(params![user], |r| Ok((r.get(0)?, r.get(1)?)))?,
+            )
+        })
+        .await
+    }
+
     /// `#search`: the newest matches `user` may read, oldest first (see [`search::search`]).
     pub async fn search(
         &self,

@@ -35,6 +35,9 @@ pub enum Kind {
         text: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         to: Option<(UserId, String)>,
+        /// An action (`#me`); absent in records of older nodes.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        action: bool,
     },
     /// A session joins a room (its replay is read by each node as it applies the record).
     Join {
@@ -62,6 +65,13 @@ pub enum Kind {
         user: UserId,
         ignored: UserId,
         on: bool,
+    },
+    /// A room's topic is set.
+    Topic {
+        user: UserId,
+        name: String,
+        room: String,
+        text: String,
     },
     /// An admin's action and its effect.
     Moderate {
@@ -140,6 +150,7 @@ impl Record {
                 room,
                 text,
                 to,
+                action,
             } => Kind::Say {
                 session: *session,
                 user: user.id,
@@ -147,6 +158,7 @@ impl Record {
                 room: room.to_string(),
                 text: text.clone(),
                 to: to.as_ref().map(|u| (u.id, u.name.to_string())),
+                action: *action,
             },
             Op::Join {
                 session,
@@ -182,6 +194,14 @@ impl Record {
                 ignored: *ignored,
                 on: *on,
             },
+            Op::Topic {
+                user, room, text, ..
+            } => Kind::Topic {
+                user: user.id,
+                name: user.name.to_string(),
+                room: room.to_string(),
+                text: text.clone(),
+            },
             Op::Moderate { record, .. } => Kind::Moderate {
                 actor: record.actor.clone(),
                 action: record.action.to_string(),
@@ -212,6 +232,7 @@ impl Record {
                 room,
                 text,
                 to,
+                action,
             } => Op::Say {
                 session,
                 user: User {
@@ -224,6 +245,7 @@ impl Record {
                     id,
                     name: Arc::from(name),
                 }),
+                action,
             },
             Kind::Join {
                 session,
@@ -272,6 +294,20 @@ impl Record {
                 user,
                 ignored,
                 on,
+                reply: oneshot::channel().0,
+            },
+            Kind::Topic {
+                user,
+                name,
+                room,
+                text,
+            } => Op::Topic {
+                user: User {
+                    id: user,
+                    name: Arc::from(name),
+                },
+                room: Arc::from(room),
+                text,
                 reply: oneshot::channel().0,
             },
             Kind::Moderate {
@@ -395,6 +431,7 @@ mod tests {
             room: Arc::from("general"),
             text: "héllo \"quoted\" {json} \\ ok".into(),
             to: None,
+            action: false,
         };
         let r = round_trip(&say);
         assert!(
@@ -409,6 +446,21 @@ mod tests {
                 id: 1,
                 name: Arc::from("Bob"),
             }),
+            action: false,
+        });
+        round_trip(&Op::Say {
+            session: 5,
+            user: user.clone(),
+            room: Arc::from("general"),
+            text: "waves".into(),
+            to: None,
+            action: true,
+        });
+        round_trip(&Op::Topic {
+            user: user.clone(),
+            room: Arc::from("general"),
+            text: "release day: no deploys".into(),
+            reply: oneshot::channel().0,
         });
         round_trip(&Op::Join {
             session: 9,

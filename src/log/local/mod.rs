@@ -425,7 +425,9 @@ mod tests {
             let (_dir, log, user, room, events) = one_user(Duration::from_millis(linger_ms)).await;
             let t = std::time::Instant::now();
             for i in 0..3 {
-                log.say(1, &user, &room, format!("m{i}")).await.unwrap();
+                log.say(1, &user, &room, format!("m{i}"), false)
+                    .await
+                    .unwrap();
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             let mut got = Vec::new();
@@ -454,7 +456,9 @@ mod tests {
         for i in 0..5 {
             tokio::time::sleep(Duration::from_millis(1350)).await;
             let t = std::time::Instant::now();
-            log.say(1, &user, &room, format!("m{i}")).await.unwrap();
+            log.say(1, &user, &room, format!("m{i}"), false)
+                .await
+                .unwrap();
             let (at, n) = next_said(&events);
             assert_eq!(n, 1);
             waited.push(at - t);

@@ -1,7 +1,7 @@
 //! The statements a batch runs inside its transaction, and what each operation produced.
 
 use super::super::{
-    Applied, Committed, Effect, Event, Failure, Joined, Missed, Moderation, Op, STREAM,
+    Applied, Committed, Effect, Event, Failure, Joined, Missed, Moderation, Op, STREAM, Topic,
 };
 use super::Outcome;
 use super::seen::{self, Seats};
@@ -20,7 +20,9 @@ pub(super) enum Done {
     Said(i64),
     /// A private message whose recipient ignores its sender.
     SaidIgnored(i64),
-    Joined(Vec<HistRow>, Option<Missed>),
+    Joined(Vec<HistRow>, Option<Missed>, Option<Topic>),
+    /// A topic set, at this time.
+    TopicSet(String),
     Moderated(Applied),
     /// A message deleted: its room's name and its author's.
     Deleted(String, String),
@@ -28,8 +30,9 @@ pub(super) enum Done {
 }
 
 /// A message waiting for its multi-row insert: (index in the batch, room id, user id, body,
-/// explicit id (a stream record's sequence) or `None` for the next rowid, creation time).
-type Pending<'a> = (usize, i64, UserId, &'a str, Option<i64>, &'a str);
+/// explicit id (a stream record's sequence) or `None` for the next rowid, creation time,
+/// whether it is an action).
+type Pending<'a> = (usize, i64, UserId, &'a str, Option<i64>, &'a str, bool);
 
 /// Executes a batch's statements in order, one result per operation; an `Err` aborts the
 /// whole transaction. Consecutive messages are inserted together (see [`insert_messages`]);
@@ -62,6 +65,7 @@ pub(super) fn execute_all(
             room,
             text,
             to,
+            action,
             ..
         } = op
         {
@@ -83,7 +87,7 @@ pub(super) fn execute_all(
                     )?
                     .query_row(params![to.id, user.id], |r| r.get(0))?;
             }
-            says.push((i, room_id, user.id, text, seq, at));
+            says.push((i, room_id, user.id, text, seq, at, *action));
             // Its id is filled in when the message is inserted.
             dones.push(if ignored {
                 Done::SaidIgnored(0)
@@ -150,20 +154,21 @@ fn insert_messages(
         let (chunk, tail) = rest.split_at(rows);
         rest = tail;
         let mut stmt = tx.prepare_cached(&INSERT_SQL[rows.ilog2() as usize])?;
-        for (k, (_, room_id, user_id, text, id, at)) in chunk.iter().enumerate() {
-            let p = 5 * k;
+        for (k, (_, room_id, user_id, text, id, at, action)) in chunk.iter().enumerate() {
+            let p = 6 * k;
             stmt.raw_bind_parameter(p + 1, id)?;
             stmt.raw_bind_parameter(p + 2, room_id)?;
             stmt.raw_bind_parameter(p + 3, user_id)?;
             stmt.raw_bind_parameter(p + 4, at)?;
             stmt.raw_bind_parameter(p + 5, text)?;
+            stmt.raw_bind_parameter(p + 6, action)?;
         }
         let inserted = stmt.raw_execute()?;
         if inserted != rows {
             return Err(rusqlite::Error::StatementChangedRows(inserted));
         }
         let first = tx.last_insert_rowid() - rows as i64 + 1;
-        for (k, (i, room_id, user_id, text, explicit, _)) in chunk.iter().enumerate() {
+        for (k, (i, room_id, user_id, text, explicit, _, _)) in chunk.iter().enumerate() {
             let id = explicit.unwrap_or(first + k as i64);
             search::index(tx, id, *room_id, *user_id, text)?;
             dones[*i] = match dones[*i] {
@@ -184,22 +189,24 @@ static INSERT_SQL: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|
         .collect()
 });
 
-/// `INSERT INTO messages` of `rows` rows, five parameters each (the id may be NULL).
+/// `INSERT INTO messages` of `rows` rows, six parameters each (the id may be NULL).
 fn insert_sql(rows: usize) -> String {
-    let mut sql =
-        String::from("INSERT INTO messages (id, room_id, user_id, created_at, body) VALUES ");
+    let mut sql = String::from(
+        "INSERT INTO messages (id, room_id, user_id, created_at, body, action) VALUES ",
+    );
     for k in 0..rows {
         if k > 0 {
             sql.push(',');
         }
-        let p = 5 * k;
+        let p = 6 * k;
         sql.push_str(&format!(
-            "(?{},?{},?{},?{},?{})",
+            "(?{},?{},?{},?{},?{},?{})",
             p + 1,
             p + 2,
             p + 3,
             p + 4,
-            p + 5
+            p + 5,
+            p + 6
         ));
     }
     sql
@@ -269,7 +276,26 @@ fn execute(
                 "INSERT INTO memberships (user_id, room_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
             )?
             .execute(params![user.id, room_id])?;
-            Done::Joined(rows, missed)
+            let topic = tx
+                .prepare_cached("SELECT topic, topic_by, topic_at FROM rooms WHERE id = ?1")?
+                .query_row(params![room_id], |r| {
+                    Ok(Topic {
+                        text: r.get(0)?,
+                        by: r.get(1)?,
+                        at: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                    })
+                })?;
+            Done::Joined(rows, missed, (!topic.text.is_empty()).then_some(topic))
+        }
+        Op::Topic {
+            user, room, text, ..
+        } => {
+            let room_id = room_id(tx, cache, new_rooms, room)?;
+            tx.prepare_cached(
+                "UPDATE rooms SET topic = ?2, topic_by = ?3, topic_at = ?4 WHERE id = ?1",
+            )?
+            .execute(params![room_id, text, &*user.name, now])?;
+            Done::TopicSet(now.to_string())
         }
         Op::Ignore {
             user, ignored, on, ..
@@ -285,10 +311,10 @@ fn execute(
         Op::Depart { departure, .. } => {
             if let Some(user) = departure.user {
                 tx.prepare_cached(
-                    "UPDATE users SET seen_id = (SELECT coalesce(max(id), 0) FROM messages) \
-                     WHERE id = ?1",
+                    "UPDATE users SET seen_id = (SELECT coalesce(max(id), 0) FROM messages), \
+                     last_seen_at = ?2 WHERE id = ?1",
                 )?
-                .execute(params![user])?;
+                .execute(params![user, now])?;
             }
             Done::Nothing
         }
@@ -467,6 +493,7 @@ pub(super) fn finish(op: Op, done: Done) -> Outcome {
                 room,
                 text,
                 to,
+                action,
             },
             done @ (Done::Said(_) | Done::SaidIgnored(_)),
         ) => {
@@ -480,6 +507,7 @@ pub(super) fn finish(op: Op, done: Done) -> Outcome {
                 room,
                 name: user.name,
                 text,
+                action,
                 sender: session,
                 from: user.id,
                 to,
@@ -495,15 +523,33 @@ pub(super) fn finish(op: Op, done: Done) -> Outcome {
                 reply,
                 ..
             },
-            Done::Joined(history, missed),
+            Done::Joined(history, missed, topic),
         ) => Outcome::Event(Event::Joined(Joined {
             session,
             user,
             room,
             history,
             missed,
+            topic,
             reply,
         })),
+        (
+            Op::Topic {
+                user,
+                room,
+                text,
+                reply,
+            },
+            Done::TopicSet(at),
+        ) => Outcome::Event(Event::Topic {
+            room,
+            topic: Topic {
+                text,
+                by: user.name.to_string(),
+                at,
+            },
+            reply,
+        }),
         (Op::Health { reply }, Done::Nothing) => Outcome::Health(reply, true),
         (Op::SetPassword { reply, .. }, Done::Nothing) => Outcome::Replied(reply, Ok(())),
         (Op::Moderate { reply, .. }, Done::Moderated(applied)) => {
@@ -544,7 +590,7 @@ fn refused(op: Op, reason: Failure) -> Outcome {
             Outcome::Created(reply, Err(StoreError::Sqlite("rolled back".into())))
         }
         Op::Say { session, .. } => Outcome::Event(Event::Failed { session, reason }),
-        Op::SetPassword { reply, .. } | Op::Ignore { reply, .. } => {
+        Op::SetPassword { reply, .. } | Op::Ignore { reply, .. } | Op::Topic { reply, .. } => {
             Outcome::Replied(reply, Err(StoreError::Sqlite("rolled back".into())))
         }
         Op::Moderate { reply, .. } => {
@@ -626,6 +672,7 @@ mod tests {
                 room: if i % 3 == 0 { b.clone() } else { a.clone() },
                 text: format!("m{i}"),
                 to: None,
+                action: false,
             });
         }
         let mut new_rooms = Vec::new();
@@ -655,7 +702,7 @@ mod tests {
                     assert_eq!((got_room.as_str(), got_text.as_str()), (&**room, &**text));
                     ids.push(*id);
                 }
-                (Op::Join { .. }, Done::Joined(rows, _)) => {
+                (Op::Join { .. }, Done::Joined(rows, _, _)) => {
                     let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
                     let want: Vec<String> = (0..70)
                         .filter(|i| i % 3 != 0)
@@ -721,6 +768,7 @@ mod tests {
                     room: rooms[r].clone(),
                     text: format!("b{batch} m{k}"),
                     to: None,
+                    action: false,
                 });
             }
             let mut new_rooms = Vec::new();

@@ -496,7 +496,10 @@ impl Session {
             (Request::Modlog(limit), Some(u)) => self.modlog(u, limit).await,
             (Request::Join { room }, Some(u)) => self.join(u, room).await,
             (Request::Leave, Some(u)) => self.leave(u).await,
-            (Request::Say(text), Some(u)) => self.say(u, text).await,
+            (Request::Say(text), Some(u)) => self.say(u, text, false).await,
+            (Request::Me(text), Some(u)) => self.say(u, text, true).await,
+            (Request::Topic(text), Some(u)) => self.topic(u, text).await,
+            (Request::Whois(name), Some(_)) => self.whois(name).await,
             (Request::Msg { name, text }, Some(u)) => self.private(u, name, text).await,
             (Request::Privates { name, page }, Some(u)) => self.privates(u, name, page).await,
             (Request::Conversations, Some(u)) => self.conversations(u).await,
@@ -587,7 +590,8 @@ impl Session {
         }
     }
 
-    async fn say(&mut self, user: User, text: &str) {
+    /// A chat line, or with `action` a `#me` line, in the session's room.
+    async fn say(&mut self, user: User, text: &str, action: bool) {
         let State::InRoom(_, room) = &self.state else {
             return self.error(&ProtoError::not_in_room());
         };
@@ -597,7 +601,7 @@ impl Session {
         if let Err(e) = self
             .shared
             .log
-            .say(self.id, &user, room, text.to_string())
+            .say(self.id, &user, room, text.to_string(), action)
             .await
         {
             self.error(&store_error(&e));
@@ -733,10 +737,11 @@ impl Session {
         let rooms = self.shared.rooms.list().await;
         let mut buf = BytesMut::new();
         Reply::Rooms(rooms.len()).encode(&mut buf);
-        for (room, count) in &rooms {
+        for (room, count, topic) in &rooms {
             Reply::Room {
                 room,
                 count: *count,
+                topic,
             }
             .encode(&mut buf);
         }
@@ -783,4 +788,5 @@ fn store_error(e: &StoreError) -> ProtoError {
 // definition).
 mod accounts;
 mod moderation;
+mod room_details;
 mod search;
