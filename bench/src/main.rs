@@ -1263,6 +1263,7 @@ async fn store_path(args: &Args) -> std::io::Result<()> {
         let one = WriterOptions {
             batch_max: 1,
             linger: Duration::ZERO,
+            ..WriterOptions::default()
         };
         for (name, options) in [
             ("one_per_txn", one),
@@ -1287,7 +1288,7 @@ async fn store_path(args: &Args) -> std::io::Result<()> {
             let t = Instant::now();
             for i in 0..n {
                 store
-                    .say(1, &user, &room, format!("message {i}"))
+                    .say(1, &user, &room, format!("message {i}"), false)
                     .await
                     .map_err(|e| std::io::Error::other(e.to_string()))?;
             }
