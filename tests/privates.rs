@@ -168,6 +168,63 @@ fn a_third_user_can_never_read_a_private_message() {
     assert!(rooms.iter().all(|l| !l.contains("the secret")), "{rooms:?}");
 }
 
+/// `#all_messages` is the user's messages: what they sent anywhere and the private messages
+/// they received, in one order, paged; not what someone they ignore sent them.
+#[test]
+fn all_messages_holds_what_was_sent_and_received() {
+    let srv = TestServer::start();
+    let mut ann = srv.user("ann");
+    ann.join("lobby");
+    let mut bob = srv.user("bob");
+    let mut pest = srv.user("pest");
+    ann.say("lobby", "ann", "one in the room");
+    bob.send("#msg ann two from bob");
+    ann.expect("PRIV bob ann two from bob");
+    ann.send("#msg bob three to bob");
+    ann.expect("PRIV ann bob three to bob");
+    ann.send("#ignore pest");
+    ann.expect("OK ignore pest");
+    pest.send("#msg ann four, ignored");
+    pest.expect("PRIV pest ann four, ignored");
+    bob.send("#msg ann five from bob");
+    ann.expect("PRIV bob ann five from bob");
+    ann.send("#msg ann six to self");
+    ann.expect("PRIV ann ann six to self");
+    let shown = |c: &mut TestClient, request: &str| -> Vec<String> {
+        hist(c, request, "all_messages")
+            .iter()
+            .map(|l| {
+                let (_, room, name, text) = parse_hist(l);
+                format!("{room} {name} {text}")
+            })
+            .collect()
+    };
+    let all = shown(&mut ann, "#all_messages");
+    assert_eq!(
+        all,
+        [
+            "lobby ann one in the room",
+            "@bob bob two from bob",
+            "@bob ann three to bob",
+            "@bob bob five from bob",
+            "@ann ann six to self",
+        ]
+    );
+    // Pages: the newest 2, then the 2 before the first of them.
+    let page = hist(&mut ann, "#all_messages 2", "all_messages");
+    assert_eq!(page.len(), 2);
+    let first = parse_hist(&page[0]).0;
+    assert_eq!(
+        shown(&mut ann, &format!("#all_messages 2 {first}")),
+        ["@bob bob two from bob", "@bob ann three to bob"]
+    );
+    // The ignored sender's own history keeps theirs.
+    assert_eq!(
+        shown(&mut pest, "#all_messages"),
+        ["@ann pest four, ignored"]
+    );
+}
+
 /// Private messages share the chat rate limit, and a muted user cannot send them.
 #[test]
 fn private_messages_are_rate_limited_and_muted_users_refused() {

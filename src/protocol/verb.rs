@@ -198,7 +198,7 @@ impl Verb {
             Verb::AllMessages => v(
                 "all_messages",
                 "#all_messages [LIMIT] [BEFORE_ID]",
-                "messages you sent, in every room",
+                "messages you sent, in every room, and private messages you received",
                 false,
                 true,
             ),

@@ -18,7 +18,6 @@ pub const MERGE_CHUNK: u32 = 32;
 /// Paging back (`before` set) also skips rooms whose first message is not below it.
 pub fn merge_rooms(c: &Connection, user: UserId, page: Page) -> rusqlite::Result<Vec<HistRow>> {
     let before = page.before.unwrap_or(i64::MAX);
-    let limit = page.limit as usize;
     // (room id, the largest id it can have below `before`), best first.
     let rooms: Vec<(i64, i64)> = c
         .prepare_cached(
@@ -28,6 +27,36 @@ pub fn merge_rooms(c: &Connection, user: UserId, page: Page) -> rusqlite::Result
         )?
         .query_map(params![user, before], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
+    merge(c, &rooms, page, None)
+}
+
+/// The private messages `user` received (the other parties' messages in their conversations,
+/// not from someone they ignore): one page, oldest first, merged as [`merge_rooms`] merges, so
+/// the cost follows the page, not the number of conversations or of their messages.
+pub fn merge_received(c: &Connection, user: UserId, page: Page) -> rusqlite::Result<Vec<HistRow>> {
+    let before = page.before.unwrap_or(i64::MAX);
+    let rooms: Vec<(i64, i64)> = c
+        .prepare_cached(
+            "SELECT r.id, min(r.last_message_id, ?2 - 1) AS bound \
+             FROM conversations cv JOIN rooms r ON r.id = cv.room_id \
+             WHERE (cv.low = ?1 OR cv.high = ?1) AND r.first_message_id < ?2 \
+             ORDER BY bound DESC",
+        )?
+        .query_map(params![user, before], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    merge(c, &rooms, page, Some(user))
+}
+
+/// The lazy merge of `rooms` ((room id, bound), best first) for one page; with `reader`, only
+/// other senders' rows that the reader does not ignore.
+fn merge(
+    c: &Connection,
+    rooms: &[(i64, i64)],
+    page: Page,
+    reader: Option<UserId>,
+) -> rusqlite::Result<Vec<HistRow>> {
+    let before = page.before.unwrap_or(i64::MAX);
+    let limit = page.limit as usize;
     let mut open: Vec<OpenRoom> = Vec::new();
     // (id of an opened room's newest untaken row, index in `open`): the merge's frontier.
     let mut heads = std::collections::BinaryHeap::new();
@@ -39,7 +68,7 @@ pub fn merge_rooms(c: &Connection, user: UserId, page: Page) -> rusqlite::Result
             && best.is_none_or(|b| bound > b)
         {
             next += 1;
-            let r = OpenRoom::fetch(c, room, before, limit - out.len())?;
+            let r = OpenRoom::fetch(c, room, before, limit - out.len(), reader)?;
             if let Some(h) = r.rows.front() {
                 heads.push((h.id, open.len()));
                 open.push(r);
@@ -51,7 +80,7 @@ pub fn merge_rooms(c: &Connection, user: UserId, page: Page) -> rusqlite::Result
             break;
         };
         if open[i].rows.is_empty() && open[i].more {
-            open[i] = OpenRoom::fetch(c, open[i].room, row.id, limit - out.len())?;
+            open[i] = OpenRoom::fetch(c, open[i].room, row.id, limit - out.len(), reader)?;
         }
         if let Some(h) = open[i].rows.front() {
             heads.push((h.id, i));
@@ -71,10 +100,30 @@ struct OpenRoom {
 }
 
 impl OpenRoom {
-    /// Up to [`MERGE_CHUNK`] (and at most `want`) of `room`'s newest rows below `below`.
-    fn fetch(c: &Connection, room: i64, below: i64, want: usize) -> rusqlite::Result<OpenRoom> {
+    /// Up to [`MERGE_CHUNK`] (and at most `want`) of `room`'s newest rows below `below`; with
+    /// `reader`, only those of other senders the reader does not ignore.
+    fn fetch(
+        c: &Connection,
+        room: i64,
+        below: i64,
+        want: usize,
+        reader: Option<UserId>,
+    ) -> rusqlite::Result<OpenRoom> {
         let n = u32::try_from(want).unwrap_or(u32::MAX).min(MERGE_CHUNK);
-        let rows: std::collections::VecDeque<HistRow> = room_tail(c, room, Some(below), n)?.into();
+        let rows: std::collections::VecDeque<HistRow> = match reader {
+            None => room_tail(c, room, Some(below), n)?,
+            Some(reader) => query_hist(
+                c,
+                &format!(
+                    "{HIST_SELECT} WHERE m.room_id = ?1 AND m.id < ?2 AND m.deleted_at IS NULL \
+                     AND m.user_id != ?4 AND NOT EXISTS (SELECT 1 FROM ignores i \
+                     WHERE i.user_id = ?4 AND i.ignored_id = m.user_id) \
+                     ORDER BY m.id DESC LIMIT ?3"
+                ),
+                params![room, below, n, reader],
+            )?,
+        }
+        .into();
         let more = rows.len() == n as usize;
         Ok(OpenRoom { room, rows, more })
     }

@@ -380,7 +380,10 @@ impl Store {
         .await
     }
 
-    /// Every message `user` sent, in every room: one page, oldest first.
+    /// `user`'s messages: every message they sent, in every room and conversation, and every
+    /// private message they received (not from someone they ignore): one page, oldest first.
+    /// Two pages merged: their own (one index range) and the received ones (a lazy merge of
+    /// their conversations), each at most the page long.
     pub async fn all_messages(&self, user: UserId, page: Page) -> Result<Vec<HistRow>, StoreError> {
         self.read(move |c| {
             let mut rows = history::query_hist(
@@ -392,6 +395,9 @@ impl Store {
                 ),
                 params![user, page.before.unwrap_or(i64::MAX), page.limit],
             )?;
+            rows.extend(history::merge_received(c, user, page)?);
+            rows.sort_unstable_by_key(|h| std::cmp::Reverse(h.id));
+            rows.truncate(page.limit as usize);
             rows.reverse();
             history::show_conversations(c, user, &mut rows)?;
             Ok(rows)
