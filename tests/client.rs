@@ -135,6 +135,14 @@ fn interactive_register_hides_the_password_and_keeps_the_half_typed_line() {
     p.send_line("dave").unwrap();
     p.exp_string("password for dave: ").unwrap();
     p.send_line("not-echoed-secret").unwrap();
+    // Typed twice; a mismatch asks again from the start.
+    p.exp_string("the same password again: ").unwrap();
+    p.send_line("not-echoed-secreT").unwrap();
+    p.exp_string("the two passwords differ; once more").unwrap();
+    p.exp_string("password for dave: ").unwrap();
+    p.send_line("not-echoed-secret").unwrap();
+    p.exp_string("the same password again: ").unwrap();
+    p.send_line("not-echoed-secret").unwrap();
     let screen = p.exp_string("--> you joined general (1 user)").unwrap();
     assert!(
         !screen.contains("not-echoed-secret"),
@@ -343,4 +351,39 @@ fn interactive_does_not_reconnect_after_a_kick() {
     let logins = srv.all_log();
     let logins = logins.iter().filter(|l| l.contains("login ivan succeeded"));
     assert_eq!(logins.count(), 1);
+}
+
+/// A sent chat line shows once on the screen: the typed line is replaced by the server's
+/// echo, as in an IRC client (the terminal's screen rebuilt from the raw output with a
+/// terminal emulator); a command's typed line stays.
+#[test]
+fn interactive_shows_a_sent_line_once() {
+    let srv = TestServer::start();
+    drop(srv.user("uma"));
+    let addr = srv.addr.to_string();
+    let mut cmd = Command::new(common::line_client());
+    cmd.args(["--addr", &addr, "--user", "uma", "--chatroom", "den"])
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm")
+        .env("LINECHAT_PASSWORD", PASS);
+    let mut p = spawn_with_options(cmd, Options::new().timeout_ms(Some(10_000))).unwrap();
+    let mut raw = String::new();
+    let mut upto = |p: &mut PtySession, s: &str| {
+        raw.push_str(&p.exp_string(s).unwrap());
+        raw.push_str(s);
+    };
+    upto(&mut p, "[den] ");
+    p.send_line("a line said once").unwrap();
+    upto(&mut p, "uma (you): a line said once");
+    upto(&mut p, "[den] ");
+    p.send_line("#users").unwrap();
+    upto(&mut p, "-!- in den (1 user): uma");
+    upto(&mut p, "[den] ");
+    let mut screen = vt100::Parser::new(24, 80, 0);
+    screen.process(raw.as_bytes());
+    let shown = screen.screen().contents();
+    assert_eq!(shown.matches("a line said once").count(), 1, "{shown}");
+    assert!(shown.contains("[den] #users"), "{shown}");
+    p.send_control('c').unwrap();
+    p.exp_eof().unwrap();
 }

@@ -151,10 +151,23 @@ fn identity(args: &Args, editor: Option<&mut DefaultEditor>) -> Result<Identity,
     };
     let password = loop {
         let p = ask_password(&user)?;
-        match (register, validate_password(&p)) {
-            (true, Err(e)) => println!("{}", e.text),
-            _ => break p,
+        if !register {
+            break p;
         }
+        if let Err(e) = validate_password(&p) {
+            println!("{}", e.text);
+            continue;
+        }
+        // A new password is typed twice: a typo in a hidden password would lock the user out.
+        if env_password.is_none() {
+            let again = rpassword::prompt_password("the same password again: ")
+                .map_err(|e| format!("no password (set LINECHAT_PASSWORD): {e}"))?;
+            if again != p {
+                println!("the two passwords differ; once more");
+                continue;
+            }
+        }
+        break p;
     };
     Ok(Identity {
         addrs: addrs(args),
@@ -285,6 +298,13 @@ fn interactive_main(
             continue;
         }
         let _ = editor.add_history_entry(line.as_str());
+        let typed_rows = linechat::client::typed_rows(
+            &prompt,
+            &line,
+            editor
+                .dimensions()
+                .map_or(80, |(cols, _)| usize::from(cols)),
+        );
         let to_send = match line.trim() {
             "/quit" => break,
             "/help" => {
@@ -330,6 +350,14 @@ fn interactive_main(
             }
             _ => line,
         };
+        // The server's echo of a chat line, action or private message replaces the typed line,
+        // as in an IRC client: it is erased before it is sent, so its echo cannot be printed
+        // first. (A room line arriving in the instant between the prompt's end and this would
+        // be the line erased; the next redraw of history does not bring it back.)
+        if linechat::client::is_echoed(&to_send) {
+            print!("\x1b[{typed_rows}A\r\x1b[J");
+            let _ = std::io::stdout().flush();
+        }
         if !link.send(&to_send) {
             println!("-!- not connected; reconnecting, try again in a moment");
         }

@@ -413,9 +413,46 @@ fn reconnect_loop(
     }
 }
 
+/// Whether the server echoes `line` back to its sender (a chat line, `#me`, `#msg`): the
+/// interactive client then erases the typed line, and the echo stands in its place.
+pub fn is_echoed(line: &str) -> bool {
+    match line.strip_prefix('#') {
+        None => true,
+        Some(rest) => {
+            rest.starts_with('#')
+                || matches!(
+                    crate::protocol::Verb::of_line(line),
+                    Some(crate::protocol::Verb::Me | crate::protocol::Verb::Msg)
+                )
+        }
+    }
+}
+
+/// The terminal rows a typed line took after its prompt, at `cols` columns (one character,
+/// one column: wide characters make it an underestimate).
+pub fn typed_rows(prompt: &str, line: &str, cols: usize) -> usize {
+    (prompt.chars().count() + line.chars().count())
+        .max(1)
+        .div_ceil(cols.max(1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn echoed_lines_and_their_rows() {
+        for line in ["hello", "##tag", "#me waves", "#ME waves", "#msg bob hi"] {
+            assert!(is_echoed(line), "{line}");
+        }
+        for line in ["#users", "#join x", "#search me", "#mess"] {
+            assert!(!is_echoed(line), "{line}");
+        }
+        assert_eq!(typed_rows("[g] ", "hi", 80), 1);
+        assert_eq!(typed_rows("[g] ", &"x".repeat(76), 80), 1);
+        assert_eq!(typed_rows("[g] ", &"x".repeat(77), 80), 2);
+        assert_eq!(typed_rows("[g] ", "é", 0), 5);
+    }
 
     #[test]
     fn backoff_doubles_with_jitter_and_caps() {
