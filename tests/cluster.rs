@@ -840,6 +840,10 @@ fn a_private_message_crosses_nodes() {
         // Told on the first node; that session's end marks it seen on every node.
         if k == 0 {
             c.expect("INFO 1 unread private message from ann: #privates NAME to read them");
+            assert!(
+                c.expect_prefix("HIST ")
+                    .ends_with(" @ann ann across the cluster")
+            );
         }
         c.send("#privates ann");
         let (id, room, name, text) = parse_hist(&c.line());

@@ -377,6 +377,10 @@ fn a_version_5_database_is_migrated_and_serves_everything_unchanged() {
     jack.expect("OK login Jack");
     // Nobody has a seen mark yet after the upgrade: ivy's message is news to Jack.
     jack.expect("INFO 1 unread private message from ivy: #privates NAME to read them");
+    assert!(
+        jack.expect_prefix("HIST 2 ")
+            .ends_with(" @ivy ivy for jack only")
+    );
     jack.send("#privates ivy");
     let rows: Vec<String> = (0..2).map(|_| jack.line()).collect();
     assert!(
@@ -392,6 +396,7 @@ fn a_version_5_database_is_migrated_and_serves_everything_unchanged() {
     ivy.send("#login ivy ivy-pass-1");
     ivy.expect("OK login ivy");
     ivy.expect("INFO 1 unread private message from Jack: #privates NAME to read them");
+    assert!(ivy.expect_prefix("HIST 3 ").ends_with(" @Jack Jack got it"));
     assert_eq!(hist_lines(&mut ivy, "my_messages"), ["1 yard ivy yard one"]);
     drop(srv);
     assert_eq!(user_version(&db), 10);

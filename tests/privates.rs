@@ -78,7 +78,10 @@ fn an_absent_recipient_reads_the_conversation_later() {
     }
     let mut bob = srv.login("bob");
     bob.expect("INFO 5 unread private messages from ann: #privates NAME to read them");
+    // What arrived while away follows the notice, as history.
+    let told: Vec<String> = (0..5).map(|_| bob.line()).collect();
     let all = hist(&mut bob, "#privates ann", "privates");
+    assert_eq!(told, all);
     let texts: Vec<String> = all.iter().map(|h| parse_hist(h).3).collect();
     assert_eq!(
         texts,
@@ -270,6 +273,14 @@ fn a_returning_user_is_told_what_arrived_while_away() {
     back.send(&format!("#login bob {PASS}"));
     back.expect("OK login bob");
     back.expect("INFO 3 unread private messages from Carol, dave: #privates NAME to read them");
+    for want in [
+        " @Carol Carol one from carol",
+        " @dave dave one from dave",
+        " @Carol Carol two from carol",
+    ] {
+        let l = back.expect_prefix("HIST ");
+        assert!(l.ends_with(want), "{l}");
+    }
     back.send("#privates");
     back.expect("PRIVATES 2");
     back.expect("PRIVATE Carol 2");
@@ -293,6 +304,8 @@ fn a_returning_user_is_told_what_arrived_while_away() {
     third.send(&format!("#login bob {PASS}"));
     third.expect("OK login bob");
     third.expect("INFO 1 unread private message from eve: #privates NAME to read them");
+    assert!(third.expect_prefix("HIST ").ends_with(" @eve eve hi"));
+    third.expect_quiet();
     // Nobody else's conversations are listed.
     let mut lone = srv.user("lone");
     lone.send("#privates");
@@ -340,4 +353,27 @@ fn an_ignored_sender_is_not_heard_and_not_told() {
     // The sender's own history keeps all three.
     let sent = hist(&mut pest, "#privates bob", "privates");
     assert_eq!(sent.len(), 3, "{sent:?}");
+}
+
+/// More unread private messages than `--history-on-join-missed`: the notice, a line saying
+/// the newest that many follow, then those; none if it is 0.
+#[test]
+fn unread_private_messages_at_login_are_capped() {
+    for (cap, shown) in [("2", 2usize), ("0", 0)] {
+        let srv = TestServer::start_with(&["--history-on-join-missed", cap]);
+        let mut ann = srv.user("ann");
+        drop(srv.user("bob"));
+        for k in 1..=3 {
+            ann.send(&format!("#msg bob note {k}"));
+            ann.expect(&format!("PRIV ann bob note {k}"));
+        }
+        let mut bob = srv.login("bob");
+        bob.expect("INFO 3 unread private messages from ann: #privates NAME to read them");
+        if shown > 0 {
+            bob.expect("INFO the newest 2 of them follow; #privates NAME for the others");
+            assert!(bob.expect_prefix("HIST ").ends_with(" @ann ann note 2"));
+            assert!(bob.expect_prefix("HIST ").ends_with(" @ann ann note 3"));
+        }
+        bob.expect_quiet();
+    }
 }

@@ -34,9 +34,11 @@ pub mod search;
 /// Most conversations `#privates` lists.
 pub const CONVERSATIONS_MAX: u32 = 100;
 /// How long a statement waits for a lock held by another process.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 /// Read connections in the pool.
 const READERS: u32 = 4;
+/// Searches run at once; the others wait their turn (each stops at its deadline).
+const SEARCHES_AT_ONCE: usize = 1;
 
 /// An account as a login reads it.
 #[derive(Debug, Clone)]
@@ -139,7 +141,10 @@ impl Database {
             lock,
         } = self;
         (
-            Store { pool },
+            Store {
+                pool,
+                searches: Arc::new(tokio::sync::Semaphore::new(SEARCHES_AT_ONCE)),
+            },
             WriterDb {
                 conn: writer,
                 path,
@@ -222,6 +227,9 @@ impl FileId {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    /// One search at a time, whoever asks: a search may take a core for up to its deadline,
+    /// and the other core stays with chat (docs/performance.md, H2).
+    searches: Arc<tokio::sync::Semaphore>,
 }
 
 impl Store {
@@ -462,6 +470,34 @@ impl Store {
         .await
     }
 
+    /// The newest `limit` private messages to `user` since a session of theirs last ended
+    /// (not from someone they ignore), oldest first, each room shown as `@PEER`.
+    pub async fn unread_messages(
+        &self,
+        user: UserId,
+        limit: u32,
+    ) -> Result<Vec<HistRow>, StoreError> {
+        self.read(move |c| {
+            let mut rows = history::query_hist(
+                c,
+                &format!(
+                    "{} JOIN conversations cv ON cv.room_id = m.room_id \
+                     WHERE (cv.low = ?1 OR cv.high = ?1) AND m.user_id != ?1 \
+                     AND m.deleted_at IS NULL \
+                     AND m.id > (SELECT seen_id FROM users WHERE id = ?1) \
+                     AND NOT EXISTS (SELECT 1 FROM ignores i WHERE i.user_id = ?1 \
+                     AND i.ignored_id = m.user_id) ORDER BY m.id DESC LIMIT ?2",
+                    history::HIST_SELECT
+                ),
+                params![user, limit],
+            )?;
+            rows.reverse();
+            history::show_conversations(c, user, &mut rows)?;
+            Ok(rows)
+        })
+        .await
+    }
+
     /// `user`'s private conversations, the most recent first (at most
     /// [`CONVERSATIONS_MAX`]): (the other party, messages from them since a session of
     /// `user` last ended).
@@ -519,6 +555,11 @@ impl Store {
         user: UserId,
         query: crate::protocol::search::Search,
     ) -> Result<Result<Vec<HistRow>, search::SearchError>, StoreError> {
+        let _turn = self
+            .searches
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
         self.read(move |c| Ok(search::search(c, user, &query)))
             .await
     }

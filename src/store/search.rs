@@ -58,16 +58,15 @@ static SEARCH_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     )
 });
 
-/// Adds a message to the index (the writer, in the message's transaction).
-pub fn index(
-    tx: &Connection,
-    id: i64,
-    room: i64,
-    user: UserId,
-    body: &str,
-) -> rusqlite::Result<()> {
-    tx.prepare_cached("INSERT INTO message_words (rowid, body, scope) VALUES (?1, ?2, ?3)")?
-        .execute(params![id, body, format!("r{room} u{user}")])?;
+/// Adds the messages with ids `lo..=hi`, just inserted, to the index (the writer, in their
+/// transaction: one statement for a multi-row insert's rows).
+pub fn index_range(tx: &Connection, lo: i64, hi: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO message_words (rowid, body, scope) \
+         SELECT id, body, 'r' || room_id || ' u' || user_id FROM messages \
+         WHERE id BETWEEN ?1 AND ?2",
+    )?
+    .execute(params![lo, hi])?;
     Ok(())
 }
 
@@ -187,7 +186,7 @@ mod tests {
                 params![id, room, user, body],
             )
             .unwrap();
-            index(&c, id, room, user, body).unwrap();
+            index_range(&c, id, id).unwrap();
         }
         c
     }

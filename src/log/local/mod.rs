@@ -225,17 +225,23 @@ impl Writer {
         if size < WAL_TRUNCATE_AT {
             return;
         }
-        match self
+        // Never waiting for readers: a search may hold its snapshot for up to its deadline,
+        // and chat would wait with it. With readers on the WAL the checkpoint folds in what it
+        // can (as PASSIVE would) and the next check tries again.
+        let _ = self.conn.busy_timeout(Duration::ZERO);
+        let checkpoint = self
             .conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
                 r.get::<_, i64>(0)
-            }) {
+            });
+        let _ = self.conn.busy_timeout(crate::store::BUSY_TIMEOUT);
+        match checkpoint {
             Ok(0) => debug!(
                 "store: WAL of {} MiB checkpointed and truncated in {:?}",
                 size >> 20,
                 now.elapsed()
             ),
-            // A reader held an old snapshot past the busy timeout: the next check tries again.
+            // A reader is on the WAL: the next check tries again.
             Ok(_) => debug!("store: WAL truncation was busy; retrying"),
             Err(e) => warn!("store: WAL truncation failed: {e}"),
         }

@@ -168,9 +168,13 @@ fn insert_messages(
             return Err(rusqlite::Error::StatementChangedRows(inserted));
         }
         let first = tx.last_insert_rowid() - rows as i64 + 1;
-        for (k, (i, room_id, user_id, text, explicit, _, _)) in chunk.iter().enumerate() {
+        // The chunk's words, in one statement: its ids are the only ones in their range (ids
+        // only grow, and this connection is the only writer).
+        let lo = chunk[0].4.unwrap_or(first);
+        let hi = chunk[rows - 1].4.unwrap_or(first + rows as i64 - 1);
+        search::index_range(tx, lo, hi)?;
+        for (k, (i, room_id, _, _, explicit, _, _)) in chunk.iter().enumerate() {
             let id = explicit.unwrap_or(first + k as i64);
-            search::index(tx, id, *room_id, *user_id, text)?;
             dones[*i] = match dones[*i] {
                 Done::SaidIgnored(_) => Done::SaidIgnored(id),
                 _ => Done::Said(id),

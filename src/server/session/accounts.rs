@@ -7,6 +7,7 @@ use crate::User;
 use crate::config::Registration;
 use crate::protocol::{ProtoError, Reply};
 use crate::server::ratelimit;
+use bytes::BytesMut;
 
 impl Session {
     /// `#register`: refused while registration is closed or over its hourly limits (before
@@ -170,7 +171,8 @@ impl Session {
     }
 
     /// After a login: how many private messages arrived since a session of this user last
-    /// ended, and from whom (nothing if none).
+    /// ended, and from whom, then the newest of them (at most `--history-on-join-missed`) as
+    /// `HIST` lines, with a line saying where the rest are if there are more; nothing if none.
     async fn tell_unread(&self, user: crate::UserId) {
         let unread = match self.shared.store.unread(user).await {
             Ok(u) if !u.is_empty() => u,
@@ -182,7 +184,30 @@ impl Session {
         };
         let total: u64 = unread.iter().map(|(_, n)| n).sum();
         let names: Vec<&str> = unread.iter().map(|(name, _)| name.as_str()).collect();
-        self.reply(Reply::Info(&crate::protocol::unread_notice(total, &names)));
+        let max = self.shared.config.history_on_join_missed;
+        let rows = match max {
+            0 => Vec::new(),
+            _ => match self.shared.store.unread_messages(user, max).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    event!(warn, self, "unread private messages not read: {e}");
+                    Vec::new()
+                }
+            },
+        };
+        let mut buf = BytesMut::new();
+        Reply::Info(&crate::protocol::unread_notice(total, &names)).encode(&mut buf);
+        if (rows.len() as u64) < total && !rows.is_empty() {
+            Reply::Info(&format!(
+                "the newest {} of them follow; #privates NAME for the others",
+                rows.len()
+            ))
+            .encode(&mut buf);
+        }
+        for h in &rows {
+            Reply::Hist(h).encode(&mut buf);
+        }
+        self.outbox.push(buf.freeze());
     }
 
     /// Counts a failed login on this connection; closes it after `--max-login-failures`.
