@@ -37,6 +37,7 @@ pub mod local;
 pub const STREAM: &str = "LINECHAT";
 
 use crate::protocol::HistRow;
+pub use crate::protocol::Topic;
 use crate::protocol::sanction::{Ban, Until};
 use crate::store::StoreError;
 use crate::{SessionId, User};
@@ -87,17 +88,6 @@ pub struct Joined {
     pub topic: Option<Topic>,
     /// Told the room's user count once the session is seated.
     pub reply: oneshot::Sender<usize>,
-}
-
-/// A room's topic.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Topic {
-    /// The text, as typed.
-    pub text: String,
-    /// Who set it.
-    pub by: String,
-    /// When (RFC 3339 UTC).
-    pub at: String,
 }
 
 /// The messages a returning user missed in a room, as a join replays them.

@@ -5,6 +5,7 @@
 //! `protocol.md` is the contract this module implements; every reply form in it is produced by
 //! [`Reply::encode`] and nowhere else.
 //!
+//! - [`args`]: names, passwords and pages, as every verb checks them.
 //! - [`error`]: error codes and the texts of `ERR` lines.
 //! - [`request`]: client lines -> [`Request`].
 //! - [`reply`]: [`Reply`] -> server lines.
@@ -12,6 +13,7 @@
 //! - [`sanction`]: bans and mutes: how long, aimed at what.
 //! - [`search`]: `#search`'s words, turned into a full-text query.
 
+pub mod args;
 pub mod error;
 pub mod reply;
 pub mod request;
@@ -22,7 +24,7 @@ pub mod verb;
 
 pub use error::{ErrCode, ProtoError};
 pub use reply::{
-    HistRow, ModRow, Reply, SHUTTING_DOWN, Stats, greeting, help_lines, missed_notice,
+    HistRow, ModRow, Reply, SHUTTING_DOWN, Stats, Topic, greeting, help_lines, missed_notice,
     unread_notice, welcome,
 };
 pub use request::{

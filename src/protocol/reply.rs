@@ -20,6 +20,17 @@ pub struct HistRow {
     pub action: bool,
 }
 
+/// A room's topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topic {
+    /// The text, as typed.
+    pub text: String,
+    /// Who set it.
+    pub by: String,
+    /// When (RFC 3339 UTC).
+    pub at: String,
+}
+
 /// Every line the server sends. [`Reply::encode`] is the one place their grammar lives.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply<'a> {

@@ -1,22 +1,11 @@
 //! Client lines: cleaning, framing-level checks, and parsing into [`Request`]s.
 
+pub use super::args::{Page, validate_name, validate_password};
 use super::sanction::{Target, parse_duration, parse_target};
 pub use super::verb::{Verb, VerbSpec};
-use super::{
-    ErrCode, HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, NAME_MAX, PASSWORD_MAX, PASSWORD_MIN,
-    ProtoError,
-};
+use super::{ErrCode, HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, ProtoError};
 use std::borrow::Cow;
 use std::time::Duration;
-
-/// Which page of a history listing: at most `limit` messages with id below `before`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Page {
-    /// Number of messages, 1 to [`HISTORY_MAX_LIMIT`].
-    pub limit: u32,
-    /// Only messages with an id strictly below this one; `None` means the newest.
-    pub before: Option<i64>,
-}
 
 /// One parsed client line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -574,33 +563,4 @@ pub fn looks_like_http(line: &str) -> bool {
         return false;
     };
     METHODS.contains(&method) && version.starts_with("HTTP/")
-}
-
-/// Checks a user or room name against `[A-Za-z0-9_-]{1,32}`.
-pub fn validate_name(name: &str) -> Result<(), ProtoError> {
-    let ok = !name.is_empty()
-        && name.len() <= NAME_MAX
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(ProtoError::new(
-            ErrCode::BadName,
-            format!("names are 1 to {NAME_MAX} of A-Z a-z 0-9 _ -"),
-        ))
-    }
-}
-
-/// Checks a new password's length: [`PASSWORD_MIN`] to [`PASSWORD_MAX`] bytes.
-pub fn validate_password(password: &str) -> Result<(), ProtoError> {
-    if (PASSWORD_MIN..=PASSWORD_MAX).contains(&password.len()) {
-        Ok(())
-    } else {
-        Err(ProtoError::new(
-            ErrCode::BadPass,
-            format!("passwords are {PASSWORD_MIN} to {PASSWORD_MAX} bytes"),
-        ))
-    }
 }

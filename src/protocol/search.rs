@@ -12,10 +12,8 @@
 //! - the last one or two bare numbers: LIMIT and BEFORE_ID, as in the other history verbs (a
 //!   number to search for is quoted: `"404"`).
 
-use super::request::Page;
-use super::{
-    ErrCode, HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, ProtoError, request::validate_name,
-};
+use super::args::{Page, validate_name};
+use super::{ErrCode, HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, ProtoError};
 
 /// Longest search, in bytes (what follows `#search`).
 pub const SEARCH_MAX_BYTES: usize = 256;

@@ -521,12 +521,15 @@ impl Store {
     }
 
     /// A room's topic, if one is set.
-    pub async fn topic(&self, room: Arc<str>) -> Result<Option<crate::log::Topic>, StoreError> {
+    pub async fn topic(
+        &self,
+        room: Arc<str>,
+    ) -> Result<Option<crate::protocol::Topic>, StoreError> {
         self.read(move |c| {
             let topic = c
                 .prepare_cached("SELECT topic, topic_by, topic_at FROM rooms WHERE name = ?1")?
                 .query_row(params![&*room], |r| {
-                    Ok(crate::log::Topic {
+                    Ok(crate::protocol::Topic {
                         text: r.get(0)?,
                         by: r.get(1)?,
                         at: r.get::<_, Option<String>>(2)?.unwrap_or_default(),

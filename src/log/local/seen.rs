@@ -1,6 +1,7 @@
-//! "What I missed": each account's mark, per room, of the newest message delivered to it
-//! there (`memberships.seen_id`), moved by the writer when one of its sessions leaves the room,
-//! and the replay a join builds from it.
+//! Where sessions sit, as the writer sequences it, and what follows from it: "what I missed"
+//! (each account's mark, per room, of the newest message delivered to it there,
+//! `memberships.seen_id`, moved when one of its sessions leaves the room, and the replay a
+//! join builds from it), and on a cluster node the `seats` table kept with the stream.
 //!
 //! The writer sequences every join, leave and departure, so it knows where each session sits
 //! ([`Seats`]), and when a session leaves a room every message committed there before the
@@ -8,12 +9,13 @@
 //! A returning user's join then replays what came after the mark (up to `missed_max`), after
 //! the last N from before it as context; a first visit gets the plain replay of the last N.
 
-use crate::log::Missed;
+use crate::log::{Missed, Op};
 use crate::protocol::HistRow;
 use crate::store::history::room_tail;
 use crate::{SessionId, UserId, epoch_of};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Most missed messages counted exactly; beyond, the count says at least this many.
 pub const MISSED_COUNT_MAX: i64 = 10_000;
@@ -88,6 +90,81 @@ impl Seats {
     pub(super) fn rollback(&mut self) {
         self.pending.clear();
     }
+}
+
+/// Moves the writer's record of where a session sits for a join (leaving its room, if any),
+/// a leave, a departure or a node's end, marking what the session saw in the room it leaves.
+pub(super) fn move_seat(
+    tx: &Connection,
+    cache: &HashMap<Arc<str>, i64>,
+    new_rooms: &mut Vec<Arc<str>>,
+    seats: &mut Seats,
+    op: &Op,
+) -> rusqlite::Result<()> {
+    let left = match op {
+        Op::Join {
+            session,
+            user,
+            room,
+            ..
+        } => {
+            let room = super::sql::room_id(tx, cache, new_rooms, room)?;
+            seats.set(*session, Some((user.id, room)))
+        }
+        Op::Leave { session, .. } => seats.set(*session, None),
+        Op::Depart { departure, .. } => seats.set(departure.session, None),
+        Op::Evict { epoch } => {
+            for seat in seats.evict(*epoch) {
+                mark(tx, seat)?;
+            }
+            None
+        }
+        _ => None,
+    };
+    match left {
+        Some(seat) => mark(tx, seat),
+        None => Ok(()),
+    }
+}
+
+/// Keeps `seats` (the cluster's presence as of the applied records) in step with a stream
+/// record's join, leave, departure or node end.
+pub(super) fn record_seat(
+    tx: &Connection,
+    cache: &HashMap<Arc<str>, i64>,
+    new_rooms: &mut Vec<Arc<str>>,
+    op: &Op,
+) -> rusqlite::Result<()> {
+    match op {
+        Op::Join {
+            session,
+            user,
+            room,
+            ..
+        } => {
+            let room_id = super::sql::room_id(tx, cache, new_rooms, room)?;
+            tx.prepare_cached(
+                "INSERT INTO seats (session, user_id, room_id) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (session) DO UPDATE SET user_id = excluded.user_id, \
+                 room_id = excluded.room_id",
+            )?
+            .execute(params![*session as i64, user.id, room_id])?;
+        }
+        Op::Leave { session, .. } => {
+            tx.prepare_cached("DELETE FROM seats WHERE session = ?1")?
+                .execute(params![*session as i64])?;
+        }
+        Op::Depart { departure, .. } => {
+            tx.prepare_cached("DELETE FROM seats WHERE session = ?1")?
+                .execute(params![departure.session as i64])?;
+        }
+        Op::Evict { epoch } => {
+            tx.prepare_cached("DELETE FROM seats WHERE (session >> 32) & 4294967295 = ?1")?
+                .execute(params![epoch])?;
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Marks every message of `room` so far as delivered to `user` (one of its sessions left).

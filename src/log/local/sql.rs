@@ -98,10 +98,10 @@ pub(super) fn execute_all(
         }
         insert_messages(tx, &says, &mut dones, &mut ranges)?;
         says.clear();
-        move_seat(tx, cache, new_rooms, seats, op)?;
+        seen::move_seat(tx, cache, new_rooms, seats, op)?;
         dones.push(execute(tx, cache, new_rooms, seats, at, seq, op)?);
         if seq.is_some() {
-            record_seat(tx, cache, new_rooms, op)?;
+            seen::record_seat(tx, cache, new_rooms, op)?;
         }
     }
     insert_messages(tx, &says, &mut dones, &mut ranges)?;
@@ -340,81 +340,6 @@ fn execute(
     })
 }
 
-/// Moves the writer's record of where a session sits for a join (leaving its room, if any),
-/// a leave, a departure or a node's end, marking what the session saw in the room it leaves.
-fn move_seat(
-    tx: &Connection,
-    cache: &HashMap<Arc<str>, i64>,
-    new_rooms: &mut Vec<Arc<str>>,
-    seats: &mut Seats,
-    op: &Op,
-) -> rusqlite::Result<()> {
-    let left = match op {
-        Op::Join {
-            session,
-            user,
-            room,
-            ..
-        } => {
-            let room = room_id(tx, cache, new_rooms, room)?;
-            seats.set(*session, Some((user.id, room)))
-        }
-        Op::Leave { session, .. } => seats.set(*session, None),
-        Op::Depart { departure, .. } => seats.set(departure.session, None),
-        Op::Evict { epoch } => {
-            for seat in seats.evict(*epoch) {
-                seen::mark(tx, seat)?;
-            }
-            None
-        }
-        _ => None,
-    };
-    match left {
-        Some(seat) => seen::mark(tx, seat),
-        None => Ok(()),
-    }
-}
-
-/// Keeps `seats` (the cluster's presence as of the applied records) in step with a stream
-/// record's join, leave, departure or node end.
-fn record_seat(
-    tx: &Connection,
-    cache: &HashMap<Arc<str>, i64>,
-    new_rooms: &mut Vec<Arc<str>>,
-    op: &Op,
-) -> rusqlite::Result<()> {
-    match op {
-        Op::Join {
-            session,
-            user,
-            room,
-            ..
-        } => {
-            let room_id = room_id(tx, cache, new_rooms, room)?;
-            tx.prepare_cached(
-                "INSERT INTO seats (session, user_id, room_id) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (session) DO UPDATE SET user_id = excluded.user_id, \
-                 room_id = excluded.room_id",
-            )?
-            .execute(params![*session as i64, user.id, room_id])?;
-        }
-        Op::Leave { session, .. } => {
-            tx.prepare_cached("DELETE FROM seats WHERE session = ?1")?
-                .execute(params![*session as i64])?;
-        }
-        Op::Depart { departure, .. } => {
-            tx.prepare_cached("DELETE FROM seats WHERE session = ?1")?
-                .execute(params![departure.session as i64])?;
-        }
-        Op::Evict { epoch } => {
-            tx.prepare_cached("DELETE FROM seats WHERE (session >> 32) & 4294967295 = ?1")?
-                .execute(params![epoch])?;
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
 /// A moderation action's change to the store; `None` if there was nothing to act on (then
 /// nothing is recorded either).
 fn apply_effect(tx: &Connection, now: &str, record: &Moderation) -> rusqlite::Result<Option<Done>> {
@@ -610,7 +535,7 @@ fn refused(op: Op, reason: Failure) -> Outcome {
 
 /// The room's id, creating the room if needed. Rooms created in this transaction are noted so
 /// the cache learns them only once it commits.
-fn room_id(
+pub(super) fn room_id(
     tx: &Connection,
     cache: &HashMap<Arc<str>, i64>,
     new_rooms: &mut Vec<Arc<str>>,
