@@ -92,11 +92,23 @@ impl Screen {
             ),
             ServerLine::Action(_, name, text) => self.action(now, name, text),
             ServerLine::Hist {
-                time, name, text, ..
-            } => match name.strip_prefix('*') {
-                Some(name) => self.action(&local_hhmm(time), name, text),
-                None => self.chat(&local_hhmm(time), name, text),
-            },
+                time,
+                room,
+                name,
+                text,
+                ..
+            } => {
+                let hhmm = local_hhmm(time);
+                match (room.strip_prefix('@'), name.strip_prefix('*')) {
+                    // A private message from history: `@PEER` is the other party.
+                    (Some(peer), _) if name.eq_ignore_ascii_case(&self.me) => {
+                        self.private(&hhmm, name, peer, text)
+                    }
+                    (Some(_), _) => self.private(&hhmm, name, &self.me, text),
+                    (None, Some(name)) => self.action(&hhmm, name, text),
+                    (None, None) => self.chat(&hhmm, name, text),
+                }
+            }
             ServerLine::Join(room, name, n) => self.paint(
                 PRESENCE,
                 &format!("--> {name} joined {room} ({})", users(n)),
@@ -221,6 +233,15 @@ mod tests {
     #[test]
     fn renders_chat_presence_and_errors() {
         let s = plain();
+        // History: a private message each way, an action.
+        let hist = |l: &str| s.render(l, "").unwrap();
+        assert!(
+            hist("HIST 3 2026-12-02T10:00:00.000Z @bob bob psst").ends_with(" *bob -> alice* psst")
+        );
+        assert!(
+            hist("HIST 4 2026-12-02T10:00:00.000Z @bob alice hi").ends_with(" *alice -> bob* hi")
+        );
+        assert!(hist("HIST 5 2026-12-02T10:00:00.000Z g *bob waves").ends_with(" * bob waves"));
         assert_eq!(
             s.render("INFO 2 new messages in ops since you were last here", "")
                 .unwrap(),
