@@ -362,7 +362,10 @@ fn unread_private_messages_at_login_are_capped() {
     for (cap, shown) in [("2", 2usize), ("0", 0)] {
         let srv = TestServer::start_with(&["--history-on-join-missed", cap]);
         let mut ann = srv.user("ann");
-        drop(srv.user("bob"));
+        // Away before the first message: its end is ordered before it.
+        let mut away = srv.user("bob");
+        away.send("#quit");
+        away.expect("OK quit");
         for k in 1..=3 {
             ann.send(&format!("#msg bob note {k}"));
             ann.expect(&format!("PRIV ann bob note {k}"));
