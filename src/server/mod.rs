@@ -4,7 +4,6 @@
 pub mod auth;
 pub mod codec;
 pub mod live;
-mod metrics;
 pub mod ratelimit;
 pub mod sanctions;
 mod session;
@@ -120,24 +119,6 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// `#stats`'s numbers, also `/metrics`'s (one source).
-    pub async fn stats(&self) -> Result<crate::protocol::Stats, crate::store::StoreError> {
-        let rooms = self.rooms.stats().await.unwrap_or_default();
-        let messages = self.store.message_count().await?;
-        Ok(crate::protocol::Stats {
-            uptime: self.started.elapsed().as_secs(),
-            connections: self.connections(),
-            sessions: rooms.sessions,
-            users: rooms.users,
-            rooms: rooms.rooms,
-            messages,
-            delivered_per_sec: rooms.delivered_per_sec,
-            sendq_max: rooms.sendq_max,
-            writer_queue: self.log.queued(),
-            actor_queue: rooms.inbox,
-        })
-    }
-
     /// Open connections, guests included.
     pub fn connections(&self) -> usize {
         self.config.max_connections - self.slots.available_permits()
@@ -315,8 +296,6 @@ pub struct Listeners {
     pub plain: Option<TcpListener>,
     /// TLS (`--tls-listen`), with its reloadable certificate.
     pub tls: Option<(TcpListener, Arc<Tls>)>,
-    /// Prometheus's `/metrics` (`--metrics-listen`), if on.
-    pub metrics: Option<TcpListener>,
 }
 
 /// The next connection on `listener`; never, if there is none.
@@ -388,15 +367,7 @@ pub async fn run(
     let refusals = Arc::new(Semaphore::new(REFUSALS_IN_FLIGHT));
     let mut refusal_log = Throttled::default();
     let mut next_id: u64 = 0;
-    let Listeners {
-        plain,
-        tls,
-        metrics,
-    } = listeners;
-    if let Some(l) = metrics {
-        metrics::announce(&l);
-        tracker.spawn(metrics::serve(l, shared.clone(), shutdown.clone()));
-    }
+    let Listeners { plain, tls } = listeners;
     let (tls_listener, tls) = match tls {
         Some((l, t)) => (Some(l), Some(t)),
         None => (None, None),

@@ -712,10 +712,25 @@ impl Session {
     }
 
     async fn stats(&self) {
-        match self.shared.stats().await {
-            Ok(stats) => self.reply(Reply::Stats(&stats)),
-            Err(e) => self.error(&store_error(&e)),
-        }
+        let shared = &self.shared;
+        let rooms = shared.rooms.stats().await.unwrap_or_default();
+        let messages = match shared.store.message_count().await {
+            Ok(n) => n,
+            Err(e) => return self.error(&store_error(&e)),
+        };
+        let stats = protocol::Stats {
+            uptime: shared.started.elapsed().as_secs(),
+            connections: shared.connections(),
+            sessions: rooms.sessions,
+            users: rooms.users,
+            rooms: rooms.rooms,
+            messages,
+            delivered_per_sec: rooms.delivered_per_sec,
+            sendq_max: rooms.sendq_max,
+            writer_queue: shared.log.queued(),
+            actor_queue: rooms.inbox,
+        };
+        self.reply(Reply::Stats(&stats));
     }
 
     async fn rooms(&self) {
