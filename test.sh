@@ -12,6 +12,8 @@ command -v nc >/dev/null 2>&1 || need+=(netcat-openbsd)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v socat >/dev/null 2>&1 || need+=(socat)
 command -v ncat >/dev/null 2>&1 || need+=(ncat)
+# Prometheus's linter, for the /metrics scrape.
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi

@@ -162,6 +162,10 @@ pub struct Args {
     #[argh(option)]
     pub tls_listen: Option<SocketAddr>,
 
+    /// address to serve Prometheus metrics on, GET /metrics, e.g. 127.0.0.1:9878 (default: off) [env LINECHAT_METRICS_LISTEN]
+    #[argh(option)]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// the TLS certificate chain, PEM, leaf first; reloaded on SIGHUP [env LINECHAT_TLS_CERT]
     #[argh(option)]
     pub tls_cert: Option<PathBuf>,
@@ -328,6 +332,7 @@ pub const OPTIONS: &[&str] = &[
     "bcrypt-cost",
     "history-on-join",
     "history-on-join-missed",
+    "metrics-listen",
     "sync",
     "max-line",
     "max-connections",
@@ -489,6 +494,8 @@ pub struct Config {
     pub listen: Option<SocketAddr>,
     /// Where to listen for TLS, with the certificate chain and key files.
     pub tls: Option<TlsConfig>,
+    /// Where to serve `/metrics`, if at all.
+    pub metrics_listen: Option<SocketAddr>,
     /// Database file.
     pub db: PathBuf,
     /// bcrypt cost for new passwords.
@@ -601,9 +608,19 @@ impl Config {
                 "--listen none needs --tls-listen: there would be nothing to listen on".into(),
             );
         }
+        // Port 0 picks a free port for each: never the same one.
+        if let Some(m) = a.metrics_listen
+            && m.port() != 0
+            && (Some(m) == a.listen || Some(m) == a.tls_listen)
+        {
+            return Err(format!(
+                "--metrics-listen {m} is a chat port: metrics get a port of their own"
+            ));
+        }
         Ok(Config {
             listen: a.listen,
             tls,
+            metrics_listen: a.metrics_listen,
             db: a.db,
             bcrypt_cost: a.bcrypt_cost,
             history_on_join: a.history_on_join,

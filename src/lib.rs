@@ -19,6 +19,8 @@
 //!   state machine, line framing, rate limits and bcrypt off the async threads.
 //! - [`client`]: the `linechat` line client and the `linechatd health` check.
 //! - [`config`], [`logging`]: flags -> validated settings; text or JSON log lines.
+//! - [`meters`]: every metric's name and help, and the calls the parts record with (no-ops
+//!   unless `--metrics-listen` installed Prometheus's recorder); below every other part.
 //!
 //! One chat line: socket -> `server::codec` -> `Request::parse` -> session -> `log` (sequenced
 //! and committed in a group commit) -> `Event::Said` to the room actor (encoded once,
@@ -33,6 +35,7 @@ pub mod client;
 pub mod config;
 pub mod log;
 pub mod logging;
+pub mod meters;
 pub mod protocol;
 pub mod rooms;
 pub mod server;

@@ -393,7 +393,15 @@ async fn serve(config: Config) -> Result<(), String> {
     let shutdown = CancellationToken::new();
     tokio::spawn(on_signal(shutdown.clone()));
     tokio::spawn(on_hangup(hup, tls.as_ref().map(|(_, t)| t.clone())));
-    let listeners = server::Listeners { plain, tls };
+    let metrics = match config.metrics_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    let listeners = server::Listeners {
+        plain,
+        tls,
+        metrics,
+    };
     server::run(listeners, config, db, auth, shutdown)
         .await
         .map_err(|e| e.to_string())

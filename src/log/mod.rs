@@ -68,6 +68,8 @@ pub struct Committed {
     pub to: Option<User>,
     /// The recipient ignores the sender: it goes to the sender's sessions only.
     pub ignored: bool,
+    /// When its session read it, if metrics are on and it was read on this node.
+    pub read: Option<std::time::Instant>,
 }
 
 /// A join the log has recorded, with the room's recent messages read in the same order.
@@ -314,6 +316,8 @@ pub(crate) enum Op {
         to: Option<User>,
         /// An action (`#me`) rather than a plain message.
         action: bool,
+        /// When the session read it, if metrics are on: the start of its delivery latency.
+        read: Option<std::time::Instant>,
     },
     Join {
         session: SessionId,
@@ -476,6 +480,7 @@ impl Log {
             text,
             to: None,
             action,
+            read: crate::meters::start(),
         })
         .await
     }
@@ -497,6 +502,7 @@ impl Log {
             text,
             to: Some(to.clone()),
             action: false,
+            read: crate::meters::start(),
         })
         .await
     }

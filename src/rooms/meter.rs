@@ -8,6 +8,7 @@ const METER_SECS: usize = 60;
 pub struct Meter {
     counts: [u64; METER_SECS],
     stamps: [u64; METER_SECS],
+    total: u64,
 }
 
 impl Default for Meter {
@@ -15,6 +16,7 @@ impl Default for Meter {
         Meter {
             counts: [0; METER_SECS],
             stamps: [0; METER_SECS],
+            total: 0,
         }
     }
 }
@@ -28,6 +30,12 @@ impl Meter {
             self.counts[i] = 0;
         }
         self.counts[i] += n;
+        self.total += n;
+    }
+
+    /// Events ever.
+    pub fn total(&self) -> u64 {
+        self.total
     }
 
     /// Events per second over the minute ending at second `now`.

@@ -16,6 +16,7 @@ pub use meter::Meter;
 pub use table::{Entered, Left, RoomTable};
 
 use crate::log::{Applied, Committed, Event, Failure, Joined, Sink};
+use crate::meters;
 use crate::protocol::{ProtoError, Reply};
 use crate::{Incarnation, SessionId, UserId, epoch_of};
 use bytes::{Bytes, BytesMut};
@@ -119,6 +120,8 @@ pub struct RoomStats {
     pub rooms: usize,
     /// Lines delivered to sessions per second, averaged over the last minute.
     pub delivered_per_sec: f64,
+    /// Lines delivered to sessions, ever.
+    pub delivered: u64,
     /// The longest outbound queue, in items.
     pub sendq_max: usize,
     /// Commands waiting in the actor's inbox.
@@ -274,6 +277,7 @@ impl Actor {
             while let Some(session) = self.dropped.pop() {
                 if let Some(outbox) = self.forget(session) {
                     info!(conn = session; "dropped: outbound queue full (client not reading)");
+                    meters::slow_readers(1);
                     outbox.kill();
                     self.leave(session);
                 }
@@ -450,6 +454,7 @@ impl Actor {
             users: self.online.len(),
             rooms: self.table.room_count(),
             delivered_per_sec: self.delivered.rate(self.now_sec()),
+            delivered: self.delivered.total(),
             sendq_max: self.outboxes.values().map(Outbox::len).max().unwrap_or(0),
             inbox: self
                 .inbox
@@ -509,25 +514,28 @@ impl Actor {
 
     /// Delivers a batch of committed messages: each room's messages are encoded once, into one
     /// shared buffer, and queued to each member as one item (in commit order).
+    /// With metrics on, each room's buffer records its lines' delivery latency when its last
+    /// copy is written ([`meters::timed`]).
     fn deliver(&mut self, batch: Vec<Committed>) {
-        let mut rooms: Vec<(Arc<str>, BytesMut, u64)> = Vec::new();
+        let mut rooms: Vec<(Arc<str>, BytesMut, u64, Vec<std::time::Instant>)> = Vec::new();
         for c in &batch {
             if let Some(to) = &c.to {
                 self.private(c, to);
                 continue;
             }
-            let i = match rooms.iter().position(|(r, _, _)| *r == c.room) {
+            let i = match rooms.iter().position(|(r, ..)| *r == c.room) {
                 Some(i) => i,
                 None => {
-                    rooms.push((c.room.clone(), BytesMut::new(), 0));
+                    rooms.push((c.room.clone(), BytesMut::new(), 0, Vec::new()));
                     rooms.len() - 1
                 }
             };
             said(c).encode(&mut rooms[i].1);
             rooms[i].2 += 1;
+            rooms[i].3.extend(c.read);
         }
-        for (room, buf, lines) in rooms {
-            self.broadcast(&room, &buf.freeze(), lines, None);
+        for (room, buf, lines, read) in rooms {
+            self.broadcast(&room, &meters::timed(buf, read), lines, None);
         }
         // The sender's copy is its acknowledgement: it gets one even if it left meanwhile.
         for c in batch.into_iter().filter(|c| c.to.is_none()) {
@@ -568,12 +576,14 @@ impl Actor {
     /// A private message: to every session of the recipient here and every session of the
     /// sender here (the sender's copies are its acknowledgement), in log order with the rest.
     fn private(&mut self, c: &Committed, to: &crate::User) {
-        let line = Reply::Priv {
+        let mut line = BytesMut::new();
+        Reply::Priv {
             from: &c.name,
             to: &to.name,
             text: &c.text,
         }
-        .to_bytes();
+        .encode(&mut line);
+        let line = meters::timed(line, c.read.into_iter().collect());
         // A message to oneself reaches each session once; one the recipient ignores, only
         // the sender's.
         let users: &[crate::UserId] = if c.from == to.id || c.ignored {

@@ -18,6 +18,7 @@
 
 use crate::protocol::PASSWORD_MAX;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::Semaphore;
 
 /// Hashes and verifies passwords. Cheap to clone.
@@ -51,10 +52,11 @@ impl Auth {
         }
         let password = password.to_string();
         let cost = self.cost;
+        let queued = Instant::now();
         let Ok(_place) = self.hash_gate.acquire().await else {
             return Err(bcrypt::BcryptError::InvalidHash("worker failed"));
         };
-        self.blocking(move || bcrypt::hash(password, cost))
+        self.blocking(queued, move || bcrypt::hash(password, cost))
             .await
             .unwrap_or(Err(bcrypt::BcryptError::InvalidHash("worker failed")))
     }
@@ -69,17 +71,22 @@ impl Auth {
         };
         let password = password.to_string();
         let ok = self
-            .blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
+            .blocking(Instant::now(), move || {
+                bcrypt::verify(password, &hash).unwrap_or(false)
+            })
             .await
             .unwrap_or(false);
         known && ok
     }
 
+    /// Runs `f` on a worker once a permit is free; the wait since `queued` is measured.
     async fn blocking<T: Send + 'static>(
         &self,
+        queued: Instant,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Option<T> {
         let _permit = self.permits.acquire().await.ok()?;
+        crate::meters::bcrypt_waited(queued.elapsed());
         tokio::task::spawn_blocking(f).await.ok()
     }
 }

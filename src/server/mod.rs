@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod codec;
+mod exporter;
 pub mod live;
 pub mod ratelimit;
 pub mod sanctions;
@@ -14,6 +15,7 @@ use crate::config::Config;
 use crate::log::Log;
 use crate::log::cluster;
 use crate::log::local::{self, WriterOptions};
+use crate::meters;
 use crate::protocol::ProtoError;
 use crate::protocol::error::{BUSY_ADDRESS, BUSY_ADDRESS_GUESTS, BUSY_GUESTS, BUSY_SERVER};
 use crate::protocol::sanction::Until;
@@ -31,6 +33,7 @@ use std::net::IpAddr;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tls::Tls;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -108,6 +111,8 @@ pub struct Shared {
     pub started: std::time::Instant,
     /// Connection slots; those taken are the open connections.
     slots: Arc<Semaphore>,
+    /// Open connections on the TLS port.
+    tls_open: Arc<AtomicUsize>,
     /// Guest slots (`--max-guests`), when that limit is on.
     guests: Option<Arc<Semaphore>>,
     /// Guests per client address (`--max-guests-per-ip`).
@@ -119,6 +124,35 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// `#stats`'s numbers.
+    pub async fn stats(&self) -> Result<crate::protocol::Stats, crate::store::StoreError> {
+        self.snapshot().await.map(|s| s.stats)
+    }
+
+    /// `#stats`'s numbers and the few more `/metrics` reports, read at once (one source).
+    pub async fn snapshot(&self) -> Result<Snapshot, crate::store::StoreError> {
+        let rooms = self.rooms.stats().await.unwrap_or_default();
+        let messages = self.store.message_count().await?;
+        let stats = crate::protocol::Stats {
+            uptime: self.started.elapsed().as_secs(),
+            connections: self.connections(),
+            sessions: rooms.sessions,
+            users: rooms.users,
+            rooms: rooms.rooms,
+            messages,
+            delivered_per_sec: rooms.delivered_per_sec,
+            sendq_max: rooms.sendq_max,
+            writer_queue: self.log.queued(),
+            actor_queue: rooms.inbox,
+        };
+        Ok(Snapshot {
+            // Counted after the total: never more than it.
+            tls_connections: self.tls_open.load(Ordering::Relaxed).min(stats.connections),
+            delivered: rooms.delivered,
+            stats,
+        })
+    }
+
     /// Open connections, guests included.
     pub fn connections(&self) -> usize {
         self.config.max_connections - self.slots.available_permits()
@@ -240,12 +274,41 @@ impl Drop for IpSlot {
     }
 }
 
-/// What a connection holds for its whole life, until it is closed: its connection slot and
-/// its count for its address.
+/// `#stats`'s numbers and what else `/metrics` reports.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// `#stats`'s.
+    pub stats: crate::protocol::Stats,
+    /// Of the open connections, those on the TLS port.
+    pub tls_connections: usize,
+    /// Lines delivered to sessions, ever.
+    pub delivered: u64,
+}
+
+/// What a connection holds for its whole life, until it is closed: its connection slot, its
+/// count for its address, and its count as a TLS connection if it is one.
 #[derive(Debug)]
 pub struct Admission {
     _permit: tokio::sync::OwnedSemaphorePermit,
     _per_ip: IpSlot,
+    _tls: Option<TlsCount>,
+}
+
+/// One open TLS connection, counted while held.
+#[derive(Debug)]
+struct TlsCount(Arc<AtomicUsize>);
+
+impl TlsCount {
+    fn take(open: &Arc<AtomicUsize>) -> TlsCount {
+        open.fetch_add(1, Ordering::Relaxed);
+        TlsCount(open.clone())
+    }
+}
+
+impl Drop for TlsCount {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// What an accepted connection is handed: its admission, and its guest pass until it logs in.
@@ -296,6 +359,8 @@ pub struct Listeners {
     pub plain: Option<TcpListener>,
     /// TLS (`--tls-listen`), with its reloadable certificate.
     pub tls: Option<(TcpListener, Arc<Tls>)>,
+    /// Prometheus's `/metrics` (`--metrics-listen`), if on.
+    pub metrics: Option<TcpListener>,
 }
 
 /// The next connection on `listener`; never, if there is none.
@@ -316,6 +381,11 @@ pub async fn run(
     auth: Auth,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    // Before anything records: with no recorder, every metric is a no-op.
+    let recorder = match &listeners.metrics {
+        Some(_) => Some(exporter::install().map_err(std::io::Error::other)?),
+        None => None,
+    };
     // A cluster node's incarnation: new at every start, the high half of its sessions' ids.
     let epoch = crate::Incarnation::new(config.cluster.is_some());
     let rooms = Rooms::spawn(epoch.clone());
@@ -344,6 +414,7 @@ pub async fn run(
         register_total: per_hour(config.register_per_hour),
         started: std::time::Instant::now(),
         slots: limit.clone(),
+        tls_open: Arc::default(),
         guests: (config.max_guests > 0).then(|| Arc::new(Semaphore::new(config.max_guests))),
         guests_per_ip: Arc::new(PerIp {
             max: config.max_guests_per_ip,
@@ -367,7 +438,20 @@ pub async fn run(
     let refusals = Arc::new(Semaphore::new(REFUSALS_IN_FLIGHT));
     let mut refusal_log = Throttled::default();
     let mut next_id: u64 = 0;
-    let Listeners { plain, tls } = listeners;
+    let Listeners {
+        plain,
+        tls,
+        metrics,
+    } = listeners;
+    if let (Some(l), Some(recorder)) = (metrics, recorder) {
+        exporter::announce(&l);
+        tracker.spawn(exporter::serve(
+            l,
+            recorder,
+            shared.clone(),
+            shutdown.clone(),
+        ));
+    }
     let (tls_listener, tls) = match tls {
         Some((l, t)) => (Some(l), Some(t)),
         None => (None, None),
@@ -396,6 +480,7 @@ pub async fn run(
         let _ = SockRef::from(&stream).set_tcp_keepalive(&keepalive);
         // A banned network is refused before anything else: no slot, no handshake.
         let banned = shared.sanctions.network_ban(peer.ip());
+        let is_banned = banned.is_some();
         let admitted = match (banned, limit.clone().try_acquire_owned()) {
             (Some(ban), _) => Err(ProtoError::banned(&ban)),
             (None, Err(_)) => Err(ProtoError::busy(BUSY_SERVER)),
@@ -413,6 +498,7 @@ pub async fn run(
                     admission: Admission {
                         _permit: permit,
                         _per_ip: slot,
+                        _tls: is_tls.then(|| TlsCount::take(&shared.tls_open)),
                     },
                     guest,
                 };
@@ -432,6 +518,7 @@ pub async fn run(
                 };
             }
             Err(why) => {
+                meters::refused(is_banned);
                 if let Some(suppressed) = refusal_log.admit() {
                     info!(conn = id, peer:% = peer; "refused: {}{suppressed}", why.text);
                 }

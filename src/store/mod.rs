@@ -251,12 +251,16 @@ impl Store {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let pool = self.pool.clone();
-        tokio::task::spawn_blocking(move || {
+        let read = tokio::task::spawn_blocking(move || {
             let conn = pool.get()?;
             f(&conn)
         })
         .await
-        .map_err(|e| StoreError::Sqlite(e.to_string()))?
+        .map_err(|e| StoreError::Sqlite(e.to_string()))?;
+        if let Err(StoreError::Sqlite(_)) = &read {
+            crate::meters::storage_error();
+        }
+        read
     }
 
     /// The newest `limit` moderation actions, oldest first.

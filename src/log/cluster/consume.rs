@@ -97,6 +97,7 @@ impl Consumer {
                     continue;
                 };
                 let seq = info.stream_sequence;
+                crate::meters::consumer_lag(info.pending);
                 if seq <= last {
                     continue; // redelivered after a reset: applied already
                 }

@@ -326,9 +326,13 @@ async fn connect(
                 match event {
                     async_nats::Event::Connected => {
                         info!("cluster: connected to NATS");
+                        crate::meters::nats_connected(true);
                         connections.send_modify(|n| *n += 1);
                     }
-                    async_nats::Event::Disconnected => warn!("cluster: NATS connection lost"),
+                    async_nats::Event::Disconnected => {
+                        warn!("cluster: NATS connection lost");
+                        crate::meters::nats_connected(false);
+                    }
                     other => debug!("cluster: {other}"),
                 }
             }
@@ -345,7 +349,10 @@ async fn connect(
     let started = Instant::now();
     loop {
         match options.clone().connect(addrs.clone()).await {
-            Ok(client) => return Ok(client),
+            Ok(client) => {
+                crate::meters::nats_connected(true);
+                return Ok(client);
+            }
             Err(e)
                 if started.elapsed() < START_WAIT
                     && e.kind() != async_nats::ConnectErrorKind::AuthorizationViolation =>

@@ -188,6 +188,7 @@ async fn publish(
     body: Bytes,
     attempt: u32,
 ) -> std::pin::Pin<Box<dyn Future<Output = Attempt> + Send>> {
+    let sent_at = crate::meters::start();
     let sent = js
         .send_publish(
             SUBJECT,
@@ -201,6 +202,9 @@ async fn publish(
             Ok(ack) => ack.await.map(|_| ()),
             Err(e) => Err(e),
         };
+        if let (Ok(()), Some(at)) = (&result, sent_at) {
+            crate::meters::publish_acked(at.elapsed());
+        }
         let result = result.map_err(|e| {
             debug!("cluster: publish {id} attempt {attempt}: {e}");
             e.kind() == jetstream::context::PublishErrorKind::TimedOut

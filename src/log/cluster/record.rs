@@ -151,6 +151,7 @@ impl Record {
                 text,
                 to,
                 action,
+                ..
             } => Kind::Say {
                 session: *session,
                 user: user.id,
@@ -246,6 +247,7 @@ impl Record {
                     name: Arc::from(name),
                 }),
                 action,
+                read: None,
             },
             Kind::Join {
                 session,
@@ -432,6 +434,7 @@ mod tests {
             text: "héllo \"quoted\" {json} \\ ok".into(),
             to: None,
             action: false,
+            read: None,
         };
         let r = round_trip(&say);
         assert!(
@@ -447,6 +450,7 @@ mod tests {
                 name: Arc::from("Bob"),
             }),
             action: false,
+            read: None,
         });
         round_trip(&Op::Say {
             session: 5,
@@ -455,6 +459,7 @@ mod tests {
             text: "waves".into(),
             to: None,
             action: true,
+            read: None,
         });
         round_trip(&Op::Topic {
             user: user.clone(),

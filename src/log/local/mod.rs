@@ -257,6 +257,7 @@ impl Writer {
             .format("%Y-%m-%dT%H:%M:%S%.3fZ")
             .to_string();
         let seats = &mut self.seats;
+        let started = std::time::Instant::now();
         let result = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -265,6 +266,7 @@ impl Writer {
                 tx.commit()?;
                 Ok(dones)
             });
+        crate::meters::committed(n, started.elapsed());
         match result {
             Ok(dones) => {
                 self.seats.commit();
@@ -281,6 +283,7 @@ impl Writer {
             }
             Err(e) => {
                 self.seats.rollback();
+                crate::meters::storage_error();
                 error!("store: transaction of {n} operations rolled back: {e}");
                 ops.into_iter().map(not_done).collect()
             }

@@ -423,6 +423,7 @@ pub(super) fn finish(op: Op, done: Done) -> Outcome {
                 text,
                 to,
                 action,
+                read,
             },
             done @ (Done::Said(_) | Done::SaidIgnored(_)),
         ) => {
@@ -441,6 +442,7 @@ pub(super) fn finish(op: Op, done: Done) -> Outcome {
                 from: user.id,
                 to,
                 ignored,
+                read,
             })
         }
         (Op::Ignore { reply, .. }, Done::Nothing) => Outcome::Replied(reply, Ok(())),
@@ -602,6 +604,7 @@ mod tests {
                 text: format!("m{i}"),
                 to: None,
                 action: false,
+                read: None,
             });
         }
         let mut new_rooms = Vec::new();
@@ -698,6 +701,7 @@ mod tests {
                     text: format!("b{batch} m{k}"),
                     to: None,
                     action: false,
+                    read: None,
                 });
             }
             let mut new_rooms = Vec::new();

@@ -5,6 +5,7 @@
 use super::{Flow, Session, State, store_error, word_had_control};
 use crate::User;
 use crate::config::Registration;
+use crate::meters::{self, Outcome};
 use crate::protocol::{ProtoError, Reply};
 use crate::server::ratelimit;
 use bytes::BytesMut;
@@ -22,6 +23,7 @@ impl Session {
         let wait = by_ip.wait(&ip).max(total.wait(&()));
         if !wait.is_zero() {
             event!(info, self, "register {name} throttled");
+            meters::registration(Outcome::Throttled);
             return self.error(&ProtoError::register_throttled(ratelimit::retry_after_ms(
                 wait,
             )));
@@ -32,16 +34,19 @@ impl Session {
             Ok(h) => h,
             Err(e) => {
                 event!(warn, self, "bcrypt failed: {e}");
+                meters::registration(Outcome::Failed);
                 return self.error(&ProtoError::hash_failed());
             }
         };
         match self.shared.log.create_user(name, hash).await {
             Ok(user) => {
                 event!(info, self, "registered {}", user.name);
+                meters::registration(Outcome::Ok);
                 self.logged_in("register", user).await;
             }
             Err(e) => {
                 event!(info, self, "register {name} refused: {e}");
+                meters::registration(Outcome::Failed);
                 self.error(&store_error(&e));
             }
         }
@@ -122,6 +127,7 @@ impl Session {
         let throttled = self.login_throttle(&account);
         if !throttled.is_zero() {
             event!(info, self, "login {name} throttled");
+            meters::login(Outcome::Throttled);
             let ms = ratelimit::retry_after_ms(throttled);
             self.error(&ProtoError::login_throttled(ms));
             return self.login_failed();
@@ -133,6 +139,7 @@ impl Session {
             Ok(f) => f,
             Err(e) => {
                 event!(warn, self, "login lookup failed: {e}");
+                meters::login(Outcome::Failed);
                 self.error(&store_error(&e));
                 return Flow::Continue;
             }
@@ -144,6 +151,7 @@ impl Session {
             .filter(|b| !b.until.is_over(chrono::Utc::now()))
         {
             event!(info, self, "login {name} refused: banned");
+            meters::login(Outcome::Failed);
             self.error(&ProtoError::banned(ban));
             return Flow::Continue;
         }
@@ -156,6 +164,7 @@ impl Session {
         match user {
             Some(user) if ok => {
                 event!(info, self, "login {} succeeded", user.name);
+                meters::login(Outcome::Ok);
                 let id = user.id;
                 self.logged_in("login", user).await;
                 self.tell_unread(id).await;
@@ -163,6 +172,7 @@ impl Session {
             }
             _ => {
                 event!(info, self, "login {name} failed");
+                meters::login(Outcome::Failed);
                 self.charge_failure(&account);
                 self.error(&ProtoError::wrong_login());
                 self.login_failed()

@@ -459,6 +459,7 @@ impl Session {
             (r, Some(u)) if r.is_rate_limited() && !self.admit(&u) => {
                 let strikes = self.shared.config.flood_strikes;
                 return if self.strikes >= strikes {
+                    crate::meters::flood_close();
                     self.error(&ProtoError::flood(strikes));
                     Flow::Close("flooding")
                 } else {
@@ -548,6 +549,7 @@ impl Session {
                     event!(info, self, "rate limited");
                 }
                 if self.strikes < self.shared.config.flood_strikes {
+                    crate::meters::rate_limited();
                     let c = &self.shared.config;
                     let ms = ratelimit::retry_after_ms(wait);
                     self.error(&ProtoError::rate_limited(ms, c.rate_per_sec, c.rate_burst));
@@ -712,25 +714,10 @@ impl Session {
     }
 
     async fn stats(&self) {
-        let shared = &self.shared;
-        let rooms = shared.rooms.stats().await.unwrap_or_default();
-        let messages = match shared.store.message_count().await {
-            Ok(n) => n,
-            Err(e) => return self.error(&store_error(&e)),
-        };
-        let stats = protocol::Stats {
-            uptime: shared.started.elapsed().as_secs(),
-            connections: shared.connections(),
-            sessions: rooms.sessions,
-            users: rooms.users,
-            rooms: rooms.rooms,
-            messages,
-            delivered_per_sec: rooms.delivered_per_sec,
-            sendq_max: rooms.sendq_max,
-            writer_queue: shared.log.queued(),
-            actor_queue: rooms.inbox,
-        };
-        self.reply(Reply::Stats(&stats));
+        match self.shared.stats().await {
+            Ok(stats) => self.reply(Reply::Stats(&stats)),
+            Err(e) => self.error(&store_error(&e)),
+        }
     }
 
     async fn rooms(&self) {

@@ -44,10 +44,20 @@ impl Session {
     /// covers: how many, or `None` if there was nothing to act on.
     async fn enforce(&self, record: Moderation) -> Result<Option<usize>, StoreError> {
         let _held = self.shared.sanctions.refreshing.lock().await;
-        if self.shared.log.moderate(record).await? == Applied::Missing {
+        if self.moderate(record).await? == Applied::Missing {
             return Ok(None);
         }
         self.shared.refresh_sanctions().await.map(Some)
+    }
+
+    /// Commits `record` through the log, counting the action if it was taken.
+    async fn moderate(&self, record: Moderation) -> Result<Applied, StoreError> {
+        let action = record.action;
+        let applied = self.shared.log.moderate(record).await?;
+        if applied == Applied::Done {
+            crate::meters::moderated(action);
+        }
+        Ok(applied)
     }
 
     /// Answers a moderation verb: its reply, or the refusal.
@@ -71,11 +81,7 @@ impl Session {
                 reason: reason.to_string(),
                 effect: Effect::Kick { user: target.id },
             };
-            self.shared
-                .log
-                .moderate(record)
-                .await
-                .map_err(|e| store_error(&e))?;
+            self.moderate(record).await.map_err(|e| store_error(&e))?;
             let line = ProtoError::kicked(reason).to_bytes();
             let sessions = self.shared.rooms.kick(target.id, line).await;
             event!(
@@ -265,7 +271,7 @@ impl Session {
                 reason: reason.to_string(),
                 effect: Effect::Delete { id },
             };
-            match self.shared.log.moderate(record).await {
+            match self.moderate(record).await {
                 Ok(Applied::Done) => {
                     event!(info, self, "deleted message {id}: {reason}");
                     Ok(("delete", id.to_string()))

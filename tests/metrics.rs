@@ -1,0 +1,334 @@
+//! `/metrics` for Prometheus over real HTTP: its own port, `#stats`'s numbers (one source),
+//! Prometheus's text format as `promtool check metrics` reads it, 404 for anything else, and a
+//! chat port refused as its address.
+mod common;
+
+use common::{TestServer, run_daemon};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+/// The daemon's metrics address, from its log.
+fn metrics_addr(srv: &TestServer) -> String {
+    let line = srv
+        .wait_log("metrics on http://")
+        .expect("metrics announced");
+    let rest = &line[line.find("http://").unwrap() + "http://".len()..];
+    rest[..rest.find("/metrics").unwrap()].to_string()
+}
+
+/// One HTTP/1.1 request; the status line, the headers (lower case) and the body.
+fn http(addr: &str, method: &str, path: &str) -> (String, String, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let (status, headers) = head.split_once("\r\n").unwrap_or((head, ""));
+    (
+        status.to_string(),
+        headers.to_ascii_lowercase(),
+        body.to_string(),
+    )
+}
+
+/// The value of an unlabelled sample.
+fn sample(body: &str, name: &str) -> f64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("{name} missing:\n{body}"))
+        .parse()
+        .unwrap()
+}
+
+/// Runs `promtool check metrics` on `body`; panics with its complaint.
+fn promtool_accepts(body: &str) {
+    let mut lint = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (test.sh installs it)");
+    lint.stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = lint.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// One scrape's body, after a 200.
+fn scrape(addr: &str) -> String {
+    let (status, _, body) = http(addr, "GET", "/metrics");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    body
+}
+
+#[test]
+fn metrics_are_the_stats_in_prometheus_text_format() {
+    let srv = TestServer::start_with(&["--metrics-listen", "127.0.0.1:0"]);
+    let addr = metrics_addr(&srv);
+    let (mut alice, mut bob) = srv.alice_and_bob("kitchen");
+    alice.say("kitchen", "alice", "quince");
+    bob.expect("MSG kitchen alice quince");
+    bob.say("kitchen", "bob", "zebra");
+    alice.expect("MSG kitchen bob zebra");
+    let (status, headers, body) = http(&addr, "GET", "/metrics");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(
+        headers.contains("content-type: text/plain; version=0.0.4"),
+        "{headers}"
+    );
+    assert_eq!(sample(&body, "linechat_sessions"), 2.0);
+    assert_eq!(sample(&body, "linechat_users_online"), 2.0);
+    assert_eq!(sample(&body, "linechat_rooms_active"), 1.0);
+    assert_eq!(
+        sample(&body, r#"linechat_connections{listener="plain"}"#),
+        2.0
+    );
+    assert_eq!(
+        sample(&body, r#"linechat_connections{listener="tls"}"#),
+        0.0
+    );
+    assert_eq!(sample(&body, "linechat_messages_stored_total"), 2.0);
+    // alice's join (OK and welcome), bob's join to alice and to bob, each message to both.
+    assert_eq!(sample(&body, "linechat_deliveries_total"), 7.0);
+    assert_eq!(
+        sample(&body, r#"linechat_registrations_total{result="ok"}"#),
+        2.0
+    );
+    assert_eq!(sample(&body, r#"linechat_logins_total{result="ok"}"#), 0.0);
+    // Each message timed once, from its read to its write to the last of the two.
+    assert_eq!(
+        sample(&body, "linechat_delivery_latency_seconds_count"),
+        2.0
+    );
+    let latency = sample(&body, "linechat_delivery_latency_seconds_sum");
+    assert!(latency > 0.0 && latency < 2.0, "{latency}");
+    assert_eq!(
+        sample(
+            &body,
+            r#"linechat_delivery_latency_seconds_bucket{le="+Inf"}"#
+        ),
+        2.0
+    );
+    // Two accounts and two joins and two messages, in as many transactions or fewer.
+    let commits = sample(&body, "linechat_commit_batch_operations_count");
+    assert!((1.0..=6.0).contains(&commits), "{commits}");
+    assert!(sample(&body, "linechat_commit_batch_operations_sum") >= 6.0);
+    assert_eq!(
+        sample(&body, "linechat_commit_duration_seconds_count"),
+        commits
+    );
+    assert_eq!(sample(&body, "linechat_bcrypt_wait_seconds_count"), 2.0);
+    assert_eq!(sample(&body, "linechat_storage_errors_total"), 0.0);
+    assert!(body.contains("# TYPE linechat_messages_stored_total counter"));
+    assert!(body.contains("# TYPE linechat_uptime_seconds gauge"));
+    assert!(body.contains("# TYPE linechat_delivery_latency_seconds histogram"));
+    // No names or text in any sample or label (help texts are the daemon's own words).
+    for secret in ["alice", "bob", "kitchen", "quince", "zebra"] {
+        assert!(
+            !body
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .any(|l| l.contains(secret)),
+            "{secret} in:\n{body}"
+        );
+    }
+    // #stats says the same (one source).
+    alice.send("#stats");
+    let stats = alice.expect_prefix("STATS ");
+    for (key, name) in [
+        ("sessions", "linechat_sessions"),
+        ("users", "linechat_users_online"),
+        ("rooms", "linechat_rooms_active"),
+        ("messages", "linechat_messages_stored_total"),
+    ] {
+        let v: f64 = stats
+            .split(' ')
+            .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(v, sample(&body, name), "{key}");
+    }
+    // Prometheus's own linter reads it without a complaint.
+    promtool_accepts(&body);
+    // Anything else is 404; the chat port does not speak HTTP metrics.
+    assert_eq!(http(&addr, "GET", "/").0, "HTTP/1.1 404 Not Found");
+    assert_eq!(http(&addr, "GET", "/metricsx").0, "HTTP/1.1 404 Not Found");
+    assert_eq!(http(&addr, "POST", "/metrics").0, "HTTP/1.1 404 Not Found");
+    alice.expect_quiet();
+}
+
+/// Refusals and closes are counted as the client sees them: every `ERR ratelimit`, the flood
+/// close, each failed or throttled login.
+#[test]
+fn refusals_are_counted_as_clients_see_them() {
+    let srv = TestServer::start_with(&[
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--rate-burst",
+        "1",
+        "--rate-per-sec",
+        "1",
+    ]);
+    let addr = metrics_addr(&srv);
+    let mut a = srv.user("alice");
+    for i in 0..40 {
+        a.send(&format!("#all_messages 1 {}", i + 1));
+    }
+    let lines = a.until_closed();
+    let refusals = lines
+        .iter()
+        .filter(|l| l.starts_with("ERR ratelimit "))
+        .count();
+    assert_eq!(refusals, 19);
+    let mut wrong = srv.client();
+    wrong.send("#login alice not-the-password");
+    wrong.expect("ERR auth wrong name or password");
+    wrong.send("#login nobody not-the-password");
+    wrong.expect("ERR auth wrong name or password");
+    let body = scrape(&addr);
+    assert_eq!(sample(&body, "linechat_rate_limited_total"), 19.0);
+    assert_eq!(sample(&body, "linechat_flood_closes_total"), 1.0);
+    assert_eq!(
+        sample(&body, r#"linechat_logins_total{result="failed"}"#),
+        2.0
+    );
+    assert_eq!(sample(&body, r#"linechat_logins_total{result="ok"}"#), 0.0);
+    assert_eq!(
+        sample(&body, r#"linechat_registrations_total{result="ok"}"#),
+        1.0
+    );
+    // Three bcrypt calls: alice's hash, two checks (one against the dummy hash).
+    assert_eq!(sample(&body, "linechat_bcrypt_wait_seconds_count"), 3.0);
+    promtool_accepts(&body);
+}
+
+/// TLS connections by listener, refusals at accept, a slow reader's drop and an admin's kick.
+#[test]
+fn listeners_refusals_drops_and_moderation_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    common::self_signed(dir.path());
+    let cert = dir.path().join("cert.pem").display().to_string();
+    let key = dir.path().join("key.pem").display().to_string();
+    let srv = TestServer::start_tls(&[
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--max-connections",
+        "4",
+        "--sendq-lines",
+        "64",
+        "--sendq-bytes",
+        "65536",
+    ]);
+    let addr = metrics_addr(&srv);
+    let mut slow = srv.user("slow");
+    slow.join("g");
+    let mut fast = srv.user("fast");
+    fast.join("g");
+    let mut root = srv.user("root");
+    srv.make_admin("root");
+    // A TLS connection holds its slot from the handshake on: the fourth of four.
+    let _tls = TcpStream::connect(srv.tls_addr.unwrap()).unwrap();
+    let body = loop {
+        let body = scrape(&addr);
+        if sample(&body, r#"linechat_connections{listener="tls"}"#) == 1.0 {
+            break body;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(
+        sample(&body, r#"linechat_connections{listener="plain"}"#),
+        3.0
+    );
+    let mut refused = common::TestClient::connect_raw(srv.addr);
+    assert!(refused.line().starts_with("ERR busy "));
+    assert!(refused.is_closed());
+    let body = scrape(&addr);
+    assert_eq!(
+        sample(
+            &body,
+            r#"linechat_connections_refused_total{reason="busy"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &body,
+            r#"linechat_connections_refused_total{reason="banned"}"#
+        ),
+        0.0
+    );
+    // slow never reads again; fast writes until the room hears slow dropped.
+    slow.send("#ping");
+    let text = "x".repeat(4000);
+    let mut dropped = false;
+    for _ in 0..3000 {
+        fast.send(&text);
+        let mut l = fast.line();
+        if l == "LEAVE g slow 1" {
+            dropped = true;
+            l = fast.line();
+        }
+        assert_eq!(l, format!("MSG g fast {text}"));
+        if dropped {
+            break;
+        }
+    }
+    assert!(dropped, "the slow reader was never dropped");
+    root.send("#kick fast");
+    root.expect("OK kick fast 1");
+    let body = scrape(&addr);
+    assert_eq!(sample(&body, "linechat_slow_reader_drops_total"), 1.0);
+    assert_eq!(
+        sample(&body, r#"linechat_moderation_actions_total{action="kick"}"#),
+        1.0
+    );
+    assert_eq!(
+        sample(&body, r#"linechat_moderation_actions_total{action="ban"}"#),
+        0.0
+    );
+    promtool_accepts(&body);
+}
+
+#[test]
+fn metrics_are_off_by_default_and_never_on_a_chat_port() {
+    let mut srv = TestServer::start();
+    srv.client().expect_quiet();
+    srv.signal("TERM");
+    assert!(
+        srv.all_log().iter().all(|l| !l.contains("metrics on")),
+        "no metrics listener without --metrics-listen"
+    );
+    let (status, err) = run_daemon(&[
+        "--listen",
+        "127.0.0.1:7979",
+        "--metrics-listen",
+        "127.0.0.1:7979",
+    ]);
+    assert!(!status.success());
+    assert!(
+        err.contains(
+            "--metrics-listen 127.0.0.1:7979 is a chat port: metrics get a port of their own"
+        ),
+        "{err}"
+    );
+}
