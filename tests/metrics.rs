@@ -332,3 +332,67 @@ fn metrics_are_off_by_default_and_never_on_a_chat_port() {
         "{err}"
     );
 }
+
+/// Scrapes until `name` reads `want` (the NATS connection's state changes in the background).
+fn wait_for(addr: &str, name: &str, want: f64) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let body = scrape(addr);
+        if body
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse::<f64>().ok())
+            == Some(want)
+        {
+            return body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} never {want}:\n{body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A cluster node reports its NATS connection, its publishes' acknowledgements and its lag
+/// behind the stream; a message read on another node is not timed here.
+#[test]
+fn a_cluster_node_reports_its_stream() {
+    let mut nats = common::nats::Nats::start();
+    let url = nats.url();
+    let a = TestServer::start_with(&[
+        "--cluster",
+        &url,
+        "--node",
+        "a",
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ]);
+    let b = TestServer::start_with(&["--cluster", &url, "--node", "b"]);
+    let addr = metrics_addr(&a);
+    let mut ann = a.user("ann");
+    ann.join("lobby");
+    let mut bob = b.user("bob");
+    bob.join("lobby");
+    ann.expect("JOIN lobby bob 2");
+    ann.say("lobby", "ann", "from a");
+    bob.expect("MSG lobby ann from a");
+    bob.say("lobby", "bob", "from b");
+    ann.expect("MSG lobby bob from b");
+    let body = wait_for(&addr, "linechat_cluster_consumer_lag_records", 0.0);
+    assert_eq!(sample(&body, "linechat_cluster_nats_connected"), 1.0);
+    // ann's account, join and message at least (heartbeats are published too).
+    assert!(sample(&body, "linechat_cluster_publish_ack_seconds_count") >= 3.0);
+    assert!(body.contains("# TYPE linechat_cluster_publish_ack_seconds histogram"));
+    // Only ann's message was read here.
+    assert_eq!(
+        sample(&body, "linechat_delivery_latency_seconds_count"),
+        1.0
+    );
+    assert_eq!(sample(&body, "linechat_messages_stored_total"), 2.0);
+    promtool_accepts(&body);
+    nats.stop();
+    wait_for(&addr, "linechat_cluster_nats_connected", 0.0);
+    nats.restart();
+    wait_for(&addr, "linechat_cluster_nats_connected", 1.0);
+}

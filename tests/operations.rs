@@ -87,6 +87,36 @@ fn stats_for_logged_in_users() {
     assert_eq!(fields.len(), 10, "{l}");
 }
 
+/// `messages` counts stored messages, private ones and deleted ones included (a deleted
+/// message keeps its row), and goes on from the stored count after a restart.
+#[test]
+fn stats_count_stored_messages_across_restarts() {
+    let mut srv = TestServer::start();
+    let db = srv.db.clone();
+    let (mut a, mut b) = srv.alice_and_bob("g");
+    a.say("g", "alice", "one");
+    b.expect("MSG g alice one");
+    a.send("#msg bob psst");
+    a.expect("PRIV alice bob psst");
+    b.expect("PRIV alice bob psst");
+    let messages = |c: &mut common::TestClient| {
+        c.send("#stats");
+        let l = c.expect_prefix("STATS ");
+        l.split(' ')
+            .find_map(|kv| kv.strip_prefix("messages="))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(messages(&mut a), "2");
+    drop((a, b));
+    srv.signal("TERM");
+    let srv = TestServer::start_on(&db, &[]);
+    let mut a = srv.login("alice");
+    a.join("g");
+    a.say("g", "alice", "two");
+    assert_eq!(messages(&mut a), "3");
+}
+
 /// As the image runs it: configured only by environment variables, as an unprivileged user,
 /// its database in a data directory; SIGTERM exits 0 and the data is kept.
 #[test]

@@ -388,6 +388,8 @@ pub struct Log {
     /// The local log's thread, unparked after every queued request (it may be lingering for
     /// more to share a commit); `None` for a log run by a task.
     runner: Option<std::thread::Thread>,
+    /// Messages stored in the database, kept by the local writer (see [`Log::stored`]).
+    stored: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Log {
@@ -567,6 +569,12 @@ impl Log {
         if self.queue(Op::Sync { reply }).await.is_ok() {
             let _ = rx.await;
         }
+    }
+
+    /// Messages stored in this node's database, private ones included (a deleted message
+    /// keeps its row): counted when it was opened, then by the writer at every commit.
+    pub fn stored(&self) -> i64 {
+        self.stored.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Requests waiting for the log.

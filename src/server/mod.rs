@@ -132,7 +132,7 @@ impl Shared {
     /// `#stats`'s numbers and the few more `/metrics` reports, read at once (one source).
     pub async fn snapshot(&self) -> Result<Snapshot, crate::store::StoreError> {
         let rooms = self.rooms.stats().await.unwrap_or_default();
-        let messages = self.store.message_count().await?;
+        let messages = self.log.stored();
         let stats = crate::protocol::Stats {
             uptime: self.started.elapsed().as_secs(),
             connections: self.connections(),

@@ -108,6 +108,8 @@ pub struct Database {
     identity: Option<FileId>,
     /// The daemon's lock on the database, held until the writer has finished.
     lock: lock::DaemonLock,
+    /// Messages stored when it was opened.
+    messages: i64,
 }
 
 /// Every connection's settings: the busy timeout and foreign keys.
@@ -127,6 +129,8 @@ pub struct WriterDb {
     pub(crate) identity: Option<FileId>,
     /// The daemon's lock, held until the writer has finished.
     pub(crate) lock: lock::DaemonLock,
+    /// Messages stored when it was opened: the writer counts on from there.
+    pub(crate) messages: i64,
 }
 
 impl Database {
@@ -139,6 +143,7 @@ impl Database {
             path,
             identity,
             lock,
+            messages,
         } = self;
         (
             Store {
@@ -150,6 +155,7 @@ impl Database {
                 path,
                 identity,
                 lock,
+                messages,
             },
         )
     }
@@ -194,12 +200,19 @@ impl Database {
         writer
             .pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(|e| fail(&e))?;
+        // Counted once here (rows are never removed: a deleted message keeps its row); the
+        // writer counts every message it commits on top, so `#stats` and `/metrics` never
+        // count the table again.
+        let messages = writer
+            .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+            .map_err(|e| fail(&e))?;
         Ok(Database {
             writer,
             pool,
             path: path.to_path_buf(),
             identity: FileId::of(path),
             lock,
+            messages,
         })
     }
 }
@@ -233,18 +246,6 @@ pub struct Store {
 }
 
 impl Store {
-    /// Messages stored, ever (ids are never reused or deleted).
-    pub async fn message_count(&self) -> Result<i64, StoreError> {
-        self.read(|c| {
-            Ok(
-                c.query_row("SELECT coalesce(max(id), 0) FROM messages", [], |r| {
-                    r.get(0)
-                })?,
-            )
-        })
-        .await
-    }
-
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,

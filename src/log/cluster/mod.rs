@@ -191,6 +191,7 @@ pub async fn start(
         connections_seen,
     ));
     let (ops, rx) = mpsc::channel(QUEUE);
+    let stored = writer.stored.clone();
     let router = Router {
         js,
         client,
@@ -202,7 +203,11 @@ pub async fn start(
         next: 0,
     };
     tokio::spawn(router.run(rx));
-    Ok(Log { ops, runner: None })
+    Ok(Log {
+        ops,
+        runner: None,
+        stored,
+    })
 }
 
 /// How long a starting node waits for NATS and its JetStream to be ready (servers starting

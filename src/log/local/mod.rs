@@ -84,7 +84,9 @@ pub fn start(db: WriterDb, sink: impl Sink, options: WriterOptions) -> std::io::
         path,
         identity,
         lock,
+        messages,
     } = db;
+    let stored = Arc::new(std::sync::atomic::AtomicI64::new(messages));
     let file = WatchedFile {
         path: path.clone(),
         identity,
@@ -93,10 +95,11 @@ pub fn start(db: WriterDb, sink: impl Sink, options: WriterOptions) -> std::io::
     let checkpoints = std::thread::Builder::new()
         .name("linechat-checkpoint".into())
         .spawn(move || checkpoint::checkpointer(&path, writer_gone))?;
+    let counted = stored.clone();
     let runner = std::thread::Builder::new()
         .name("linechat-writer".into())
         .spawn(move || {
-            let stopped = Writer::new(conn, Box::new(sink), options, file).run(rx);
+            let stopped = Writer::new(conn, Box::new(sink), options, file, counted).run(rx);
             // The checkpointer's last checkpoint folds in everything committed, then a `stop`
             // returns; the lock is let go only after that.
             drop(alive);
@@ -111,6 +114,7 @@ pub fn start(db: WriterDb, sink: impl Sink, options: WriterOptions) -> std::io::
     Ok(Log {
         ops,
         runner: Some(runner),
+        stored,
     })
 }
 
@@ -137,6 +141,8 @@ struct Writer {
     batch_max: usize,
     /// See [`WriterOptions::linger`].
     linger: Duration,
+    /// Messages stored: see [`Log::stored`].
+    stored: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Writer {
@@ -145,6 +151,7 @@ impl Writer {
         sink: Box<dyn Sink>,
         options: WriterOptions,
         file: WatchedFile,
+        stored: Arc<std::sync::atomic::AtomicI64>,
     ) -> Writer {
         let mut wal = file.path.clone().into_os_string();
         wal.push("-wal");
@@ -159,6 +166,7 @@ impl Writer {
             seats: seen::Seats::new(options.missed_max),
             batch_max: options.batch_max.max(1),
             linger: options.linger,
+            stored,
         }
     }
 
@@ -321,6 +329,12 @@ impl Writer {
         // each room's share once and queue it to each member as one item.
         let mut said: Vec<Committed> = Vec::new();
         let mut stop = None;
+        let messages = outcomes
+            .iter()
+            .filter(|o| matches!(o, Outcome::Said(_)))
+            .count();
+        self.stored
+            .fetch_add(messages as i64, std::sync::atomic::Ordering::Relaxed);
         for o in outcomes {
             if let Outcome::Said(c) = o {
                 said.push(c);
