@@ -396,3 +396,176 @@ fn a_cluster_node_reports_its_stream() {
     nats.restart();
     wait_for(&addr, "linechat_cluster_nats_connected", 1.0);
 }
+
+/// The observability files beside the daemon.
+fn deploy(file: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy/observability")
+        .join(file)
+}
+
+/// Every `linechat_...` name in a PromQL expression.
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find("linechat_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        names.push(tail[..end].to_string());
+        rest = &tail[end..];
+    }
+    names
+}
+
+/// Every Prometheus expression of the dashboard's panels (its Loki panel's are LogQL).
+fn dashboard_exprs() -> Vec<String> {
+    let text = std::fs::read_to_string(deploy("grafana/dashboards/linechat.json")).unwrap();
+    let dash: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut exprs = Vec::new();
+    for panel in dash["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            if target["datasource"]["type"] == "prometheus" {
+                exprs.push(target["expr"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    for var in dash["templating"]["list"].as_array().unwrap() {
+        exprs.push(var["definition"].as_str().unwrap().to_string());
+    }
+    exprs
+}
+
+/// Every alert's expression in alerts.yml (`expr:` lines).
+fn alert_exprs() -> Vec<String> {
+    std::fs::read_to_string(deploy("alerts.yml"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("expr: "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every series name in a scrape (histograms' `_bucket`, `_sum` and `_count` included).
+fn series(body: &str) -> std::collections::BTreeSet<String> {
+    body.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l[..l.find(['{', ' ']).unwrap()].to_string())
+        .collect()
+}
+
+/// Every metric the dashboard and the alerts query is one a live node exports (a cluster
+/// node, which exports everything a single node does and the cluster's own), each panel
+/// has a query, and Prometheus reads the configuration and the rules.
+#[test]
+fn the_dashboard_and_alerts_query_only_exported_metrics() {
+    let nats = common::nats::Nats::start();
+    let srv = TestServer::start_with(&[
+        "--cluster",
+        &nats.url(),
+        "--node",
+        "a",
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ]);
+    let addr = metrics_addr(&srv);
+    let mut ann = srv.user("ann");
+    ann.join("lobby");
+    ann.say("lobby", "ann", "hello");
+    drop(ann);
+    let _ann = srv.login("ann");
+    let exported = series(&wait_for(&addr, "linechat_cluster_nats_connected", 1.0));
+    let exprs = dashboard_exprs();
+    assert!(exprs.len() >= 30, "{} expressions", exprs.len());
+    let mut queried = std::collections::BTreeSet::new();
+    for expr in exprs.iter().chain(&alert_exprs()) {
+        let names = metric_names(expr);
+        assert!(
+            !names.is_empty() || expr.contains("up{"),
+            "no metric in {expr}"
+        );
+        for name in names {
+            assert!(
+                exported.contains(&name),
+                "{name} (in {expr}) is not exported; exported: {exported:?}"
+            );
+            queried.insert(name);
+        }
+    }
+    // The dashboard shows every metric family the daemon has.
+    let families: std::collections::BTreeSet<String> = exported
+        .iter()
+        .map(|s| {
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| s.strip_suffix(suffix))
+                .unwrap_or(s);
+            base.to_string()
+        })
+        .collect();
+    for family in &families {
+        assert!(
+            queried.iter().any(|q| q.starts_with(family.as_str())),
+            "{family} is on no panel"
+        );
+    }
+    for (what, file) in [("config", "prometheus.yml"), ("rules", "alerts.yml")] {
+        let out = std::process::Command::new("promtool")
+            .args(["check", what])
+            .arg(deploy(file))
+            .output()
+            .expect("promtool (test.sh installs it)");
+        assert!(
+            out.status.success(),
+            "promtool check {what} {file}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Promtail's pipeline reads fields the daemon's JSON log lines have, with the timestamp in
+/// the format it parses, and makes labels only of the few-valued ones.
+#[test]
+fn promtail_reads_the_fields_the_daemon_logs() {
+    let config = std::fs::read_to_string(deploy("promtail.yaml")).unwrap();
+    // The json stage's `NAME: FIELD` lines, up to the next stage.
+    let stage = &config[config.find("- json:").unwrap()..];
+    let stage = &stage[..1 + stage[1..].find("\n      - ").unwrap()];
+    let fields: Vec<&str> = stage
+        .lines()
+        .filter_map(|l| l.trim().split_once(": "))
+        .map(|(_, field)| field)
+        .collect();
+    assert_eq!(fields, ["timestamp", "level", "target", "conn"]);
+    let labels = &config[config.find("- labels:").unwrap()..];
+    let labels = &labels[..labels.find("- structured_metadata:").unwrap()];
+    for unbounded in ["conn", "user", "room", "peer"] {
+        assert!(!labels.contains(unbounded), "{unbounded} as a label");
+    }
+    assert!(config.contains("format: RFC3339Nano"));
+    let mut srv = TestServer::start_with(&["--log-format", "json"]);
+    let mut c = srv.user("alice");
+    c.join("g");
+    drop(c);
+    srv.signal("TERM");
+    let lines: Vec<serde_json::Value> = srv
+        .all_log()
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let connected = lines
+        .iter()
+        .find(|l| l.get("conn").is_some())
+        .expect("a connection's line");
+    for field in fields {
+        assert!(connected.get(field).is_some(), "{field} in {connected}");
+    }
+    let at = connected["timestamp"].as_str().unwrap();
+    chrono::DateTime::parse_from_rfc3339(at).unwrap_or_else(|e| panic!("{at}: {e}"));
+    for l in &lines {
+        let level = l["level"].as_str().unwrap();
+        assert!(["ERROR", "WARN", "INFO", "DEBUG", "TRACE"].contains(&level));
+    }
+}
