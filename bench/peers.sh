@@ -15,6 +15,11 @@
 #                                  # nodes sharing the room through one JetStream nats-server, the
 #                                  # clients spread over both, as "linechatd-cluster", by default;
 #                                  # CPU is then both nodes' and nats-server's)
+#   METRICS=0 bench/peers.sh f1 l1 # without the metrics runs (F1 and L1 also run on linechatd
+#                                  # with --metrics-listen, /metrics scraped every second, as
+#                                  # "linechatd-metrics", by default)
+#   PEERS=0 RUNS=11 bench/peers.sh f1 l1   # linechatd's variants only: many paired rounds
+#                                  # for an A/B of a few percent
 #
 # Installs ngircd and inspircd from Debian's packages if they are missing. Every server starts
 # fresh for each scenario, with persistence on for linechatd (SQLite, --sync normal) and only its
@@ -30,6 +35,8 @@ SCENARIOS=("$@")
 
 TLS=${TLS:-1}
 CLUSTER=${CLUSTER:-1}
+METRICS=${METRICS:-1}
+PEERS=${PEERS:-1}
 [ "$CLUSTER" != 1 ] || scripts/install-nats-server.sh
 if ! command -v ngircd >/dev/null || ! command -v inspircd >/dev/null || ! command -v openssl >/dev/null; then
     apt-get update -qq
@@ -56,6 +63,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -su
 TLS_FLAGS=(--tls-listen 127.0.0.1:$PORT_TLS --tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem")
 PORT_LC2=7992   # the cluster's second node
 PORT_NATS=7993
+PORT_METRICS=7994
 PORT_NG=6670    # as in bench/ngircd.conf
 PORT_IN=6671    # as in bench/inspircd.conf
 
@@ -108,7 +116,28 @@ start_inspircd() {
     wait_port $PORT_IN
     # inspircd's own pid (the subshell exec'd it, so $! is it)
 }
+# Scrapes linechatd's /metrics every second, as Prometheus would (bash's own TCP: no client
+# to install), until stop_server.
+start_scraper() {
+    wait_port $PORT_METRICS
+    (
+        while sleep 1; do
+            { exec 3<>/dev/tcp/127.0.0.1/$PORT_METRICS \
+                && printf 'GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n' >&3 \
+                && cat <&3 >/dev/null; } 2>/dev/null || true
+            exec 3<&- 2>/dev/null || true
+        done
+    ) &
+    SCRAPER_PID=$!
+}
+SCRAPER_PID=
+
 stop_server() {
+    if [ -n "$SCRAPER_PID" ]; then
+        kill "$SCRAPER_PID" 2>/dev/null || true
+        wait "$SCRAPER_PID" 2>/dev/null || true
+        SCRAPER_PID=
+    fi
     kill "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
     SERVER_PID=
@@ -125,12 +154,16 @@ run_all() {
     local scenario=$1
     shift
     local servers=(linechatd ngircd inspircd)
+    [ "$PEERS" = 1 ] || servers=(linechatd)
     [ -z "${BEFORE:-}" ] || servers=(linechatd-before "${servers[@]}")
     if [ "$TLS" = 1 ] && { [ "$scenario" = f1 ] || [ "$scenario" = l1 ]; }; then
         servers=(linechatd-tls "${servers[@]}")
     fi
     if [ "$CLUSTER" = 1 ] && { [ "$scenario" = f1 ] || [ "$scenario" = l1 ]; }; then
         servers=(linechatd-cluster "${servers[@]}")
+    fi
+    if [ "$METRICS" = 1 ] && { [ "$scenario" = f1 ] || [ "$scenario" = l1 ]; }; then
+        servers=(linechatd-metrics "${servers[@]}")
     fi
     for server in "${servers[@]}"; do
         local tls=() addr also=()
@@ -141,6 +174,9 @@ run_all() {
                 proto=linechat; port=$PORT_TLS; tls=(--tls --tls-ca "$WORK/cert.pem") ;;
             linechatd-before) LINECHATD=$BEFORE start_linechatd --bcrypt-cost 4; proto=linechat; port=$PORT_LC ;;
             linechatd-cluster) start_cluster; proto=linechat; port=$PORT_LC ;;
+            linechatd-metrics)
+                start_linechatd --bcrypt-cost 4 --metrics-listen 127.0.0.1:$PORT_METRICS
+                start_scraper; proto=linechat; port=$PORT_LC ;;
             ngircd) start_ngircd; proto=irc; port=$PORT_NG ;;
             inspircd) start_inspircd; proto=irc; port=$PORT_IN ;;
         esac

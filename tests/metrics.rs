@@ -35,13 +35,16 @@ fn http(addr: &str, method: &str, path: &str) -> (String, String, String) {
     )
 }
 
-/// The value of an unlabelled sample.
-fn sample(body: &str, name: &str) -> f64 {
+/// The value of the sample `name` (with its labels, if any), if the body has it.
+fn value(body: &str, name: &str) -> Option<f64> {
     body.lines()
         .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("{name} missing:\n{body}"))
-        .parse()
-        .unwrap()
+        .and_then(|v| v.parse().ok())
+}
+
+/// The value of the sample `name`, which must be there.
+fn sample(body: &str, name: &str) -> f64 {
+    value(body, name).unwrap_or_else(|| panic!("{name} missing:\n{body}"))
 }
 
 /// Runs `promtool check metrics` on `body`; panics with its complaint.
@@ -72,6 +75,22 @@ fn scrape(addr: &str) -> String {
     let (status, _, body) = http(addr, "GET", "/metrics");
     assert_eq!(status, "HTTP/1.1 200 OK");
     body
+}
+
+/// Scrapes until `name` reads `want` (for what changes in the background).
+fn wait_for(addr: &str, name: &str, want: f64) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let body = scrape(addr);
+        if value(&body, name) == Some(want) {
+            return body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} never {want}:\n{body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 #[test]
@@ -248,13 +267,7 @@ fn listeners_refusals_drops_and_moderation_are_counted() {
     srv.make_admin("root");
     // A TLS connection holds its slot from the handshake on: the fourth of four.
     let _tls = TcpStream::connect(srv.tls_addr.unwrap()).unwrap();
-    let body = loop {
-        let body = scrape(&addr);
-        if sample(&body, r#"linechat_connections{listener="tls"}"#) == 1.0 {
-            break body;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let body = wait_for(&addr, r#"linechat_connections{listener="tls"}"#, 1.0);
     assert_eq!(
         sample(&body, r#"linechat_connections{listener="plain"}"#),
         3.0
@@ -331,27 +344,6 @@ fn metrics_are_off_by_default_and_never_on_a_chat_port() {
         ),
         "{err}"
     );
-}
-
-/// Scrapes until `name` reads `want` (the NATS connection's state changes in the background).
-fn wait_for(addr: &str, name: &str, want: f64) -> String {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let body = scrape(addr);
-        if body
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .and_then(|v| v.parse::<f64>().ok())
-            == Some(want)
-        {
-            return body;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{name} never {want}:\n{body}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
 }
 
 /// A cluster node reports its NATS connection, its publishes' acknowledgements and its lag
