@@ -561,3 +561,52 @@ fn promtail_reads_the_fields_the_daemon_logs() {
         assert!(["ERROR", "WARN", "INFO", "DEBUG", "TRACE"].contains(&level));
     }
 }
+
+/// Connections that never send a request are closed after the header timeout; while they hold
+/// every turn, more are closed at once; then scrapes are answered again. A request is answered
+/// once per connection (no keep-alive to hold a turn).
+#[test]
+fn idle_metrics_connections_are_bounded() {
+    use std::time::{Duration, Instant};
+    let srv = TestServer::start_with(&["--metrics-listen", "127.0.0.1:0"]);
+    let addr = metrics_addr(&srv);
+    let started = Instant::now();
+    let mut idle: Vec<TcpStream> = (0..8).map(|_| TcpStream::connect(&addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // A ninth is closed without an answer while the eight hold their turns.
+    let mut ninth = TcpStream::connect(&addr).unwrap();
+    ninth
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let _ = write!(ninth, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut got = Vec::new();
+    // Closed (an end of stream, or a reset: its request was unread), not merely unanswered
+    // within the read timeout.
+    let read = ninth.read_to_end(&mut got);
+    let closed = match &read {
+        Ok(0) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        Ok(_) => false,
+    };
+    assert!(closed, "{read:?} {got:?}");
+    // The silent ones are closed at the header timeout (5 s), not held.
+    for s in &mut idle {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+    }
+    let held = started.elapsed();
+    assert!(
+        held >= Duration::from_secs(4) && held < Duration::from_secs(9),
+        "{held:?}"
+    );
+    assert!(scrape(&addr).contains("linechat_uptime_seconds"));
+    // One request per connection: closed after its answer though the client asked nothing.
+    let mut one = TcpStream::connect(&addr).unwrap();
+    one.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(one, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    one.read_to_string(&mut answer)
+        .expect("closed after one answer");
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+}

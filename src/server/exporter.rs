@@ -21,10 +21,12 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-/// Scrapes served at once; more wait for a turn (a scraper is one process, or a few).
+/// Connections served at once; more are closed at once (a scraper is one process, or a few).
 const SCRAPES_AT_ONCE: usize = 8;
 /// How long a client may take to send its request headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest a connection lives, its request read and its answer written.
+const CONNECTION_LIFE: Duration = Duration::from_secs(10);
 /// Prometheus's text format's content type.
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// How often the histograms' samples are folded into their buckets.
@@ -84,8 +86,12 @@ pub async fn serve(
                 continue;
             }
         };
-        let Ok(turn) = turns.clone().acquire_owned().await else {
-            return;
+        // Never waiting for a turn here: the loop also drains the histograms, and a few
+        // connections that never finish must not stop that, nor the next scrape's accept for
+        // longer than their bounded life.
+        let Ok(turn) = turns.clone().try_acquire_owned() else {
+            debug!("metrics: {SCRAPES_AT_ONCE} connections open, {peer} closed");
+            continue;
         };
         let (shared, recorder) = (shared.clone(), recorder.clone());
         tokio::spawn(async move {
@@ -93,13 +99,18 @@ pub async fn serve(
                 let (shared, recorder) = (shared.clone(), recorder.clone());
                 async move { Ok::<_, std::convert::Infallible>(answer(&shared, &recorder, req).await) }
             });
+            // One request per connection, and a bounded life for it: a client that sends its
+            // request slowly, or never reads the answer, holds its turn for CONNECTION_LIFE
+            // at most.
             let served = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-            if let Err(e) = served {
-                debug!("metrics: connection from {peer}: {e}");
+                .keep_alive(false)
+                .serve_connection(TokioIo::new(stream), service);
+            match tokio::time::timeout(CONNECTION_LIFE, served).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => debug!("metrics: connection from {peer}: {e}"),
+                Err(_) => debug!("metrics: connection from {peer} took too long, closed"),
             }
             drop(turn);
         });
