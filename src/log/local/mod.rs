@@ -16,6 +16,7 @@
 //!   passes its bound: then the writer truncates it between two transactions.
 
 mod pace;
+mod room_ids;
 mod seen;
 mod sql;
 

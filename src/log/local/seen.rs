@@ -108,7 +108,7 @@ pub(super) fn move_seat(
             room,
             ..
         } => {
-            let room = super::sql::room_id(tx, cache, new_rooms, room)?;
+            let room = super::room_ids::room_id(tx, cache, new_rooms, room)?;
             seats.set(*session, Some((user.id, room)))
         }
         Op::Leave { session, .. } => seats.set(*session, None),
@@ -142,7 +142,7 @@ pub(super) fn record_seat(
             room,
             ..
         } => {
-            let room_id = super::sql::room_id(tx, cache, new_rooms, room)?;
+            let room_id = super::room_ids::room_id(tx, cache, new_rooms, room)?;
             tx.prepare_cached(
                 "INSERT INTO seats (session, user_id, room_id) VALUES (?1, ?2, ?3) \
                  ON CONFLICT (session) DO UPDATE SET user_id = excluded.user_id, \

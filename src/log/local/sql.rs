@@ -4,6 +4,7 @@ use super::super::{
     Applied, Committed, Effect, Event, Failure, Joined, Missed, Moderation, Op, STREAM, Topic,
 };
 use super::Outcome;
+use super::room_ids::room_id;
 use super::seen::{self, Seats};
 use crate::protocol::HistRow;
 use crate::store::StoreError;
@@ -533,26 +534,6 @@ fn refused(op: Op, reason: Failure) -> Outcome {
         Op::Health { reply } => Outcome::Health(reply, false),
         Op::Stop { done } => Outcome::Stop(done),
     }
-}
-
-/// The room's id, creating the room if needed. Rooms created in this transaction are noted so
-/// the cache learns them only once it commits.
-pub(super) fn room_id(
-    tx: &Connection,
-    cache: &HashMap<Arc<str>, i64>,
-    new_rooms: &mut Vec<Arc<str>>,
-    room: &Arc<str>,
-) -> rusqlite::Result<i64> {
-    if let Some(id) = cache.get(room) {
-        return Ok(*id);
-    }
-    tx.prepare_cached("INSERT INTO rooms (name) VALUES (?1) ON CONFLICT DO NOTHING")?
-        .execute(params![&**room])?;
-    let id = tx
-        .prepare_cached("SELECT id FROM rooms WHERE name = ?1")?
-        .query_row(params![&**room], |r| r.get(0))?;
-    new_rooms.push(room.clone());
-    Ok(id)
 }
 
 #[cfg(test)]
