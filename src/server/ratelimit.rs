@@ -124,12 +124,18 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
         self.with(key, |b, rate, now| b.take(rate, now))
     }
 
-    /// How long until `key` has a token, without taking it.
+    /// How long until `key` has a token, without taking it. A key with no bucket has a full
+    /// one, and gets none: checking every connection's address keeps nothing for it.
     pub fn wait(&self, key: &K) -> Duration {
         if self.disabled() {
             return Duration::ZERO;
         }
-        self.with(key, |b, rate, now| b.wait(rate, now))
+        let now = Instant::now();
+        let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get_mut(key) {
+            Some(b) => b.wait(self.rate, now),
+            None => TokenBucket::new(self.rate, now).wait(self.rate, now),
+        }
     }
 
     /// Takes a token for `key`, into debt if need be (a failed login).
@@ -207,5 +213,21 @@ mod tests {
         assert!(l.take(&2).is_ok());
         assert_eq!(retry_after_ms(Duration::from_micros(1)), 1);
         assert_eq!(retry_after_ms(Duration::from_micros(1500)), 2);
+    }
+
+    /// Checking keeps no bucket for a key that has none; a charged key's debt is seen.
+    #[test]
+    fn waiting_keeps_nothing_for_a_fresh_key() {
+        let l: Limiter<u32> = Limiter::new(2.0, 1.0);
+        for k in 0..1000 {
+            assert_eq!(l.wait(&k), Duration::ZERO);
+        }
+        let held = || l.buckets.lock().unwrap().len();
+        assert_eq!(held(), 0);
+        l.charge(&7);
+        assert_eq!(l.wait(&7), Duration::ZERO);
+        l.charge(&7);
+        assert!(l.wait(&7) > Duration::from_millis(900));
+        assert_eq!(held(), 1);
     }
 }
