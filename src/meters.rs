@@ -25,7 +25,7 @@ pub const SESSIONS: &str = "linechat_sessions";
 pub const USERS_ONLINE: &str = "linechat_users_online";
 /// Rooms with users in them (gauge).
 pub const ROOMS_ACTIVE: &str = "linechat_rooms_active";
-/// Messages stored, ever (counter).
+/// Messages stored in this node's database, ever, private ones included (counter).
 pub const MESSAGES_STORED: &str = "linechat_messages_stored_total";
 /// Lines delivered to sessions, ever (counter).
 pub const DELIVERIES: &str = "linechat_deliveries_total";
@@ -47,7 +47,7 @@ pub const DELIVERY_SECONDS: &str = "linechat_delivery_latency_seconds";
 pub const SLOW_READER_DROPS: &str = "linechat_slow_reader_drops_total";
 /// Connections refused at accept, by `reason` (`busy`, `banned`) (counter).
 pub const REFUSED: &str = "linechat_connections_refused_total";
-/// Chat lines refused with `ERR ratelimit` (counter).
+/// Requests refused with `ERR ratelimit` (counter).
 pub const RATE_LIMITED: &str = "linechat_rate_limited_total";
 /// Connections closed for flooding (counter).
 pub const FLOOD_CLOSES: &str = "linechat_flood_closes_total";
@@ -170,12 +170,12 @@ pub fn refused(banned: bool) {
     counter!(REFUSED, "reason" => reason).increment(1);
 }
 
-/// `n` connections were closed for not reading.
-pub fn slow_readers(n: usize) {
-    counter!(SLOW_READER_DROPS).increment(n as u64);
+/// A connection was closed for not reading.
+pub fn slow_reader() {
+    counter!(SLOW_READER_DROPS).increment(1);
 }
 
-/// A chat line was refused for the rate limit.
+/// A request was refused for the rate limit.
 pub fn rate_limited() {
     counter!(RATE_LIMITED).increment(1);
 }
@@ -255,7 +255,7 @@ pub fn describe() {
     describe_gauge!(ROOMS_ACTIVE, "Rooms with users in them");
     describe_counter!(
         MESSAGES_STORED,
-        "Messages stored, ever (ids are never reused)"
+        "Messages stored in this node's database, private ones included"
     );
     describe_counter!(DELIVERIES, "Lines delivered to sessions");
     describe_gauge!(
@@ -284,7 +284,7 @@ pub fn describe() {
         "Connections closed for not reading their deliveries"
     );
     describe_counter!(REFUSED, "Connections refused at accept, by reason");
-    describe_counter!(RATE_LIMITED, "Chat lines refused for the rate limit");
+    describe_counter!(RATE_LIMITED, "Requests refused with ERR ratelimit");
     describe_counter!(FLOOD_CLOSES, "Connections closed for flooding");
     describe_counter!(LOGINS, "Login attempts by result");
     describe_counter!(REGISTRATIONS, "Registration attempts by result");

@@ -277,7 +277,7 @@ impl Actor {
             while let Some(session) = self.dropped.pop() {
                 if let Some(outbox) = self.forget(session) {
                     info!(conn = session; "dropped: outbound queue full (client not reading)");
-                    meters::slow_readers(1);
+                    meters::slow_reader();
                     outbox.kill();
                     self.leave(session);
                 }
