@@ -130,17 +130,7 @@ async fn answer(
             "not found: GET /metrics\n",
         );
     }
-    match render(shared, recorder).await {
-        Ok(text) => respond(StatusCode::OK, CONTENT_TYPE, text),
-        Err(e) => {
-            warn!("metrics: {e}");
-            respond(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "text/plain",
-                "the database did not answer\n",
-            )
-        }
-    }
+    respond(StatusCode::OK, CONTENT_TYPE, render(shared, recorder).await)
 }
 
 fn respond(status: StatusCode, kind: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
@@ -154,8 +144,8 @@ fn respond(status: StatusCode, kind: &str, body: impl Into<Bytes>) -> Response<F
 
 /// Every gauge and counter `#stats` also reports, from one read of its numbers (the rest are
 /// recorded where they happen, see [`crate::meters`]).
-async fn render(shared: &Shared, recorder: &PrometheusHandle) -> Result<String, String> {
-    let s = shared.snapshot().await.map_err(|e| e.to_string())?;
+async fn render(shared: &Shared, recorder: &PrometheusHandle) -> String {
+    let s = shared.snapshot().await;
     let (t, tls) = (&s.stats, s.tls_connections);
     gauge!(meters::UPTIME).set(t.uptime as f64);
     gauge!(meters::CONNECTIONS, "listener" => "plain").set((t.connections - tls) as f64);
@@ -169,7 +159,7 @@ async fn render(shared: &Shared, recorder: &PrometheusHandle) -> Result<String, 
     gauge!(meters::SENDQ_MAX).set(t.sendq_max as f64);
     gauge!(meters::WRITER_QUEUE).set(t.writer_queue as f64);
     gauge!(meters::ACTOR_QUEUE).set(t.actor_queue as f64);
-    Ok(recorder.render())
+    recorder.render()
 }
 
 /// Logs where `/metrics` is served.

@@ -124,13 +124,9 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// `#stats`'s numbers.
-    pub async fn stats(&self) -> Result<crate::protocol::Stats, crate::store::StoreError> {
-        self.snapshot().await.map(|s| s.stats)
-    }
-
-    /// `#stats`'s numbers and the few more `/metrics` reports, read at once (one source).
-    pub async fn snapshot(&self) -> Result<Snapshot, crate::store::StoreError> {
+    /// `#stats`'s numbers and the few more `/metrics` reports, read at once (one source). No
+    /// database read: the stored count is the log's.
+    pub async fn snapshot(&self) -> Snapshot {
         let rooms = self.rooms.stats().await.unwrap_or_default();
         let messages = self.log.stored();
         let stats = crate::protocol::Stats {
@@ -145,12 +141,12 @@ impl Shared {
             writer_queue: self.log.queued(),
             actor_queue: rooms.inbox,
         };
-        Ok(Snapshot {
+        Snapshot {
             // Counted after the total: never more than it.
             tls_connections: self.tls_open.load(Ordering::Relaxed).min(stats.connections),
             delivered: rooms.delivered,
             stats,
-        })
+        }
     }
 
     /// Open connections, guests included.

@@ -714,10 +714,8 @@ impl Session {
     }
 
     async fn stats(&self) {
-        match self.shared.stats().await {
-            Ok(stats) => self.reply(Reply::Stats(&stats)),
-            Err(e) => self.error(&store_error(&e)),
-        }
+        let snapshot = self.shared.snapshot().await;
+        self.reply(Reply::Stats(&snapshot.stats));
     }
 
     async fn rooms(&self) {
