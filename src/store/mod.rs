@@ -257,7 +257,8 @@ impl Store {
             f(&conn)
         })
         .await
-        .map_err(|e| StoreError::Sqlite(e.to_string()))?;
+        .unwrap_or_else(|e| Err(StoreError::Sqlite(e.to_string())));
+        // Every failure is counted, the worker's own included.
         if let Err(StoreError::Sqlite(_)) = &read {
             crate::meters::storage_error();
         }
