@@ -610,3 +610,31 @@ fn idle_metrics_connections_are_bounded() {
         .expect("closed after one answer");
     assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
 }
+
+/// A transaction the disk refuses is counted as a storage error, once per `ERR storage` the
+/// sender sees.
+#[test]
+fn storage_errors_are_counted() {
+    let srv = TestServer::start_with_file_limit(1024, &["--metrics-listen", "127.0.0.1:0"]);
+    let addr = metrics_addr(&srv);
+    let mut a = srv.user("alice");
+    a.join("g");
+    let text = "f".repeat(4000);
+    let mut stored = 0;
+    loop {
+        a.send(&text);
+        let l = a.line();
+        if l.starts_with("ERR storage ") {
+            break;
+        }
+        assert_eq!(l, format!("MSG g alice {text}"));
+        stored += 1;
+        assert!(stored < 2000, "the file size limit never bit");
+    }
+    let body = scrape(&addr);
+    assert_eq!(sample(&body, "linechat_storage_errors_total"), 1.0);
+    assert_eq!(
+        sample(&body, "linechat_messages_stored_total"),
+        stored as f64
+    );
+}
