@@ -331,6 +331,19 @@ fn metrics_are_off_by_default_and_never_on_a_chat_port() {
         srv.all_log().iter().all(|l| !l.contains("metrics on")),
         "no metrics listener without --metrics-listen"
     );
+    assert!(
+        srv.all_log()
+            .iter()
+            .any(|l| l.contains("starting linechatd") && l.contains(" metrics-listen=none ")),
+        "the start line says metrics are off"
+    );
+    let mut on = TestServer::start_with(&["--metrics-listen", "127.0.0.1:0"]);
+    on.signal("TERM");
+    assert!(
+        on.all_log().iter().any(|l| l.contains("starting linechatd")
+            && l.contains(" metrics-listen=127.0.0.1:0 ")),
+        "the start line names the metrics address"
+    );
     let (status, err) = run_daemon(&[
         "--listen",
         "127.0.0.1:7979",

@@ -318,7 +318,7 @@ async fn serve(config: Config) -> Result<(), String> {
         "starting linechatd {}: listen={} db={} sync={:?} bcrypt-cost={} history-on-join={} \
          max-line={} max-connections={} max-per-ip={} sendq-lines={} sendq-bytes={} \
          rate-burst={} rate-per-sec={} login-timeout={}s idle-timeout={}s \
-         max-login-failures={} flood-strikes={} commit-linger={}ms tls-listen={} cluster={}",
+         max-login-failures={} flood-strikes={} commit-linger={}ms tls-listen={} metrics-listen={} cluster={}",
         env!("CARGO_PKG_VERSION"),
         config.listen.map_or("none".to_string(), |a| a.to_string()),
         config.db.display(),
@@ -341,6 +341,9 @@ async fn serve(config: Config) -> Result<(), String> {
             .tls
             .as_ref()
             .map_or("none".to_string(), |t| t.listen.to_string()),
+        config
+            .metrics_listen
+            .map_or("none".to_string(), |a| a.to_string()),
         // Never a secret: the credentials' Debug names only their kind.
         config
             .cluster
