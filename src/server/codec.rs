@@ -86,6 +86,9 @@ pub struct LineCodec {
     filtered: BytesMut,
     /// Whether the stream's first bytes have been looked at (for [`Line::TlsHello`]).
     started: bool,
+    /// `LinesCodec` may be discarding the rest of an overlong line (it does not say; this is
+    /// set when it reports one and cleared once a later line comes out).
+    discarding: bool,
 }
 
 impl LineCodec {
@@ -97,6 +100,7 @@ impl LineCodec {
             telnet: Telnet::default(),
             filtered: BytesMut::new(),
             started: false,
+            discarding: false,
         }
     }
 
@@ -120,12 +124,21 @@ impl LineCodec {
         buf.clear();
     }
 
-    fn map(&self, r: Result<Option<String>, LinesCodecError>) -> Result<Option<Line>, io::Error> {
+    fn map(
+        &mut self,
+        r: Result<Option<String>, LinesCodecError>,
+    ) -> Result<Option<Line>, io::Error> {
+        if let Ok(Some(_)) = r {
+            self.discarding = false;
+        }
         match r {
             Ok(Some(s)) if s.len() >= self.inner.max_length() => Ok(Some(Line::TooLong)),
             Ok(Some(s)) => Ok(Some(Line::Text(s))),
             Ok(None) => Ok(None),
-            Err(LinesCodecError::MaxLineLengthExceeded) => Ok(Some(Line::TooLong)),
+            Err(LinesCodecError::MaxLineLengthExceeded) => {
+                self.discarding = true;
+                Ok(Some(Line::TooLong))
+            }
             // LinesCodec does no I/O itself: its only I/O error is the UTF-8 check, raised after
             // the offending line was already taken out of the buffer.
             Err(LinesCodecError::Io(e)) if e.kind() == io::ErrorKind::InvalidData => {
@@ -168,11 +181,18 @@ impl Decoder for LineCodec {
 }
 
 impl LineCodec {
-    /// Frees the filter's buffer if it holds nothing (an idle connection keeps no buffers).
-    fn release(&mut self) {
-        if self.filtered.is_empty() {
-            self.filtered = BytesMut::new();
+    /// A codec for a stream whose first bytes were already looked at.
+    fn resumed(max_line: usize) -> Self {
+        LineCodec {
+            started: true,
+            ..LineCodec::new(max_line)
         }
+    }
+
+    /// Whether the codec holds nothing a new one would not (given whether it has `started`):
+    /// no bytes, no telnet sequence open, no overlong line being discarded.
+    fn is_at_rest(&self) -> bool {
+        self.filtered.is_empty() && self.telnet == Telnet::Data && !self.discarding
     }
 }
 
@@ -194,16 +214,17 @@ impl ReadSource for &TcpStream {
         buf: &mut BytesMut,
     ) -> Poll<io::Result<usize>> {
         loop {
-            // Readiness first, then the buffer: a connection waiting to be read holds none.
+            // Readiness first, then a read into the stack: the buffer grows by what came, not
+            // by a whole chunk, so a connection between lines holds (and churns) no big block.
             std::task::ready!(self.poll_read_ready(cx))?;
-            buf.reserve(READ_CHUNK);
-            match self.try_read_buf(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if buf.is_empty() {
-                        *buf = BytesMut::new();
-                    }
+            let mut chunk = [0u8; READ_CHUNK];
+            match self.try_read(&mut chunk) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Ok(n) => {
+                    buf.extend_from_slice(&chunk[..n]);
+                    return Poll::Ready(Ok(n));
                 }
-                r => return Poll::Ready(r),
+                Err(e) => return Poll::Ready(Err(e)),
             }
         }
     }
@@ -239,25 +260,35 @@ impl<T: AsyncRead + Unpin> ReadSource for Stream<T> {
     }
 }
 
-/// Reads lines with [`LineCodec`] from a [`ReadSource`], holding no read buffer while the
-/// connection is idle: it allocates only when there are bytes to read, and gives the memory
-/// back once every complete line has been taken. Cancel-safe: dropping [`LineReader::next`]
-/// mid-way loses nothing.
+/// Reads lines with [`LineCodec`] from a [`ReadSource`], holding no buffer and no framing
+/// state while the connection is idle: those are allocated when bytes arrive, and given back
+/// once every complete line has been taken (an idle connection's task keeps one pointer for
+/// them). Cancel-safe: dropping [`LineReader::next_line`] mid-way loses nothing.
 #[derive(Debug)]
 pub struct LineReader<R> {
     read: R,
-    codec: LineCodec,
-    buf: BytesMut,
+    /// What is between lines: bytes read and not yet framed, and the codec's state.
+    pending: Option<Box<Pending>>,
+    max_line: u32,
+    /// No byte has come yet (the codec looks at the first ones for a TLS hello).
+    fresh: bool,
     eof: bool,
 }
 
+#[derive(Debug)]
+struct Pending {
+    buf: BytesMut,
+    codec: LineCodec,
+}
+
 impl<R: ReadSource> LineReader<R> {
-    /// A reader of lines of at most `max_line` bytes.
+    /// A reader of lines of at most `max_line` bytes (at most `u32::MAX`).
     pub fn new(read: R, max_line: usize) -> Self {
         LineReader {
             read,
-            codec: LineCodec::new(max_line),
-            buf: BytesMut::new(),
+            pending: None,
+            max_line: u32::try_from(max_line).unwrap_or(u32::MAX),
+            fresh: true,
             eof: false,
         }
     }
@@ -274,20 +305,39 @@ impl<R: ReadSource> LineReader<R> {
 
     /// Polls for the next line.
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Line>>> {
+        let max_line = self.max_line as usize;
+        let fresh = self.fresh;
+        let p = self.pending.get_or_insert_with(|| {
+            Box::new(Pending {
+                buf: BytesMut::new(),
+                codec: if fresh {
+                    LineCodec::new(max_line)
+                } else {
+                    LineCodec::resumed(max_line)
+                },
+            })
+        });
         loop {
             if self.eof {
-                return Poll::Ready(self.codec.decode_eof(&mut self.buf).transpose());
+                return Poll::Ready(p.codec.decode_eof(&mut p.buf).transpose());
             }
-            match self.codec.decode(&mut self.buf) {
+            match p.codec.decode(&mut p.buf) {
                 Ok(Some(line)) => return Poll::Ready(Some(Ok(line))),
                 Ok(None) => {}
                 Err(e) => return Poll::Ready(Some(Err(e))),
             }
-            if self.buf.is_empty() {
-                self.buf = BytesMut::new();
-                self.codec.release();
-            }
-            match std::task::ready!(self.read.poll_read_into(cx, &mut self.buf)) {
+            let read = match self.read.poll_read_into(cx, &mut p.buf) {
+                Poll::Ready(r) => r,
+                Poll::Pending => {
+                    // Between lines: give the buffers and the codec back.
+                    self.fresh = !p.codec.started;
+                    if p.buf.is_empty() && p.codec.is_at_rest() {
+                        self.pending = None;
+                    }
+                    return Poll::Pending;
+                }
+            };
+            match read {
                 Ok(0) => self.eof = true,
                 Ok(_) => {}
                 Err(e) => return Poll::Ready(Some(Err(e))),
@@ -389,6 +439,93 @@ mod tests {
         assert_eq!(
             decode_all(10, b"caf\xe9\n#ping\n"),
             vec![Line::BadUtf8, Line::Text("#ping".into())]
+        );
+    }
+
+    /// A source that yields its chunks one per poll, `Pending` after each (as a socket
+    /// between packets), then end of stream.
+    struct Chunks(std::collections::VecDeque<Option<&'static [u8]>>);
+
+    impl ReadSource for Chunks {
+        fn poll_read_into(
+            &mut self,
+            _cx: &mut Context<'_>,
+            buf: &mut BytesMut,
+        ) -> Poll<io::Result<usize>> {
+            match self.0.pop_front() {
+                Some(Some(bytes)) => {
+                    buf.extend_from_slice(bytes);
+                    Poll::Ready(Ok(bytes.len()))
+                }
+                Some(None) => Poll::Pending,
+                None => Poll::Ready(Ok(0)),
+            }
+        }
+    }
+
+    /// Polls `r` until it is pending or done: the lines, and whether it ended.
+    fn drain(r: &mut LineReader<Chunks>) -> (Vec<Line>, bool) {
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut out = Vec::new();
+        loop {
+            match r.poll_next(&mut cx) {
+                Poll::Ready(Some(l)) => out.push(l.unwrap()),
+                Poll::Ready(None) => return (out, true),
+                Poll::Pending => return (out, false),
+            }
+        }
+    }
+
+    fn reader(max: usize, chunks: &[Option<&'static [u8]>]) -> LineReader<Chunks> {
+        LineReader::new(Chunks(chunks.iter().copied().collect()), max)
+    }
+
+    #[test]
+    fn an_idle_reader_holds_nothing_between_lines_and_keeps_what_is_unfinished() {
+        let mut r = reader(
+            100,
+            &[
+                Some(b"#ping\n"),
+                None,
+                Some(b"hel"),
+                None,
+                Some(b"lo\n"),
+                None,
+            ],
+        );
+        assert_eq!(drain(&mut r), (vec![Line::Text("#ping".into())], false));
+        assert!(r.pending.is_none(), "nothing held between lines");
+        assert_eq!(drain(&mut r), (vec![], false));
+        assert!(r.pending.is_some(), "half a line is kept");
+        assert_eq!(drain(&mut r), (vec![Line::Text("hello".into())], false));
+        assert!(r.pending.is_none());
+        assert_eq!(drain(&mut r), (vec![], true));
+    }
+
+    #[test]
+    fn state_that_spans_reads_survives_the_idle_release() {
+        // An overlong line still being discarded, an open telnet sequence, and a first byte
+        // that may begin a TLS hello: each is kept across the wait for more bytes.
+        let mut r = reader(5, &[Some(b"1234567890"), None, Some(b"123\n#a\n"), None]);
+        assert_eq!(drain(&mut r), (vec![Line::TooLong], false));
+        assert!(r.pending.is_some());
+        assert_eq!(drain(&mut r), (vec![Line::Text("#a".into())], false));
+        assert!(r.pending.is_none());
+        let mut r = reader(100, &[Some(b"x\n\xff"), None, Some(b"\xfd\x01y\n"), None]);
+        assert_eq!(drain(&mut r), (vec![Line::Text("x".into())], false));
+        assert!(r.pending.is_some());
+        assert_eq!(drain(&mut r), (vec![Line::Text("y".into())], false));
+        let mut r = reader(100, &[Some(&[0x16]), None, Some(&[0x03, 0x01]), None]);
+        assert_eq!(drain(&mut r), (vec![], false));
+        assert_eq!(drain(&mut r), (vec![Line::TlsHello], false));
+        // Past the first bytes, a released reader does not look for a hello again.
+        let mut r = reader(100, &[Some(b"a\n"), None, Some(b"\x16\x03b\n"), None]);
+        assert_eq!(drain(&mut r), (vec![Line::Text("a".into())], false));
+        assert!(r.pending.is_none());
+        assert_eq!(
+            drain(&mut r),
+            (vec![Line::Text("\u{16}\u{3}b".into())], false)
         );
     }
 }

@@ -238,7 +238,7 @@ impl Session {
             .attach(self.id, user.id, self.peer.ip(), self.outbox.clone())
             .await;
         self.reply(Reply::Ok(verb, &user.name));
-        self.state = State::LoggedIn(user);
+        self.state = State::LoggedIn(user, None);
         // No longer a guest: its guest slots go to the next connection.
         self.guest = None;
     }

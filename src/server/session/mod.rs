@@ -36,10 +36,10 @@ const KICKED: &str = "kicked";
 enum State {
     /// Connected, not logged in.
     Guest,
-    /// Logged in, in no room.
-    LoggedIn(User),
-    /// Logged in and seated in a room; chat lines go there.
-    InRoom(User, Arc<str>),
+    /// Logged in, and seated in a room (chat lines go there) or in none. (Two variants, not
+    /// three: the room's pointer is the niche that tells them apart, and every idle session's
+    /// task is 8 bytes smaller for it.)
+    LoggedIn(User, Option<Arc<str>>),
 }
 
 /// Whether the reader loop goes on after a request.
@@ -181,7 +181,6 @@ where
     W: AsyncWrite + Unpin + Send,
 {
     async move {
-        let outbox = s.outbox.clone();
         let mut flusher = Flusher::new();
         event!(info, s, "connected");
         for text in protocol::greeting() {
@@ -189,11 +188,12 @@ where
         }
         // Shutdown and the deadline reach the session through its outbox (see `live`): no
         // timer or shutdown future of its own in every idle connection's task.
-        let entered = s.shared.live.enter(s.id, &outbox);
+        let entered = s.shared.live.enter(s.id, &s.outbox);
         if !entered {
-            outbox.stop(Stop::Shutdown);
+            s.outbox.stop(Stop::Shutdown);
         }
-        outbox.set_deadline(s.shared.deadline_in(s.shared.config.login_timeout));
+        s.outbox
+            .set_deadline(s.shared.deadline_in(s.shared.config.login_timeout));
         let mut first_line = true;
         let mut quit = false;
         let reason = loop {
@@ -202,7 +202,7 @@ where
             let reading = !s.outbox.is_full();
             let item = tokio::select! {
                 biased;
-                stop = outbox.stopped() => match stop {
+                stop = s.outbox.stopped() => match stop {
                     Stop::Shutdown => {
                         let line = Reply::Info(SHUTDOWN).to_bytes();
                         Box::pin(s.depart(&mut flusher, &mut write, Some(line), false)).await;
@@ -248,9 +248,9 @@ where
                         s.error(&ProtoError::http());
                         break "spoke HTTP";
                     }
-                    // Boxed: the request futures (bcrypt, store round trips) are large, and an idle
-                    // session should not carry their space.
-                    Box::pin(s.handle(&protocol::sanitize(&line), &line)).await
+                    // Boxed, the line with it: the request futures (bcrypt, store round trips)
+                    // are large, and an idle session should not carry their space.
+                    Box::pin(s.handle_line(line)).await
                 }
             };
             match flow {
@@ -263,7 +263,8 @@ where
             }
             // Anything a logged-in client sends keeps it alive; a guest's clock never resets.
             if !matches!(s.state, State::Guest) {
-                outbox.set_deadline(s.shared.deadline_in(s.shared.config.idle_timeout));
+                s.outbox
+                    .set_deadline(s.shared.deadline_in(s.shared.config.idle_timeout));
             }
         };
         s.shared.live.leave(s.id);
@@ -282,6 +283,7 @@ where
         // connection's slots are held until then. Closing a socket with unread input makes the
         // kernel send RST, and the client could lose the lines just written. A connection
         // dropped for not reading is closed at once instead.
+        let outbox = s.outbox.clone();
         let admission = s.admission.take();
         drop(s);
         let closing = async {
@@ -384,7 +386,7 @@ impl Session {
 
     fn room_name(&self) -> &str {
         match &self.state {
-            State::InRoom(_, r) => r,
+            State::LoggedIn(_, Some(r)) => r,
             _ => "",
         }
     }
@@ -392,8 +394,13 @@ impl Session {
     fn user(&self) -> Option<&User> {
         match &self.state {
             State::Guest => None,
-            State::LoggedIn(u) | State::InRoom(u, _) => Some(u),
+            State::LoggedIn(u, _) => Some(u),
         }
+    }
+
+    /// Serves one line as it came.
+    async fn handle_line(&mut self, raw: String) -> Flow {
+        self.handle(&protocol::sanitize(&raw), &raw).await
     }
 
     /// Serves one request: `line` is the cleaned line, `raw` the line as it came (a password
@@ -564,7 +571,7 @@ impl Session {
         let history = self.shared.config.history_on_join;
         match self.shared.log.join(self.id, &user, &room, history).await {
             Ok(count) => {
-                self.state = State::InRoom(user, room);
+                self.state = State::LoggedIn(user, Some(room));
                 event!(info, self, "joined ({count} users)");
             }
             Err(e) => {
@@ -575,17 +582,17 @@ impl Session {
     }
 
     async fn leave(&mut self, user: User) {
-        if !matches!(self.state, State::InRoom(..)) {
+        if !matches!(self.state, State::LoggedIn(_, Some(_))) {
             return self.error(&ProtoError::not_in_room());
         }
         match self.shared.log.leave(self.id).await {
             Ok(Some(room)) => {
                 event!(info, self, "left");
-                self.state = State::LoggedIn(user);
+                self.state = State::LoggedIn(user, None);
                 self.reply(Reply::Ok("leave", &room));
             }
             Ok(None) => {
-                self.state = State::LoggedIn(user);
+                self.state = State::LoggedIn(user, None);
                 self.error(&ProtoError::not_in_room());
             }
             Err(e) => self.error(&store_error(&e)),
@@ -594,7 +601,7 @@ impl Session {
 
     /// A chat line, or with `action` a `#me` line, in the session's room.
     async fn say(&mut self, user: User, text: &str, action: bool) {
-        let State::InRoom(_, room) = &self.state else {
+        let State::LoggedIn(_, Some(room)) = &self.state else {
             return self.error(&ProtoError::not_in_room());
         };
         if let Some(until) = self.shared.sanctions.muted(user.id) {

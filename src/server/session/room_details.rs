@@ -11,7 +11,7 @@ impl Session {
     /// every node gets `TOPIC` in order with the room's messages; then `OK topic ROOM`. Anyone
     /// in the room may set it, as in a channel without +t; a muted user may not.
     pub(super) async fn topic(&mut self, user: User, text: Option<&str>) {
-        let State::InRoom(_, room) = &self.state else {
+        let State::LoggedIn(_, Some(room)) = &self.state else {
             return self.error(&ProtoError::not_in_room());
         };
         let room = room.clone();
