@@ -220,6 +220,41 @@ fn connect_from(src: &str, to: SocketAddr) -> TcpStream {
     sock.into()
 }
 
+/// Connects until the server lets a connection in (a closed one gives its places back once
+/// its close is done); panics if it is still refused after a few seconds.
+fn admitted_soon(addr: std::net::SocketAddr) -> TestClient {
+    for _ in 0..100 {
+        let mut c = TestClient::connect_raw(addr);
+        let first = c.line();
+        if first.starts_with("INFO linechat ") {
+            c.line(); // the greeting's second line
+            return c;
+        }
+        assert!(first.starts_with("ERR busy "), "{first}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("still refused: the closed connection's places were not given back");
+}
+
+#[test]
+fn the_server_wide_limit_counts_open_connections_and_frees_closed_ones() {
+    let srv = TestServer::start_with(&["--max-connections", "2", "--max-per-ip", "0"]);
+    // Logged in, both: a guest would be held to the guests' own share of the slots.
+    let mut a = srv.user("alice");
+    let _b = srv.user("bob");
+    let mut c = TestClient::connect_raw(srv.addr);
+    c.expect("ERR busy the server is full, try again later");
+    assert!(c.until_closed().is_empty());
+    a.send("#quit");
+    a.expect("OK quit");
+    drop(a);
+    let mut d = admitted_soon(srv.addr);
+    d.send("#ping");
+    d.expect("PONG");
+    let mut e = TestClient::connect_raw(srv.addr);
+    e.expect("ERR busy the server is full, try again later");
+}
+
 #[test]
 fn per_address_connection_limit() {
     let srv = TestServer::start_with(&["--max-per-ip", "2"]);
@@ -235,6 +270,13 @@ fn per_address_connection_limit() {
     d.expect_prefix("INFO linechat ");
     a.send("#ping");
     a.expect("PONG");
+    // A connection that ends gives its address's place back, whether it quits or drops.
+    a.send("#quit");
+    a.expect("OK quit");
+    drop(a);
+    admitted_soon(srv.addr);
+    drop(_b);
+    admitted_soon(srv.addr);
 
     let srv = TestServer::start_with(&["--max-per-ip", "0", "--max-guests-per-ip", "0"]);
     let clients: Vec<TestClient> = (0..70).map(|_| srv.client()).collect();

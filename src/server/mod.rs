@@ -112,7 +112,9 @@ pub struct Shared {
     /// Connection slots; those taken are the open connections.
     slots: Arc<Semaphore>,
     /// Open connections on the TLS port.
-    tls_open: Arc<AtomicUsize>,
+    tls_open: AtomicUsize,
+    /// Open connections per client address (`--max-per-ip`).
+    per_ip: PerIp,
     /// Guest slots (`--max-guests`), when that limit is on.
     guests: Option<Arc<Semaphore>>,
     /// Guests per client address (`--max-guests-per-ip`).
@@ -152,6 +154,16 @@ impl Shared {
     /// Open connections, guests included.
     pub fn connections(&self) -> usize {
         self.config.max_connections - self.slots.available_permits()
+    }
+
+    /// Gives back what a connection's [`Admission`] took: its slot, its count for its address,
+    /// and its count as a TLS connection.
+    pub(crate) fn release(&self, ip: IpAddr, tls: bool) {
+        self.per_ip.uncount(ip);
+        if tls {
+            self.tls_open.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.slots.add_permits(1);
     }
 
     /// Milliseconds since the daemon started: the clock of the sessions' deadlines.
@@ -239,16 +251,35 @@ struct IpSlot {
 }
 
 impl PerIp {
-    fn take(per_ip: &Arc<PerIp>, ip: IpAddr) -> Option<IpSlot> {
-        if per_ip.max > 0 {
-            let mut counts = per_ip.counts.lock().unwrap_or_else(|e| e.into_inner());
+    /// Counts a connection from `ip`; false if the address has its fill.
+    fn count(&self, ip: IpAddr) -> bool {
+        if self.max > 0 {
+            let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
             let n = counts.entry(ip).or_insert(0);
-            if *n >= per_ip.max {
-                return None;
+            if *n >= self.max {
+                return false;
             }
             *n += 1;
         }
-        Some(IpSlot {
+        true
+    }
+
+    /// Uncounts a connection from `ip`.
+    fn uncount(&self, ip: IpAddr) {
+        if self.max == 0 {
+            return;
+        }
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = counts.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&ip);
+            }
+        }
+    }
+
+    fn take(per_ip: &Arc<PerIp>, ip: IpAddr) -> Option<IpSlot> {
+        per_ip.count(ip).then(|| IpSlot {
             per_ip: per_ip.clone(),
             ip,
         })
@@ -257,16 +288,7 @@ impl PerIp {
 
 impl Drop for IpSlot {
     fn drop(&mut self) {
-        if self.per_ip.max == 0 {
-            return;
-        }
-        let mut counts = self.per_ip.counts.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = counts.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                counts.remove(&self.ip);
-            }
-        }
+        self.per_ip.uncount(self.ip);
     }
 }
 
@@ -282,28 +304,62 @@ pub struct Snapshot {
 }
 
 /// What a connection holds for its whole life, until it is closed: its connection slot, its
-/// count for its address, and its count as a TLS connection if it is one.
-#[derive(Debug)]
+/// count for its address, and its count as a TLS connection if it is one. Given back when
+/// dropped, unless a session took it over ([`Admission::hand_over`]): the session knows its
+/// address and port already and gives it back itself ([`Shared::release`]), so an idle
+/// connection carries nothing for it.
 pub struct Admission {
-    _permit: tokio::sync::OwnedSemaphorePermit,
-    _per_ip: IpSlot,
-    _tls: Option<TlsCount>,
+    /// `None` once handed over.
+    shared: Option<Arc<Shared>>,
+    ip: IpAddr,
+    tls: bool,
 }
 
-/// One open TLS connection, counted while held.
-#[derive(Debug)]
-struct TlsCount(Arc<AtomicUsize>);
+impl Admission {
+    /// Takes a connection's counts from `ip`, its slot being `permit`; `None` if the address
+    /// has its fill.
+    fn take(
+        shared: &Arc<Shared>,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        ip: IpAddr,
+        tls: bool,
+    ) -> Option<Admission> {
+        if !shared.per_ip.count(ip) {
+            return None;
+        }
+        // Given back by `Shared::release`, with the other counts.
+        permit.forget();
+        if tls {
+            shared.tls_open.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(Admission {
+            shared: Some(shared.clone()),
+            ip,
+            tls,
+        })
+    }
 
-impl TlsCount {
-    fn take(open: &Arc<AtomicUsize>) -> TlsCount {
-        open.fetch_add(1, Ordering::Relaxed);
-        TlsCount(open.clone())
+    /// The session takes over: it calls [`Shared::release`] with the same address when it ends.
+    pub(crate) fn hand_over(mut self) {
+        self.shared = None;
     }
 }
 
-impl Drop for TlsCount {
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admission")
+            .field("ip", &self.ip)
+            .field("tls", &self.tls)
+            .field("handed_over", &self.shared.is_none())
+            .finish()
+    }
+}
+
+impl Drop for Admission {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        if let Some(shared) = self.shared.take() {
+            shared.release(self.ip, self.tls);
+        }
     }
 }
 
@@ -398,10 +454,6 @@ pub async fn run(
             .map_err(std::io::Error::other)?,
     };
     let limit = Arc::new(Semaphore::new(config.max_connections));
-    let per_ip = Arc::new(PerIp {
-        max: config.max_per_ip,
-        counts: Mutex::new(HashMap::new()),
-    });
     let shared = Arc::new(Shared {
         message_rate: Limiter::new(config.rate_burst.into(), config.rate_per_sec.into()),
         login_by_ip: Limiter::new(LOGIN_FAILURE_BURST, LOGIN_FAILURE_REFILL_PER_SEC),
@@ -410,7 +462,11 @@ pub async fn run(
         register_total: per_hour(config.register_per_hour),
         started: std::time::Instant::now(),
         slots: limit.clone(),
-        tls_open: Arc::default(),
+        tls_open: AtomicUsize::new(0),
+        per_ip: PerIp {
+            max: config.max_per_ip,
+            counts: Mutex::new(HashMap::new()),
+        },
         guests: (config.max_guests > 0).then(|| Arc::new(Semaphore::new(config.max_guests))),
         guests_per_ip: Arc::new(PerIp {
             max: config.max_guests_per_ip,
@@ -480,24 +536,16 @@ pub async fn run(
         let admitted = match (banned, limit.clone().try_acquire_owned()) {
             (Some(ban), _) => Err(ProtoError::banned(&ban)),
             (None, Err(_)) => Err(ProtoError::busy(BUSY_SERVER)),
-            (None, Ok(permit)) => match PerIp::take(&per_ip, peer.ip()) {
+            (None, Ok(permit)) => match Admission::take(&shared, permit, peer.ip(), is_tls) {
                 None => Err(ProtoError::busy(BUSY_ADDRESS)),
-                Some(slot) => shared
+                Some(admission) => shared
                     .guest_pass(peer.ip())
-                    .map(|guest| (permit, slot, guest)),
+                    .map(|guest| Passes { admission, guest }),
             },
         };
         match admitted {
             // The handshake counts toward both limits: the slot is taken before it starts.
-            Ok((permit, slot, guest)) => {
-                let passes = Passes {
-                    admission: Admission {
-                        _permit: permit,
-                        _per_ip: slot,
-                        _tls: is_tls.then(|| TlsCount::take(&shared.tls_open)),
-                    },
-                    guest,
-                };
+            Ok(passes) => {
                 let shared = shared.clone();
                 // The session's own future is the task: no wrapper around it keeping a second
                 // copy of its arguments in every idle connection.

@@ -9,7 +9,7 @@ use crate::protocol::{self, HistRow, ProtoError, Reply, Request, Verb};
 use crate::rooms::outbox::{Flusher, Outbox, SocketOf, Stop};
 use crate::server::codec::{Line, LineReader, ReadSource, Stream};
 use crate::server::ratelimit;
-use crate::server::{Admission, GuestPass, Passes, Shared};
+use crate::server::{GuestPass, Passes, Shared};
 use crate::store::StoreError;
 use crate::{SessionId, User};
 use bytes::{Bytes, BytesMut};
@@ -95,8 +95,15 @@ struct Session {
     /// The guest slots this connection holds until it logs in (boxed: a logged-in session,
     /// the one that idles for hours, keeps 8 bytes for it).
     guest: Option<Box<GuestPass>>,
-    /// The connection's slots, given back once it is closed (boxed for the same reason).
-    admission: Option<Box<Admission>>,
+}
+
+/// The connection's admission (its slot and counts, see [`Admission::hand_over`]) is given
+/// back when the session is dropped: the last thing its task does, once the client has
+/// closed too or the close timed out.
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.shared.release(self.peer.ip(), self.secure);
+    }
 }
 
 /// Logs with the connection's fields as key-values: `conn` (the trace id), `peer`, and once
@@ -283,11 +290,8 @@ where
         // connection's slots are held until then. Closing a socket with unread input makes the
         // kernel send RST, and the client could lose the lines just written. A connection
         // dropped for not reading is closed at once instead.
-        let outbox = s.outbox.clone();
-        let admission = s.admission.take();
-        drop(s);
         let closing = async {
-            if flusher.flush(&outbox, &mut write).await.is_ok() {
+            if flusher.flush(&s.outbox, &mut write).await.is_ok() {
                 let _ = write.shutdown().await;
                 while let Some(Ok(_)) = lines.next_line().await {}
             }
@@ -297,9 +301,10 @@ where
             .await
             .is_err()
         {
-            outbox.kill();
+            s.outbox.kill();
         }
-        drop(admission);
+        // Gives the connection's slots back (see `Drop for Session`).
+        drop(s);
     }
 }
 
@@ -313,6 +318,7 @@ impl Session {
         secure: bool,
         passes: Passes,
     ) -> Session {
+        passes.admission.hand_over();
         Session {
             id,
             secure,
@@ -323,7 +329,6 @@ impl Session {
             login_failures: 0,
             strikes: 0,
             guest: Some(Box::new(passes.guest)),
-            admission: Some(Box::new(passes.admission)),
         }
     }
 
