@@ -41,7 +41,13 @@ fn main() -> ExitCode {
         }
     };
     logging::init(config.log_format);
-    let runtime = match tokio::runtime::Runtime::new() {
+    // Blocking work is bounded where it is queued (bcrypt's permits, the store's reader
+    // turns); the pool is capped as well, so bursts cannot leave dozens of parked threads.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(8)
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("linechatd: cannot start the runtime: {e}");

@@ -148,6 +148,7 @@ impl Database {
         (
             Store {
                 pool,
+                readers: Arc::new(tokio::sync::Semaphore::new(READERS as usize)),
                 searches: Arc::new(tokio::sync::Semaphore::new(SEARCHES_AT_ONCE)),
             },
             WriterDb {
@@ -240,6 +241,11 @@ impl FileId {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    /// One turn per pooled reader: a read waits for its turn here, on the async side, before
+    /// it takes a blocking thread. Without it a burst of reads (thousands of logins at once)
+    /// had tokio start a blocking thread for each, every one parked on the pool with its
+    /// stack and its share of the allocator's caches, kept after the burst.
+    readers: Arc<tokio::sync::Semaphore>,
     /// One search at a time, whoever asks: a search may take a core for up to its deadline,
     /// and the other core stays with chat (docs/performance.md, H2).
     searches: Arc<tokio::sync::Semaphore>,
@@ -252,7 +258,16 @@ impl Store {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let pool = self.pool.clone();
+        let turn = self
+            .readers
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Closed)?;
         let read = tokio::task::spawn_blocking(move || {
+            // Held by the thread, not the caller: a read whose caller went away still counts
+            // until it has finished.
+            let _turn = turn;
             let conn = pool.get()?;
             f(&conn)
         })
