@@ -3,6 +3,10 @@
 # and a slim Debian runtime running as an unprivileged user, its database on the /data volume.
 
 FROM rust:1-slim-bookworm AS builder
+# make: the allocator's build (tikv-jemalloc-sys runs jemalloc's configure and make).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends make=4.3-4.1 \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Dependencies first: this layer is rebuilt only when Cargo.toml, Cargo.lock or the build
 # settings (.cargo/config.toml: SQLite's compile-time options) change.

@@ -20,6 +20,15 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+/// jemalloc, not glibc's malloc: tokio aligns every task and every socket's readiness record
+/// to 128 bytes, and glibc serves each such allocation by carving a larger chunk and freeing
+/// the slack, which small allocations seldom refill; jemalloc's size classes hold them with
+/// no slack. Its options (one arena, small thread caches: a daemon whose work is mostly
+/// idle connections) are set at build time in `.cargo/config.toml`, and can be overridden at
+/// run time with `_RJEM_MALLOC_CONF` (docs/performance.md, "where an idle connection's bytes go").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     match argv.first().map(String::as_str) {
