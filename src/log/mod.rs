@@ -88,8 +88,18 @@ pub struct Joined {
     pub missed: Option<Missed>,
     /// The room's topic, if one is set.
     pub topic: Option<Topic>,
-    /// Told the room's user count once the session is seated.
-    pub reply: oneshot::Sender<usize>,
+    /// Told once the session is seated.
+    pub reply: oneshot::Sender<Seated>,
+}
+
+/// A join's answer to its session, once seated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seated {
+    /// Distinct users in the room now.
+    pub count: usize,
+    /// The room's name as the room table holds it: the session keeps this one, so a room's
+    /// members share one copy of its name instead of one each.
+    pub room: Arc<str>,
 }
 
 /// The messages a returning user missed in a room, as a join replays them.
@@ -324,7 +334,7 @@ pub(crate) enum Op {
         user: User,
         room: Arc<str>,
         history: u32,
-        reply: oneshot::Sender<usize>,
+        reply: oneshot::Sender<Seated>,
     },
     Leave {
         session: SessionId,
@@ -509,15 +519,16 @@ impl Log {
         .await
     }
 
-    /// Records a join and has the sink seat the session; returns the room's user count. The
-    /// actor queues `OK join`, the welcome and the replay to the session itself.
+    /// Records a join and has the sink seat the session; returns the room's user count and
+    /// its shared name. The actor queues `OK join`, the welcome and the replay to the session
+    /// itself.
     pub async fn join(
         &self,
         session: SessionId,
         user: &User,
         room: &Arc<str>,
         history: u32,
-    ) -> Result<usize, StoreError> {
+    ) -> Result<Seated, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.queue(Op::Join {
             session,

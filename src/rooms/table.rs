@@ -64,6 +64,7 @@ impl RoomTable {
             };
         }
         let left = self.leave(session);
+        let room = self.name(room).unwrap_or(room).clone();
         let users = self.rooms.entry(room.clone()).or_default();
         let present = users.entry(user.id).or_insert_with(|| Present {
             name: user.name.clone(),
@@ -75,7 +76,7 @@ impl RoomTable {
         self.seats.insert(
             session,
             Seat {
-                room: room.clone(),
+                room,
                 user: user.id,
             },
         );
@@ -103,6 +104,12 @@ impl RoomTable {
             count,
             last,
         })
+    }
+
+    /// `room`'s name as the table holds it (one copy, shared by every seat there), if anyone
+    /// is in it.
+    pub fn name(&self, room: &str) -> Option<&Arc<str>> {
+        self.rooms.get_key_value(room).map(|(name, _)| name)
     }
 
     /// The room `session` is in.
@@ -179,6 +186,24 @@ mod tests {
             id,
             name: name.into(),
         }
+    }
+
+    #[test]
+    fn a_room_keeps_one_copy_of_its_name_for_every_seat() {
+        let mut t = RoomTable::default();
+        let first: Arc<str> = "general".into();
+        let later: Arc<str> = "general".into();
+        t.join(10, &user(1, "alice"), &first);
+        t.join(20, &user(2, "bob"), &later);
+        let name = t.name("general").unwrap();
+        assert!(Arc::ptr_eq(name, &first));
+        assert!(
+            Arc::ptr_eq(t.room_of(20).unwrap(), &first),
+            "bob's seat shares it"
+        );
+        drop(later);
+        assert_eq!(Arc::strong_count(&first), 4, "the key, two seats and ours");
+        assert_eq!(t.name("elsewhere"), None);
     }
 
     #[test]

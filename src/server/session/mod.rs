@@ -4,7 +4,7 @@
 //! The session writes its own replies to its [`Outbox`]; room traffic (`MSG`, `JOIN`, `LEAVE`,
 //! and the `OK join` + welcome + replay item) is queued by the room actor into the same outbox.
 
-use crate::log::{Departure, Health};
+use crate::log::{Departure, Health, Seated};
 use crate::protocol::{self, HistRow, ProtoError, Reply, Request, Verb};
 use crate::rooms::outbox::{Flusher, Outbox, SocketOf, Stop};
 use crate::server::codec::{Line, LineReader, ReadSource, Stream};
@@ -575,7 +575,7 @@ impl Session {
         let room: Arc<str> = room.into();
         let history = self.shared.config.history_on_join;
         match self.shared.log.join(self.id, &user, &room, history).await {
-            Ok(count) => {
+            Ok(Seated { count, room }) => {
                 self.state = State::LoggedIn(user, Some(room));
                 event!(info, self, "joined ({count} users)");
             }
