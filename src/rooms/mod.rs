@@ -659,10 +659,9 @@ impl Actor {
             Reply::Hist(h).encode(&mut buf);
         }
         self.send(j.session, buf.freeze());
-        let room = self.table.name(&j.room).unwrap_or(&j.room).clone();
         let _ = j.reply.send(crate::log::Seated {
             count: entered.count,
-            room,
+            room: entered.room,
         });
     }
 }

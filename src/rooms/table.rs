@@ -27,6 +27,8 @@ pub struct Entered {
     pub first: bool,
     /// The room the session left to come here, if any.
     pub left: Option<Left>,
+    /// The room's name as the table holds it: one copy, shared by every seat there.
+    pub room: Arc<str>,
 }
 
 /// Result of a session leaving its room.
@@ -61,6 +63,7 @@ impl RoomTable {
                 count: self.count(room),
                 first: false,
                 left: None,
+                room: seat.room.clone(),
             };
         }
         let left = self.leave(session);
@@ -76,11 +79,16 @@ impl RoomTable {
         self.seats.insert(
             session,
             Seat {
-                room,
+                room: room.clone(),
                 user: user.id,
             },
         );
-        Entered { count, first, left }
+        Entered {
+            count,
+            first,
+            left,
+            room,
+        }
     }
 
     /// Takes `session` out of its room, if it is in one.
@@ -194,7 +202,12 @@ mod tests {
         let first: Arc<str> = "general".into();
         let later: Arc<str> = "general".into();
         t.join(10, &user(1, "alice"), &first);
-        t.join(20, &user(2, "bob"), &later);
+        let e = t.join(20, &user(2, "bob"), &later);
+        assert!(
+            Arc::ptr_eq(&e.room, &first),
+            "the join hands out the table's copy"
+        );
+        drop(e);
         let name = t.name("general").unwrap();
         assert!(Arc::ptr_eq(name, &first));
         assert!(
@@ -250,7 +263,8 @@ mod tests {
             Entered {
                 count: 1,
                 first: false,
-                left: None
+                left: None,
+                room: b.clone(),
             }
         );
         assert_eq!(t.sessions_in("b").collect::<Vec<_>>(), vec![1]);
